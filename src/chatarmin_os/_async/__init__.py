@@ -1,0 +1,1 @@
+"""The async client (hand-written; the source of the generated ``_sync`` package)."""

@@ -1,0 +1,164 @@
+"""``AsyncChatarminOS``: the client class with every namespace of the API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+import httpx
+
+from .._base import DEFAULT_MAX_RETRIES, ClientConfig
+from .._concurrency import AsyncSleeper
+from .._inputs import Hints, HintsDict
+from .._models import OnboardResult
+from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
+from .._validate import compact, optional_str, optional_timestamp, require_str
+from ._base_client import AsyncBaseClient
+from .resources.billing import AsyncBilling
+from .resources.companies import AsyncCompanies, hints_input
+from .resources.contacts import AsyncContacts
+from .resources.features import AsyncFeatures
+from .resources.links import AsyncLinks
+from .resources.subscriptions import AsyncSubscriptions
+from .resources.tiers import AsyncTiers
+
+__all__ = ["AsyncChatarminOS"]
+
+
+class AsyncChatarminOS(AsyncBaseClient):
+    """The ChatarminOS API client for async code.
+
+    Args:
+        api_key: your ``os_sk_...`` key; defaults to the ``OS_API_KEY`` environment variable.
+        base_url: defaults to ``CHATARMIN_OS_BASE_URL``, else
+            ``https://os.chatarmin.com/api/v1``. A path prefix such as ``/api/v1`` is kept.
+        timeout: seconds, an :class:`httpx.Timeout`, or ``None`` for none; default 30 s
+            (5 s to connect).
+        max_retries: retries of a failed call (default 2); see the README for what retries.
+        transformer: ``"json"`` (default) or ``"superjson"``, as the server is set up.
+        http_client: your own :class:`httpx.AsyncClient` (proxies, custom transport, ...).
+            It is yours: closing this client leaves it open.
+        default_headers: extra headers sent with every request.
+        sleep: how to wait between retries (default: ``anyio.sleep``); for tests.
+
+    Use it as an async context manager, or call :meth:`aclose` when done.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | httpx.URL | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        transformer: Transformer = "json",
+        http_client: httpx.AsyncClient | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        sleep: AsyncSleeper | None = None,
+    ) -> None:
+        config = ClientConfig.create(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            transformer=transformer,
+            default_headers=default_headers,
+        )
+        self._setup(config, http_client, sleep)
+        self._init_resources()
+
+    def _init_resources(self) -> None:
+        self.companies = AsyncCompanies(self)
+        """Customer companies: look up, create, update, smart-link."""
+        self.contacts = AsyncContacts(self)
+        """People at a company."""
+        self.features = AsyncFeatures(self)
+        """Feature entitlements and limits."""
+        self.billing = AsyncBilling(self)
+        """Usage tracking, Stripe checkout and subscriptions, billing status."""
+        self.tiers = AsyncTiers(self)
+        """Subscription tiers."""
+        self.subscriptions = AsyncSubscriptions(self)
+        """Alias of ``tiers.apply`` as ``subscriptions.create``."""
+        self.links = AsyncLinks(self)
+        """Manual product links."""
+
+    def with_options(
+        self,
+        *,
+        api_key: str | NotGiven = NOT_GIVEN,
+        base_url: str | httpx.URL | NotGiven = NOT_GIVEN,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        transformer: Transformer | NotGiven = NOT_GIVEN,
+        default_headers: Mapping[str, str] | NotGiven = NOT_GIVEN,
+    ) -> AsyncChatarminOS:
+        """A copy with some options changed, sharing this client's connection pool.
+
+        ``default_headers`` are added to the current ones. Closing the copy leaves the pool
+        open; it closes with the client that made it.
+
+        Example::
+
+            patient = client.with_options(timeout=120, max_retries=5)
+        """
+        copy = object.__new__(type(self))
+        config = self._config.changed(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            transformer=transformer,
+            default_headers=default_headers,
+        )
+        copy._setup(config, self._client, self._sleep, owns_client=False)
+        copy._init_resources()
+        return copy
+
+    async def onboard(
+        self,
+        *,
+        external_org_id: str,
+        label: str,
+        hints: Hints | HintsDict | NotGiven = NOT_GIVEN,
+        tier_code: str | NotGiven = NOT_GIVEN,
+        checkout_session_id: str | NotGiven = NOT_GIVEN,
+        stripe_subscription_id: str | NotGiven = NOT_GIVEN,
+        stripe_customer_id: str | NotGiven = NOT_GIVEN,
+        contact_email: str | NotGiven = NOT_GIVEN,
+        contact_name: str | NotGiven = NOT_GIVEN,
+        created_at: datetime | str | NotGiven = NOT_GIVEN,
+    ) -> OnboardResult:
+        """Onboard a customer in one call (procedure ``onboard``).
+
+        Smart-links (or creates) the company and links your org id, then, when given: claims
+        the Stripe checkout session, links the Stripe subscription, applies ``tier_code``
+        and adds the contact. All of it or nothing.
+
+        Example::
+
+            result = await client.onboard(
+                external_org_id="org_abc123",
+                label="My Product",
+                hints={"company_name": "Acme Inc", "domain": "acme.com"},
+                tier_code="free",
+            )
+            print(result.company_id, result.link_status)
+        """
+        payload = compact(
+            {
+                "externalOrgId": require_str("external_org_id", external_org_id),
+                "label": require_str("label", label),
+                "hints": hints_input(hints),
+                "tierCode": optional_str("tier_code", tier_code),
+                "checkoutSessionId": optional_str("checkout_session_id", checkout_session_id),
+                "stripeSubscriptionId": optional_str(
+                    "stripe_subscription_id", stripe_subscription_id
+                ),
+                "stripeCustomerId": optional_str("stripe_customer_id", stripe_customer_id),
+                "contactEmail": optional_str("contact_email", contact_email),
+                "contactName": optional_str("contact_name", contact_name),
+                "createdAt": optional_timestamp("created_at", created_at),
+            }
+        )
+        return await self._call("mutation", "onboard", payload, OnboardResult.model_validate)

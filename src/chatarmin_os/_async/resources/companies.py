@@ -1,0 +1,119 @@
+"""``client.companies``: look up, create, update and smart-link customer companies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..._exceptions import InvalidInputError
+from ..._inputs import Hints, HintsDict
+from ..._models import Company, SmartLinkResult
+from ..._types import NOT_GIVEN, NotGiven
+from ..._validate import compact, model_input, optional_str, optional_timestamp, require_str
+from ._resource import AsyncAPIResource, optional
+
+__all__ = ["AsyncCompanies"]
+
+_optional_company = optional(Company)
+
+
+def hints_input(hints: Hints | HintsDict | NotGiven | None) -> dict[str, Any] | NotGiven:
+    """``hints`` as sent on the wire (camelCase keys), or NOT_GIVEN."""
+    if hints is None or isinstance(hints, NotGiven):
+        return NOT_GIVEN
+    return model_input("hints", Hints, hints).to_wire()
+
+
+class AsyncCompanies(AsyncAPIResource):
+    """Customer companies and their links to your product."""
+
+    async def get_by_product_link(self, *, external_org_id: str) -> Company | None:
+        """The company linked to your org id, or ``None`` when it is not linked yet."""
+        payload = {"externalOrgId": require_str("external_org_id", external_org_id)}
+        result: Company | None = await self._client._call(
+            "query", "companies.getByProductLink", payload, _optional_company
+        )
+        return result
+
+    async def create(
+        self,
+        *,
+        name: str,
+        domain: str | NotGiven = NOT_GIVEN,
+        external_org_id: str | NotGiven = NOT_GIVEN,
+        label: str | NotGiven = NOT_GIVEN,
+        contact_email: str | NotGiven = NOT_GIVEN,
+        contact_name: str | NotGiven = NOT_GIVEN,
+        created_at: datetime | str | NotGiven = NOT_GIVEN,
+    ) -> Company:
+        """Create a company and, with ``external_org_id``, link it to your product."""
+        payload = compact(
+            {
+                "name": require_str("name", name),
+                "domain": optional_str("domain", domain),
+                "externalOrgId": optional_str("external_org_id", external_org_id),
+                "label": optional_str("label", label),
+                "contactEmail": optional_str("contact_email", contact_email),
+                "contactName": optional_str("contact_name", contact_name),
+                "createdAt": optional_timestamp("created_at", created_at),
+            }
+        )
+        return await self._client._call(
+            "mutation", "companies.create", payload, Company.model_validate
+        )
+
+    async def update(
+        self,
+        *,
+        company_id: str,
+        name: str | NotGiven = NOT_GIVEN,
+        domain: str | NotGiven = NOT_GIVEN,
+        created_at: datetime | str | NotGiven = NOT_GIVEN,
+    ) -> Company:
+        """Update a company's name, domain or creation date (e.g. to backfill history)."""
+        payload = compact(
+            {
+                "companyId": require_str("company_id", company_id),
+                "name": optional_str("name", name),
+                "domain": optional_str("domain", domain),
+                "createdAt": optional_timestamp("created_at", created_at),
+            }
+        )
+        return await self._client._call(
+            "mutation", "companies.update", payload, Company.model_validate
+        )
+
+    async def smart_link(
+        self,
+        *,
+        external_org_id: str,
+        label: str,
+        hints: Hints | HintsDict | NotGiven = NOT_GIVEN,
+        min_confidence: float | NotGiven = NOT_GIVEN,
+    ) -> SmartLinkResult:
+        """Find the company your org belongs to by domain, name or e-mail domain, and link it.
+
+        ``min_confidence`` (0–1, server default 0.8) is how sure a single match must be to be
+        linked automatically; below it you get ``status="suggestions"``.
+        """
+        if not isinstance(min_confidence, NotGiven):
+            if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)):
+                raise InvalidInputError(
+                    "min_confidence",
+                    f"must be a number from 0 to 1, got {type(min_confidence).__name__}",
+                )
+            if not 0 <= min_confidence <= 1:
+                raise InvalidInputError(
+                    "min_confidence", f"must be from 0 to 1, got {min_confidence}"
+                )
+        payload = compact(
+            {
+                "externalOrgId": require_str("external_org_id", external_org_id),
+                "label": require_str("label", label),
+                "hints": hints_input(hints),
+                "minConfidence": min_confidence,
+            }
+        )
+        return await self._client._call(
+            "mutation", "companies.smartLink", payload, SmartLinkResult.model_validate
+        )

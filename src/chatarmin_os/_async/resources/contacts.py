@@ -1,0 +1,85 @@
+"""``client.contacts``: the people at a company."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..._inputs import ContactInput, ContactInputDict
+from ..._models import BulkUpsertResult, Contact, UpsertedContact
+from ..._types import NOT_GIVEN, NotGiven
+from ..._validate import (
+    compact,
+    free_map,
+    model_list,
+    optional_bool,
+    optional_str,
+    require_str,
+)
+from ._resource import AsyncAPIResource, list_of
+
+__all__ = ["MAX_BULK_CONTACTS", "AsyncContacts"]
+
+MAX_BULK_CONTACTS = 1000
+"""The most contacts one ``bulk_upsert`` call takes."""
+
+_list_contacts = list_of(Contact)
+
+
+class AsyncContacts(AsyncAPIResource):
+    """Create, upsert and list contacts; a contact is matched by e-mail, case-insensitively."""
+
+    async def create(
+        self,
+        *,
+        company_id: str,
+        email: str,
+        name: str | NotGiven = NOT_GIVEN,
+        role: str | NotGiven = NOT_GIVEN,
+        is_primary: bool | NotGiven = NOT_GIVEN,
+        avatar_url: str | NotGiven = NOT_GIVEN,
+        metadata: dict[str, Any] | NotGiven = NOT_GIVEN,
+    ) -> UpsertedContact:
+        """Create a contact, or update the one with that e-mail; ``is_new`` tells which."""
+        payload = compact(
+            {
+                "companyId": require_str("company_id", company_id),
+                "email": require_str("email", email),
+                "name": optional_str("name", name),
+                "role": optional_str("role", role),
+                "isPrimary": optional_bool("is_primary", is_primary),
+                "avatarUrl": optional_str("avatar_url", avatar_url),
+                "metadata": free_map("metadata", metadata),
+            }
+        )
+        return await self._client._call(
+            "mutation", "contacts.create", payload, UpsertedContact.model_validate
+        )
+
+    async def bulk_upsert(
+        self,
+        *,
+        company_id: str,
+        contacts: Sequence[ContactInput | ContactInputDict],
+    ) -> BulkUpsertResult:
+        """Create or update up to 1000 contacts in one call (dicts or :class:`ContactInput`)."""
+        items = model_list(
+            "contacts", ContactInput, contacts, min_items=1, max_items=MAX_BULK_CONTACTS
+        )
+        payload = {
+            "companyId": require_str("company_id", company_id),
+            "contacts": [item.to_wire() for item in items],
+        }
+        return await self._client._call(
+            "mutation", "contacts.bulkUpsert", payload, BulkUpsertResult.model_validate
+        )
+
+    async def list(self, company_id: str, primary_only: bool = False) -> list[Contact]:
+        """A company's contacts, the primary one first; only it with ``primary_only=True``."""
+        payload: dict[str, Any] = {"companyId": require_str("company_id", company_id)}
+        if optional_bool("primary_only", primary_only):
+            payload["primaryOnly"] = True
+        result: list[Contact] = await self._client._call(
+            "query", "contacts.list", payload, _list_contacts
+        )
+        return result

@@ -1,0 +1,125 @@
+"""``client.features``: check and manage feature access."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, get_args
+
+from ..._exceptions import InvalidInputError
+from ..._models import FeatureAccess, FeatureAccessDetail, FeatureSource, OrgFeatureAccess
+from ..._types import NOT_GIVEN, NotGiven
+from ..._validate import (
+    compact,
+    free_map,
+    nullable_int,
+    optional_bool,
+    optional_str,
+    require_str,
+    timestamp,
+)
+from ._resource import AsyncAPIResource, list_of
+
+__all__ = ["AsyncFeatures"]
+
+_SOURCES = get_args(FeatureSource)
+_list_details = list_of(FeatureAccessDetail)
+
+
+class AsyncFeatures(AsyncAPIResource):
+    """Feature entitlements: ``check``, ``list_access``, ``set_access`` and by-org lookups."""
+
+    async def check(self, *, company_id: str, feature_code: str) -> FeatureAccess:
+        """Whether a company may use a feature now (``features.check``).
+
+        Example::
+
+            access = await client.features.check(company_id=cid, feature_code="ai_credit")
+            if not access.can_use:
+                raise PermissionError("Upgrade required")
+        """
+        payload = {
+            "companyId": require_str("company_id", company_id),
+            "featureCode": require_str("feature_code", feature_code),
+        }
+        return await self._client._call(
+            "query", "features.check", payload, FeatureAccess.model_validate
+        )
+
+    async def list_access(self, company_id: str) -> list[FeatureAccessDetail]:
+        """Every feature and the company's access to it (``features.listAccess``)."""
+        payload = {"companyId": require_str("company_id", company_id)}
+        result: list[FeatureAccessDetail] = await self._client._call(
+            "query", "features.listAccess", payload, _list_details
+        )
+        return result
+
+    async def set_access(
+        self,
+        *,
+        feature_code: str,
+        company_id: str | NotGiven = NOT_GIVEN,
+        external_org_id: str | NotGiven = NOT_GIVEN,
+        is_enabled: bool | NotGiven = NOT_GIVEN,
+        quantity_limit: int | NotGiven | None = NOT_GIVEN,
+        included_quantity: int | NotGiven | None = NOT_GIVEN,
+        config: dict[str, Any] | NotGiven = NOT_GIVEN,
+        source: FeatureSource | NotGiven = NOT_GIVEN,
+        valid_until: datetime | str | NotGiven | None = NOT_GIVEN,
+    ) -> FeatureAccessDetail:
+        """Change a company's access to a feature (``features.setAccess``).
+
+        Give exactly one of ``company_id`` / ``external_org_id``. Only the arguments you pass
+        change. ``quantity_limit=None`` means unlimited, ``valid_until=None`` no expiry;
+        ``config`` is merged key by key into the existing config (keys sent untouched).
+        """
+        company = optional_str("company_id", company_id)
+        org = optional_str("external_org_id", external_org_id)
+        if isinstance(company, NotGiven) == isinstance(org, NotGiven):
+            raise InvalidInputError(
+                "company_id", "give exactly one of company_id and external_org_id"
+            )
+        if not isinstance(source, NotGiven) and source not in _SOURCES:
+            raise InvalidInputError(
+                "source", f"must be one of {', '.join(_SOURCES)}, got {source!r}"
+            )
+        until: datetime | NotGiven | None = valid_until  # type: ignore[assignment]
+        if valid_until is not None and not isinstance(valid_until, NotGiven):
+            until = timestamp("valid_until", valid_until)
+        payload = compact(
+            {
+                "companyId": company,
+                "externalOrgId": org,
+                "featureCode": require_str("feature_code", feature_code),
+                "isEnabled": optional_bool("is_enabled", is_enabled),
+                "quantityLimit": nullable_int("quantity_limit", quantity_limit),
+                "includedQuantity": nullable_int("included_quantity", included_quantity),
+                "config": free_map("config", config),
+                "source": source,
+                "validUntil": until,
+            }
+        )
+        return await self._client._call(
+            "mutation", "features.setAccess", payload, FeatureAccessDetail.model_validate
+        )
+
+    async def get_access_by_external_org_id(self, external_org_id: str) -> OrgFeatureAccess:
+        """Every feature of the company linked to your org id (``features.getAccessByExternalOrgId``)."""
+        payload = {"externalOrgId": require_str("external_org_id", external_org_id)}
+        return await self._client._call(
+            "query",
+            "features.getAccessByExternalOrgId",
+            payload,
+            OrgFeatureAccess.model_validate,
+        )
+
+    async def check_by_external_org_id(
+        self, external_org_id: str, feature_code: str
+    ) -> FeatureAccess:
+        """:meth:`check` by your org id instead of the company id (``features.checkByExternalOrgId``)."""
+        payload = {
+            "externalOrgId": require_str("external_org_id", external_org_id),
+            "featureCode": require_str("feature_code", feature_code),
+        }
+        return await self._client._call(
+            "query", "features.checkByExternalOrgId", payload, FeatureAccess.model_validate
+        )

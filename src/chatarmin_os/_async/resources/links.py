@@ -1,0 +1,54 @@
+"""``client.links``: manual product links."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..._models import ProductLink, ResetLinksResult
+from ..._types import NOT_GIVEN, NotGiven
+from ..._validate import compact, optional_bool, optional_str, require_str
+from ._resource import AsyncAPIResource
+
+__all__ = ["AsyncLinks"]
+
+
+class AsyncLinks(AsyncAPIResource):
+    """Links between your product's org ids and companies."""
+
+    async def create(
+        self,
+        *,
+        company_id: str,
+        external_org_id: str,
+        label: str | NotGiven = NOT_GIVEN,
+        external_user_id: str | NotGiven = NOT_GIVEN,
+    ) -> ProductLink:
+        """Link your org id to an existing company (``links.create``)."""
+        payload = compact(
+            {
+                "companyId": require_str("company_id", company_id),
+                "externalOrgId": require_str("external_org_id", external_org_id),
+                "label": optional_str("label", label),
+                "externalUserId": optional_str("external_user_id", external_user_id),
+            }
+        )
+        return await self._client._call(
+            "mutation", "links.create", payload, ProductLink.model_validate
+        )
+
+    async def reset(
+        self, *, delete_contacts: bool = False, reset_mrr: bool = False
+    ) -> ResetLinksResult:
+        """Delete every link of your product, e.g. before a re-import (``links.reset``).
+
+        ``delete_contacts`` also deletes the linked companies' contacts; ``reset_mrr`` their
+        MRR figures. Only flags you set are sent.
+        """
+        payload: dict[str, Any] = {}
+        if optional_bool("delete_contacts", delete_contacts):
+            payload["deleteContacts"] = True
+        if optional_bool("reset_mrr", reset_mrr):
+            payload["resetMrr"] = True
+        return await self._client._call(
+            "mutation", "links.reset", payload, ResetLinksResult.model_validate
+        )

@@ -1,0 +1,77 @@
+"""``client.tiers``: subscription tiers and applying them to a company."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..._exceptions import InvalidInputError
+from ..._models import ApplyTierResult, Tier, TierSummary
+from ..._types import NOT_GIVEN, NotGiven
+from ..._validate import compact, require_str
+from ._resource import AsyncAPIResource, list_of
+
+__all__ = ["AsyncTiers", "apply_tier_input"]
+
+_list_tiers = list_of(TierSummary)
+
+
+def apply_tier_input(
+    tier_code: str, company_id: str, features: Mapping[str, Mapping[str, Any]] | NotGiven | None
+) -> dict[str, Any]:
+    """The input of ``tiers.applyTier``; per-feature override keys are sent untouched."""
+    overrides: dict[str, dict[str, Any]] | NotGiven = NOT_GIVEN
+    if features is not None and not isinstance(features, NotGiven):
+        if not isinstance(features, Mapping):
+            raise InvalidInputError(
+                "features",
+                f"must be a dict of feature code to overrides, got {type(features).__name__}",
+            )
+        overrides = {}
+        for code, values in features.items():
+            require_str("features key", code)
+            if not isinstance(values, Mapping):
+                raise InvalidInputError(
+                    f"features[{code!r}]", f"must be a dict, got {type(values).__name__}"
+                )
+            overrides[code] = dict(values)
+    return compact(
+        {
+            "tierCode": require_str("tier_code", tier_code),
+            "companyId": require_str("company_id", company_id),
+            "features": overrides,
+        }
+    )
+
+
+class AsyncTiers(AsyncAPIResource):
+    """The tiers of your product."""
+
+    async def list(self) -> list[TierSummary]:
+        """Every tier (``tiers.list``)."""
+        result: list[TierSummary] = await self._client._call(
+            "query", "tiers.list", None, _list_tiers, has_input=False
+        )
+        return result
+
+    async def get(self, tier_code: str) -> Tier:
+        """A tier with its base fee, features and Stripe price ids (``tiers.get``)."""
+        payload = {"tierCode": require_str("tier_code", tier_code)}
+        return await self._client._call("query", "tiers.get", payload, Tier.model_validate)
+
+    async def apply(
+        self,
+        tier_code: str,
+        *,
+        company_id: str,
+        features: Mapping[str, Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+    ) -> ApplyTierResult:
+        """Apply a tier's features to a company, without Stripe (procedure ``tiers.applyTier``).
+
+        ``features`` overrides per feature code: ``included_quantity``, ``max_quantity``
+        (the limit) and any config key, e.g. ``{"ai_credit": {"included_quantity": 100}}``.
+        """
+        payload = apply_tier_input(tier_code, company_id, features)
+        return await self._client._call(
+            "mutation", "tiers.applyTier", payload, ApplyTierResult.model_validate
+        )

@@ -1,0 +1,215 @@
+"""Input types: the nested input models, and a ``TypedDict`` per TypeScript input type.
+
+Nested inputs (``hints``, each of ``contacts``) accept a plain dict with snake_case (or
+camelCase) keys or the model itself. The ``TypedDict`` types mirror the TypeScript SDK's
+input types (``OnboardInput``, ``TrackUsageInput``, ...): the keyword arguments of the
+matching method, so a payload can be built, type-checked, and passed as ``**payload``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, TypedDict
+
+import pydantic
+from pydantic import ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from ._types import Timeout, Transformer
+
+__all__ = [
+    "ApplyTierInput",
+    "ChatarminOSConfig",
+    "ClaimCheckoutInput",
+    "ContactInput",
+    "ContactInputDict",
+    "CreateCompanyInput",
+    "FeatureCheckInput",
+    "FeatureSetAccessInput",
+    "Hints",
+    "HintsDict",
+    "LinkSubscriptionInput",
+    "OnboardInput",
+    "SmartLinkInput",
+    "TrackUsageInput",
+]
+
+_NonEmpty = Field(min_length=1)
+
+
+class _InputModel(pydantic.BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        strict=True,
+        frozen=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The camelCase JSON object sent to the API (fields not given are left out)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="python")
+
+
+class Hints(_InputModel):
+    """What ``smart_link`` / ``onboard`` match a company by."""
+
+    company_name: str | None = Field(default=None, min_length=1)
+    domain: str | None = Field(default=None, min_length=1)
+    emails: list[str] | None = None
+
+
+class ContactInput(_InputModel):
+    """One contact for ``contacts.bulk_upsert``."""
+
+    email: str = _NonEmpty
+    name: str | None = None
+    role: str | None = None
+    is_primary: bool | None = None
+    avatar_url: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class HintsDict(TypedDict, total=False):
+    """``hints`` as a plain dict."""
+
+    company_name: str
+    domain: str
+    emails: list[str]
+
+
+class _ContactInputRequired(TypedDict):
+    email: str
+
+
+class ContactInputDict(_ContactInputRequired, total=False):
+    """One of ``contacts`` as a plain dict."""
+
+    name: str
+    role: str
+    is_primary: bool
+    avatar_url: str
+    metadata: dict[str, Any]
+
+
+class ChatarminOSConfig(TypedDict, total=False):
+    """The client's keyword arguments (TypeScript: ``ChatarminOSConfig``)."""
+
+    api_key: str
+    base_url: str
+    timeout: Timeout
+    max_retries: int
+    transformer: Transformer
+    default_headers: dict[str, str]
+
+
+class _CreateCompanyRequired(TypedDict):
+    name: str
+
+
+class CreateCompanyInput(_CreateCompanyRequired, total=False):
+    """Keyword arguments of ``companies.create``."""
+
+    domain: str
+    external_org_id: str
+    label: str
+    contact_email: str
+    contact_name: str
+    created_at: datetime | str
+
+
+class _SmartLinkRequired(TypedDict):
+    external_org_id: str
+    label: str
+
+
+class SmartLinkInput(_SmartLinkRequired, total=False):
+    """Keyword arguments of ``companies.smart_link``."""
+
+    hints: Hints | HintsDict
+    min_confidence: float
+
+
+class FeatureCheckInput(TypedDict):
+    """Keyword arguments of ``features.check``."""
+
+    company_id: str
+    feature_code: str
+
+
+class _FeatureSetAccessRequired(TypedDict):
+    feature_code: str
+
+
+class FeatureSetAccessInput(_FeatureSetAccessRequired, total=False):
+    """Keyword arguments of ``features.set_access`` (give ``company_id`` or ``external_org_id``)."""
+
+    company_id: str
+    external_org_id: str
+    is_enabled: bool
+    quantity_limit: int | None
+    included_quantity: int | None
+    config: dict[str, Any]
+    source: Literal["subscription", "manual", "trial", "api"]
+    valid_until: datetime | str | None
+
+
+class _TrackUsageRequired(TypedDict):
+    company_id: str
+    feature_code: str
+    quantity: int
+
+
+class TrackUsageInput(_TrackUsageRequired, total=False):
+    """Keyword arguments of ``billing.track_usage``."""
+
+    idempotency_key: str
+    metadata: dict[str, Any]
+
+
+class _OnboardRequired(TypedDict):
+    external_org_id: str
+    label: str
+
+
+class OnboardInput(_OnboardRequired, total=False):
+    """Keyword arguments of ``onboard``."""
+
+    hints: Hints | HintsDict
+    tier_code: str
+    checkout_session_id: str
+    stripe_subscription_id: str
+    stripe_customer_id: str
+    contact_email: str
+    contact_name: str
+    created_at: datetime | str
+
+
+class _ApplyTierRequired(TypedDict):
+    company_id: str
+
+
+class ApplyTierInput(_ApplyTierRequired, total=False):
+    """Keyword arguments of ``tiers.apply`` after the tier code."""
+
+    features: dict[str, dict[str, Any]]
+
+
+class ClaimCheckoutInput(TypedDict):
+    """Keyword arguments of ``billing.claim_checkout``."""
+
+    company_id: str
+    checkout_session_id: str
+
+
+class _LinkSubscriptionRequired(TypedDict):
+    company_id: str
+    stripe_subscription_id: str
+
+
+class LinkSubscriptionInput(_LinkSubscriptionRequired, total=False):
+    """Keyword arguments of ``billing.link_subscription``."""
+
+    stripe_customer_id: str
+    tier_code: str
+    display_name: str

@@ -1,0 +1,317 @@
+"""The tRPC v11 HTTP wire format: request encoding, envelopes, superjson.
+
+Used by both clients (and, server side, by the local ChatarminOS), so the two ends can
+never drift apart. Nothing here does I/O.
+
+* A query is ``GET {base}/{path}?input=<encodeURIComponent(JSON)>``, no ``input`` when the
+  procedure takes none; a mutation is ``POST {base}/{path}`` with a JSON body.
+* Success is ``{"result": {"data": OUTPUT}}``; failure is
+  ``{"error": {"message", "code", "data": {"code", "httpStatus", "path"}}}``.
+* With the superjson transformer every input and output is wrapped as
+  ``{"json": VALUE, "meta": {"values": {"a.b": ["Date"]}, "v": 1}}``, errors too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+
+from ._exceptions import APIResponseValidationError, APIStatusError, error_class_for
+from ._types import Transformer
+
+__all__ = [
+    "EncodedRequest",
+    "Kind",
+    "decode_response",
+    "dumps",
+    "encode_request",
+    "encode_uri_component",
+    "format_datetime",
+    "parse_datetime",
+    "superjson_deserialize",
+    "superjson_serialize",
+    "to_plain_json",
+]
+
+Kind = Literal["query", "mutation"]
+
+_SNIPPET_CHARS = 200
+
+
+def format_datetime(value: datetime) -> str:
+    """An aware datetime as JavaScript's ``Date.prototype.toISOString`` writes it.
+
+    UTC, millisecond precision, ``Z`` suffix: ``2024-01-15T10:30:00.000Z``.
+    """
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError("naive datetime: give a timezone (e.g. datetime.now(timezone.utc))")
+    utc = value.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+_ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
+
+
+def parse_datetime(value: str) -> datetime:
+    """Parse an ISO-8601 timestamp with a UTC offset (``Z`` or ``+hh:mm``) to an aware datetime."""
+    if not _ISO_RE.match(value):
+        raise ValueError(f"not an ISO-8601 timestamp with a UTC offset: {value!r}")
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    main, _, rest = text.partition(".")
+    if rest:
+        # Python 3.10's fromisoformat wants exactly 3 or 6 fraction digits.
+        digits = re.match(r"\d+", rest)
+        assert digits is not None
+        frac = digits.group(0)
+        text = f"{main}.{(frac + '000000')[:6]}{rest[len(frac) :]}"
+    return datetime.fromisoformat(text)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, as ``JSON.stringify`` writes it (no spaces, non-ASCII kept)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode_uri_component(text: str) -> str:
+    """Percent-encode ``text`` exactly as JavaScript's ``encodeURIComponent`` does."""
+    return quote(text, safe="-_.!~*'()")
+
+
+def to_plain_json(value: Any) -> Any:
+    """A value ready for plain-JSON mode: datetimes become ISO-8601 strings (UTC, ``Z``)."""
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain_json(v) for v in value]
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _escape_key(key: str) -> str:
+    return key.replace("\\", "\\\\").replace(".", "\\.")
+
+
+def _split_path(path: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(path):
+        char = path[i]
+        if char == "\\" and i + 1 < len(path):
+            current.append(path[i + 1])
+            i += 2
+            continue
+        if char == ".":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    parts.append("".join(current))
+    return parts
+
+
+def superjson_serialize(value: Any) -> dict[str, Any]:
+    """Wrap a value as superjson does: ``{"json": ..., "meta": {"values": ..., "v": 1}}``.
+
+    Datetimes become ISO strings annotated ``["Date"]`` at their dotted path (keys with a
+    dot are escaped as superjson escapes them); a datetime at the root is annotated
+    ``["Date"]`` directly. ``meta`` is left out when nothing needs annotating.
+    """
+    annotations: dict[str, list[str]] = {}
+
+    def walk(item: Any, path: list[str]) -> Any:
+        if isinstance(item, datetime):
+            annotations[".".join(path)] = ["Date"]
+            return format_datetime(item)
+        if isinstance(item, Mapping):
+            return {str(k): walk(v, [*path, _escape_key(str(k))]) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [walk(v, [*path, str(i)]) for i, v in enumerate(item)]
+        return item
+
+    json_value = walk(value, [])
+    result: dict[str, Any] = {"json": json_value}
+    if annotations:
+        root = annotations.pop("", None)
+        values: Any = root if root is not None else annotations
+        result["meta"] = {"values": values, "v": 1}
+    return result
+
+
+_UNDEFINED = object()
+
+
+def _apply_annotation(value: Any, annotation: Any) -> Any:
+    kind = annotation[0] if isinstance(annotation, list) and annotation else annotation
+    if kind == "Date" and isinstance(value, str):
+        return parse_datetime(value)
+    if kind == "undefined":
+        return _UNDEFINED
+    if kind == "bigint" and isinstance(value, str):
+        return int(value)
+    if kind == "number" and isinstance(value, str):
+        return float(value)  # "NaN", "Infinity", "-Infinity"
+    if kind == "set" and isinstance(value, list):
+        return value
+    return value
+
+
+def superjson_deserialize(payload: Any) -> Any:
+    """Unwrap a superjson payload, applying its ``Date``/``undefined``/``bigint`` annotations.
+
+    Keys annotated ``undefined`` are dropped from their object (``None`` inside a list or at
+    the root). A payload that is not superjson-shaped (no ``json`` key) raises ``ValueError``.
+    """
+    if not isinstance(payload, Mapping) or "json" not in payload:
+        raise ValueError("not a superjson payload: expected an object with a 'json' key")
+    value = payload["json"]
+    meta = payload.get("meta")
+    values = meta.get("values") if isinstance(meta, Mapping) else None
+    if values is None:
+        return value
+    if isinstance(values, list):  # the root itself is annotated
+        result = _apply_annotation(value, values)
+        return None if result is _UNDEFINED else result
+    if not isinstance(values, Mapping):
+        return value
+    for dotted, annotation in values.items():
+        parts = _split_path(dotted)
+        parent: Any = None
+        key: Any = None
+        node = value
+        for part in parts:
+            parent, key = node, part
+            if isinstance(node, list):
+                key = int(part)
+                node = node[key] if 0 <= key < len(node) else None
+            elif isinstance(node, dict):
+                node = node.get(part)
+            else:
+                node = None
+        if parent is None:
+            continue
+        new = _apply_annotation(node, annotation)
+        if isinstance(parent, dict):
+            if new is _UNDEFINED:
+                parent.pop(key, None)
+            else:
+                parent[key] = new
+        elif isinstance(parent, list) and isinstance(key, int) and 0 <= key < len(parent):
+            parent[key] = None if new is _UNDEFINED else new
+    return value
+
+
+@dataclass(frozen=True)
+class EncodedRequest:
+    """An encoded procedure call: HTTP method, URL relative to the base URL, body."""
+
+    method: Literal["GET", "POST"]
+    url: str
+    content: bytes | None
+
+
+def _encode_value(value: Any, transformer: Transformer) -> Any:
+    if transformer == "superjson":
+        return superjson_serialize(value)
+    return to_plain_json(value)
+
+
+def encode_request(
+    kind: Kind, path: str, input: Any, *, transformer: Transformer, has_input: bool = True
+) -> EncodedRequest:
+    """Encode one procedure call.
+
+    ``has_input=False`` is a procedure that takes no input: plain JSON sends no ``input``
+    parameter at all; superjson sends the encoded ``undefined``, as ``@trpc/client`` does.
+    """
+    if kind == "query":
+        if has_input:
+            encoded = dumps(_encode_value(input, transformer))
+        elif transformer == "superjson":
+            encoded = dumps({"json": None, "meta": {"values": ["undefined"], "v": 1}})
+        else:
+            return EncodedRequest("GET", path, None)
+        return EncodedRequest("GET", f"{path}?input={encode_uri_component(encoded)}", None)
+    body = _encode_value(input, transformer) if has_input else _encode_value(None, transformer)
+    return EncodedRequest("POST", path, dumps(body).encode("utf-8"))
+
+
+def _snippet(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())
+    if not text:
+        return "(empty body)"
+    return text if len(text) <= _SNIPPET_CHARS else text[:_SNIPPET_CHARS] + "…"
+
+
+def _not_trpc(response: httpx.Response, path: str, why: str) -> Exception:
+    content_type = response.headers.get("content-type", "no content-type")
+    message = (
+        f"Expected a tRPC answer from {path} but got {why} "
+        f"(HTTP {response.status_code}, {content_type}): {_snippet(response)}"
+    )
+    if response.is_success:
+        return APIResponseValidationError(message, path=path, response=response)
+    cls = error_class_for(response.status_code, None)
+    return cls(message, response=response, path=path, code=None)
+
+
+def _error_from_envelope(
+    response: httpx.Response, path: str, error: Mapping[str, Any]
+) -> APIStatusError:
+    data = error.get("data")
+    data = data if isinstance(data, Mapping) else {}
+    code = data.get("code") if isinstance(data.get("code"), str) else None
+    message = error.get("message")
+    if not isinstance(message, str) or not message:
+        message = code or f"HTTP {response.status_code}"
+    error_path = data.get("path")
+    if not isinstance(error_path, str):
+        error_path = path
+    cls = error_class_for(response.status_code, code)
+    return cls(message, response=response, path=error_path, code=code, body=dict(error))
+
+
+def decode_response(response: httpx.Response, *, path: str, transformer: Transformer) -> Any:
+    """The output of a call, or the typed error its answer stands for (raised).
+
+    Anything that is not a tRPC envelope (HTML from a proxy, an empty or invalid body, a
+    200 without ``result``) raises a typed error carrying the status and a body snippet.
+    """
+    try:
+        body = json.loads(response.content) if response.content else None
+    except ValueError:
+        raise _not_trpc(response, path, "a body that is not JSON") from None
+    if not isinstance(body, Mapping):
+        raise _not_trpc(response, path, "an empty body" if body is None else "unexpected JSON")
+
+    error = body.get("error")
+    if isinstance(error, Mapping):
+        if "json" in error and set(error) <= {"json", "meta"}:  # superjson-wrapped
+            error = superjson_deserialize(error)
+        if isinstance(error, Mapping):
+            raise _error_from_envelope(response, path, error)
+        raise _not_trpc(response, path, "an error envelope of an unknown shape")
+
+    result = body.get("result")
+    if not isinstance(result, Mapping) or not response.is_success:
+        raise _not_trpc(response, path, "JSON without a tRPC 'result'")
+    data = result.get("data")
+    if transformer == "superjson":
+        if data is None:
+            return None
+        try:
+            return superjson_deserialize(data)
+        except ValueError:
+            raise _not_trpc(response, path, "a result that is not superjson") from None
+    return data
