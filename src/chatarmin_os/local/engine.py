@@ -1,0 +1,285 @@
+"""The semantic engine of the local ChatarminOS: every procedure of the wire contract on SQLite.
+
+:class:`LocalEngine` is transport-free: :meth:`LocalEngine.call` takes a procedure path, its
+decoded input and the caller's API key and returns the decoded output (JSON-like values with
+timezone-aware UTC ``datetime`` objects for timestamps) or raises :class:`ProcedureError`
+carrying a tRPC error code. The HTTP layer only has to translate.
+
+Each call runs under one lock and in one ``BEGIN IMMEDIATE`` transaction, so concurrent
+calls (threads, or processes sharing a database file) never exceed a usage limit or lose a
+count, and a failing call leaves nothing behind.
+
+Where the wire contract is silent, this engine decides:
+
+- Products: each API key is one product (identified by a hash of the key). Product links
+  and ``links.reset`` are per product; companies, contacts, feature access, usage and
+  subscriptions are shared by all products.
+- ``shortId`` is an ASCII slug of the name made unique with ``-2``, ``-3``, ...; it does
+  not change when the company is renamed. ``domain: ""`` is stored as null.
+- Smart linking compares scores rounded to one decimal; ``confidence`` is 100 for
+  ``already_linked``, the score for ``linked``, null otherwise; ``suggestions`` is empty
+  unless the status is ``suggestions``; ties keep the companies' creation order.
+- A company without an access row reports ``source: "manual"``. ``validUntil`` equal to
+  now counts as expired. ``remaining`` is not clamped (a lowered limit can make it < 0).
+- ``billing.trackUsage`` on a feature that is not metered is ``BAD_REQUEST``; idempotency
+  keys are per company (any feature) and only accepted calls are remembered.
+- ``tiers.applyTier`` replaces each tier feature's limits and ``configValues`` (then the
+  overrides), clears ``validUntil``, keeps usage, and leaves features outside the tier alone.
+- Stripe: a checkout session whose Stripe subscription is already recorded counts as
+  claimed; ``linkSubscription`` trusts an id that is not in the catalog but starts with
+  ``sub_`` as an active subscription (the local server cannot ask Stripe), refuses other
+  unknown ids and a ``stripeCustomerId`` contradicting the catalog (``BAD_REQUEST``), and
+  applies a tier only for ``active``/``trialing`` subscriptions.
+- ``onboard``: ``billingStatus.claimed`` is true when the session's subscription belongs
+  to this company; ``tierApplied`` is true when any tier was applied by this call;
+  ``stripeCustomerId`` without ``stripeSubscriptionId`` sets the billing profile;
+  ``contactName`` without ``contactEmail`` is ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from ._errors import ProcedureError
+from ._inputs import INPUTS
+from ._ops import HANDLERS, Ops
+from ._schema import catalog_is_empty, create_schema, dangling_references, write_catalog
+from ._validate import Invalid, parse_ts
+from .catalog import SeedError, default_catalog, normalize_catalog
+
+__all__ = ["DEFAULT_API_KEY", "PROCEDURES", "LocalEngine", "ProcedureError"]
+
+DEFAULT_API_KEY = "os_sk_local_dev"
+"""The API key a local engine accepts when no keys are given."""
+
+PROCEDURES: dict[str, Literal["query", "mutation"]] = {
+    "companies.getByProductLink": "query",
+    "companies.create": "mutation",
+    "companies.update": "mutation",
+    "companies.smartLink": "mutation",
+    "contacts.create": "mutation",
+    "contacts.bulkUpsert": "mutation",
+    "contacts.list": "query",
+    "features.check": "query",
+    "features.listAccess": "query",
+    "features.setAccess": "mutation",
+    "features.getAccessByExternalOrgId": "query",
+    "features.checkByExternalOrgId": "query",
+    "billing.trackUsage": "mutation",
+    "billing.claimCheckout": "mutation",
+    "billing.linkSubscription": "mutation",
+    "billing.getStatus": "query",
+    "tiers.list": "query",
+    "tiers.get": "query",
+    "tiers.applyTier": "mutation",
+    "links.create": "mutation",
+    "links.reset": "mutation",
+    "onboard": "mutation",
+}
+"""Every procedure path of the wire contract and its kind (query = GET, mutation = POST)."""
+
+
+def _product_id(api_key: str) -> str:
+    """The product an API key stands for: a hash of the key (the key is never stored)."""
+    return "prod_" + hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:24]
+
+
+def _system_clock() -> datetime:
+    """Now, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class LocalEngine:
+    """Every procedure of the wire contract over a SQLite database.
+
+    ``database`` is a file path (persisted across restarts and safe to share between
+    processes), ``":memory:"`` (the default) or a ``file:`` URI. ``seed`` replaces the
+    stored catalog (same format as a seed file, see :mod:`chatarmin_os.local.catalog`);
+    without it an empty database gets the default catalog and an existing one keeps its
+    own. Each of ``api_keys`` is a product: product links are per product, companies and
+    contacts are shared. ``clock`` returns the current time (aware; naive = UTC).
+    """
+
+    def __init__(
+        self,
+        database: str = ":memory:",
+        *,
+        seed: Mapping[str, Any] | None = None,
+        api_keys: Iterable[str] = (DEFAULT_API_KEY,),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        """Open (creating if needed) the database and make sure it has a catalog."""
+        if isinstance(api_keys, str):
+            raise TypeError("api_keys must be an iterable of keys, not a single string")
+        self._products = {
+            hashlib.sha256(key.encode("utf-8")).hexdigest(): _product_id(key) for key in api_keys
+        }
+        self._clock = clock or _system_clock
+        self._lock = threading.Lock()
+        catalog = normalize_catalog(seed, source="seed") if seed is not None else None
+        conn = sqlite3.connect(
+            database,
+            timeout=30.0,
+            check_same_thread=False,
+            isolation_level=None,
+            uri=database.startswith("file:"),
+        )
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                create_schema(conn)
+                if catalog is not None:
+                    write_catalog(conn, catalog, replace=True)
+                elif catalog_is_empty(conn):
+                    write_catalog(conn, default_catalog(), replace=True)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+        self._conn: sqlite3.Connection | None = conn
+
+    # -- the procedure entry point -------------------------------------------------------
+
+    def call(self, path: str, input: Any, *, api_key: str | None) -> Any:
+        """Run one procedure: authenticate, validate ``input``, run it in one transaction.
+
+        Raises :class:`ProcedureError`: ``UNAUTHORIZED`` (missing or unknown key),
+        ``NOT_FOUND`` (unknown path, or a missing company / feature / tier / ...),
+        ``BAD_REQUEST`` (invalid input; the message names the field), and the codes of the
+        contract's semantics (``FORBIDDEN``, ``PRECONDITION_FAILED``, ``CONFLICT``).
+        """
+        product = self._authenticate(api_key)
+        handler = HANDLERS.get(path)
+        if handler is None or path not in PROCEDURES:
+            raise ProcedureError("NOT_FOUND", f'No procedure found on path "{path}"')
+        if path == "links.reset" and input is None:
+            input = {}
+        try:
+            args = INPUTS[path](input, "")
+        except Invalid as error:
+            raise ProcedureError("BAD_REQUEST", str(error)) from None
+        with self._lock:
+            conn = self._open_conn()
+            now = self._now()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = handler(Ops(conn, product, now), args)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return result
+
+    def close(self) -> None:
+        """Close the database (idempotent); later calls raise ``RuntimeError``."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> LocalEngine:
+        """Use as a context manager that closes the engine on exit."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the engine."""
+        self.close()
+
+    # -- test helpers --------------------------------------------------------------------
+
+    def usage_events(
+        self, company_id: str | None = None, feature_code: str | None = None
+    ) -> list[dict[str, Any]]:
+        """What ``billing.trackUsage`` accepted (duplicates and refusals are not events).
+
+        Oldest first, optionally only one company's and/or one feature's; each
+        ``{companyId, featureCode, quantity, idempotencyKey, metadata, createdAt}``.
+        Usage belongs to companies, which all products share.
+        """
+        sql = "SELECT * FROM usage_events WHERE 1 = 1"
+        params: list[str] = []
+        if company_id is not None:
+            sql += " AND company_id = ?"
+            params.append(company_id)
+        if feature_code is not None:
+            sql += " AND feature_code = ?"
+            params.append(feature_code)
+        with self._lock:
+            rows = self._open_conn().execute(sql + " ORDER BY seq", params).fetchall()
+        return [
+            {
+                "companyId": row["company_id"],
+                "featureCode": row["feature_code"],
+                "quantity": row["quantity"],
+                "idempotencyKey": row["idempotency_key"],
+                "metadata": json.loads(row["metadata"]),
+                "createdAt": parse_ts(row["created_at"]),
+            }
+            for row in rows
+        ]
+
+    def seed(self, data: Mapping[str, Any]) -> None:
+        """Add or replace catalog entries (seed-file format) in the live database.
+
+        Features and tiers with a known code are replaced in place (a tier's feature list
+        as a whole), new ones appended; checkout sessions and Stripe subscriptions are
+        upserted by id. References may point at entries already stored. Raises
+        :class:`~chatarmin_os.local.catalog.SeedError` (nothing is stored) when invalid.
+        """
+        catalog = normalize_catalog(data, source="seed", partial=True)
+        with self._lock:
+            conn = self._open_conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                write_catalog(conn, catalog, replace=False)
+                problems = dangling_references(conn)
+                if problems:
+                    raise SeedError("seed: " + "; ".join(problems))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _authenticate(self, api_key: str | None) -> str:
+        """The caller's product id, or ``UNAUTHORIZED``."""
+        if api_key is None:
+            raise ProcedureError("UNAUTHORIZED", "Missing API key")
+        if not isinstance(api_key, str):
+            raise ProcedureError("UNAUTHORIZED", "Invalid API key")
+        product = self._products.get(hashlib.sha256(api_key.encode("utf-8")).hexdigest())
+        if product is None:
+            raise ProcedureError("UNAUTHORIZED", "Invalid API key")
+        return product
+
+    def _open_conn(self) -> sqlite3.Connection:
+        """The connection, or ``RuntimeError`` after :meth:`close`."""
+        if self._conn is None:
+            raise RuntimeError("this LocalEngine is closed")
+        return self._conn
+
+    def _now(self) -> datetime:
+        """The clock's reading as an aware UTC datetime (a naive reading is taken as UTC)."""
+        moment = self._clock()
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc)
+
+    def __repr__(self) -> str:
+        """``<LocalEngine open, 1 product(s)>``."""
+        state = "closed" if self._conn is None else "open"
+        return f"<LocalEngine {state}, {len(self._products)} product(s)>"
