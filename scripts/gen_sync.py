@@ -48,6 +48,7 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncSleeper": "Sleeper",
     # httpx
     "AsyncClient": "Client",
+    "AsyncLocalTransport": "LocalTransport",
     "aclose": "close",
     # tests
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -21,6 +22,9 @@ from .resources.features import AsyncFeatures
 from .resources.links import AsyncLinks
 from .resources.subscriptions import AsyncSubscriptions
 from .resources.tiers import AsyncTiers
+
+if TYPE_CHECKING:
+    from ..local.engine import LocalEngine
 
 __all__ = ["AsyncChatarminOS"]
 
@@ -66,6 +70,44 @@ class AsyncChatarminOS(AsyncBaseClient):
         )
         self._setup(config, http_client, sleep)
         self._init_resources()
+
+    @classmethod
+    def local(
+        cls,
+        engine: LocalEngine | None = None,
+        *,
+        api_key: str | None = None,
+        transformer: Transformer = "json",
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> AsyncChatarminOS:
+        """A client answered by a local ChatarminOS in this process: no socket, no network.
+
+        ``engine`` is a :class:`chatarmin_os.local.LocalEngine` (a fresh in-memory one when
+        omitted). Calls go through the real codec and the server's real tRPC handling, so
+        they exercise the same wire as production. ``api_key`` defaults to the local
+        engine's default key (``os_sk_local_dev``); give it when your engine takes others.
+
+        Example::
+
+            async with AsyncChatarminOS.local() as client:
+                result = await client.onboard(external_org_id="org_1", label="Demo", tier_code="free")
+        """
+        from ..local.engine import DEFAULT_API_KEY
+        from ..local.engine import LocalEngine as _LocalEngine
+        from ..local.transport import AsyncLocalTransport
+
+        transport = AsyncLocalTransport(engine if engine is not None else _LocalEngine())
+        client = cls(
+            api_key=api_key or DEFAULT_API_KEY,
+            base_url="http://chatarmin-os.local/api/v1",
+            transformer=transformer,
+            max_retries=max_retries,
+            default_headers=default_headers,
+            http_client=httpx.AsyncClient(transport=transport),
+        )
+        client._owns_client = True
+        return client
 
     def _init_resources(self) -> None:
         self.companies = AsyncCompanies(self)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -23,6 +24,9 @@ from .resources.features import Features
 from .resources.links import Links
 from .resources.subscriptions import Subscriptions
 from .resources.tiers import Tiers
+
+if TYPE_CHECKING:
+    from ..local.engine import LocalEngine
 
 __all__ = ["ChatarminOS"]
 
@@ -68,6 +72,44 @@ class ChatarminOS(BaseClient):
         )
         self._setup(config, http_client, sleep)
         self._init_resources()
+
+    @classmethod
+    def local(
+        cls,
+        engine: LocalEngine | None = None,
+        *,
+        api_key: str | None = None,
+        transformer: Transformer = "json",
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> ChatarminOS:
+        """A client answered by a local ChatarminOS in this process: no socket, no network.
+
+        ``engine`` is a :class:`chatarmin_os.local.LocalEngine` (a fresh in-memory one when
+        omitted). Calls go through the real codec and the server's real tRPC handling, so
+        they exercise the same wire as production. ``api_key`` defaults to the local
+        engine's default key (``os_sk_local_dev``); give it when your engine takes others.
+
+        Example::
+
+            with ChatarminOS.local() as client:
+                result = client.onboard(external_org_id="org_1", label="Demo", tier_code="free")
+        """
+        from ..local.engine import DEFAULT_API_KEY
+        from ..local.engine import LocalEngine as _LocalEngine
+        from ..local.transport import LocalTransport
+
+        transport = LocalTransport(engine if engine is not None else _LocalEngine())
+        client = cls(
+            api_key=api_key or DEFAULT_API_KEY,
+            base_url="http://chatarmin-os.local/api/v1",
+            transformer=transformer,
+            max_retries=max_retries,
+            default_headers=default_headers,
+            http_client=httpx.Client(transport=transport),
+        )
+        client._owns_client = True
+        return client
 
     def _init_resources(self) -> None:
         self.companies = Companies(self)
