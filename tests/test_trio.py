@@ -1,0 +1,70 @@
+"""The async client under trio (anyio underneath), retries and sleeping included."""
+
+from __future__ import annotations
+
+import httpx
+import trio
+import trio.testing
+
+from chatarmin_os import AsyncChatarminOS, PreconditionFailedError
+from tests.helpers import API_KEY, BASE_URL, ok, trpc_error
+
+USAGE = {
+    "featureCode": "ai_credit",
+    "currentUsage": 1,
+    "quantityLimit": 1,
+    "includedQuantity": 0,
+    "remaining": 0,
+    "billableQuantity": 1,
+    "isAtLimit": True,
+    "duplicate": False,
+}
+
+
+def test_async_client_runs_under_trio() -> None:
+    answers = [trpc_error("SERVICE_UNAVAILABLE", 503, headers={"retry-after-ms": "1"}), ok(USAGE)]
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answers.pop(0)
+
+    async def main() -> tuple[int, float]:
+        client = AsyncChatarminOS(
+            api_key=API_KEY,
+            base_url=BASE_URL,
+            http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+        )
+        started = trio.current_time()
+        usage = await client.billing.track_usage(
+            company_id="c1", feature_code="ai_credit", quantity=1
+        )
+        return usage.current_usage, trio.current_time() - started
+
+    # trio's autojump clock skips the 1 ms anyio.sleep between attempts instantly.
+    current, elapsed = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert current == 1
+    assert len(seen) == 2
+    assert seen[0].content == seen[1].content
+    assert elapsed >= 0.001
+
+
+def test_local_client_under_trio() -> None:
+    async def main() -> str:
+        async with AsyncChatarminOS.local() as client:
+            result = await client.onboard(external_org_id="org_t", label="Trio", tier_code="free")
+            await client.features.set_access(
+                company_id=result.company_id, feature_code="ai_credit", quantity_limit=1
+            )
+            await client.billing.track_usage(
+                company_id=result.company_id, feature_code="ai_credit", quantity=1
+            )
+            try:
+                await client.billing.track_usage(
+                    company_id=result.company_id, feature_code="ai_credit", quantity=1
+                )
+            except PreconditionFailedError as error:
+                return str(error.code)
+            return "accepted"
+
+    assert trio.run(main) == "PRECONDITION_FAILED"
