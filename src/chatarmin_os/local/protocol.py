@@ -148,6 +148,9 @@ def handle(
                 "UNSUPPORTED_MEDIA_TYPE", f'Unsupported content-type "{content_type}"', None
             )
 
+    kinds = list(dict.fromkeys(PROCEDURES[p] for p in paths if p in PROCEDURES))
+    if len(kinds) > 1:
+        return fail("BAD_REQUEST", "Cannot mix procedure types in call: " + ", ".join(kinds), None)
     try:
         given, parsed = _read_inputs(method, query, body, batch)
     except _CallError as exc:
