@@ -1,1 +1,1 @@
-"""The async client (hand-written; the source of the generated ``_sync`` package)."""
+"""One flavour of the client: ``_async`` is hand-written, ``_sync`` is generated from it."""

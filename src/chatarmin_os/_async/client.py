@@ -43,9 +43,9 @@ class AsyncChatarminOS(AsyncBaseClient):
         http_client: your own :class:`httpx.AsyncClient` (proxies, custom transport, ...).
             It is yours: closing this client leaves it open.
         default_headers: extra headers sent with every request.
-        sleep: how to wait between retries (default: ``anyio.sleep``); for tests.
+        sleep: how to wait between retries (default: really wait); inject a fake in tests.
 
-    Use it as an async context manager, or call :meth:`aclose` when done.
+    Use it in ``async with``, or call :meth:`aclose` when done.
     """
 
     def __init__(

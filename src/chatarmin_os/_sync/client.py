@@ -45,9 +45,9 @@ class ChatarminOS(BaseClient):
         http_client: your own :class:`httpx.Client` (proxies, custom transport, ...).
             It is yours: closing this client leaves it open.
         default_headers: extra headers sent with every request.
-        sleep: how to wait between retries (default: ``anyio.sleep``); for tests.
+        sleep: how to wait between retries (default: really wait); inject a fake in tests.
 
-    Use it as a blocking context manager, or call :meth:`close` when done.
+    Use it in ``with``, or call :meth:`close` when done.
     """
 
     def __init__(
