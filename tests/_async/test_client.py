@@ -227,6 +227,18 @@ async def test_bad_quantity_is_refused_before_sending(
     assert track.call_count == 0
 
 
+async def test_metadata_that_is_not_json_is_refused_before_sending(
+    respx_mock: respx.MockRouter,
+) -> None:
+    track = route(respx_mock, "POST", "billing.trackUsage").mock(return_value=ok(USAGE))
+    async with make_client() as client:
+        with pytest.raises(InvalidInputError, match="cannot be sent as JSON"):
+            await client.billing.track_usage(
+                company_id="c1", feature_code="ai_credit", quantity=1, metadata={"tags": {1, 2}}
+            )
+    assert track.call_count == 0
+
+
 # --- errors ---------------------------------------------------------------------------
 
 ERROR_CASES = [

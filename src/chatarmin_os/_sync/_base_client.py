@@ -22,6 +22,7 @@ from .._exceptions import (
     APIResponseValidationError,
     APITimeoutError,
     ChatarminOSError,
+    InvalidInputError,
 )
 from .._logs import logger, setup_logging
 from .._wire import Kind, decode_response, encode_request
@@ -114,9 +115,12 @@ class BaseClient:
         )
 
     def _build_request(self, kind: Kind, path: str, input: Any, has_input: bool) -> httpx.Request:
-        encoded = encode_request(
-            kind, path, input, transformer=self._config.transformer, has_input=has_input
-        )
+        try:
+            encoded = encode_request(
+                kind, path, input, transformer=self._config.transformer, has_input=has_input
+            )
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError("input", f"cannot be sent as JSON: {exc}") from None
         headers = self._config.headers()
         if encoded.content is not None:
             headers["Content-Type"] = "application/json"
