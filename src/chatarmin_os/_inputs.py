@@ -9,7 +9,7 @@ matching method, so a payload can be built, type-checked, and passed as ``**payl
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 import pydantic
 from pydantic import ConfigDict, Field
@@ -34,7 +34,7 @@ __all__ = [
     "TrackUsageInput",
 ]
 
-_NonEmpty = Field(min_length=1)
+_NonEmpty = Field(min_length=1, pattern=r"\S")
 
 
 class _InputModel(pydantic.BaseModel):
@@ -54,19 +54,19 @@ class _InputModel(pydantic.BaseModel):
 class Hints(_InputModel):
     """What ``smart_link`` / ``onboard`` match a company by."""
 
-    company_name: str | None = Field(default=None, min_length=1)
-    domain: str | None = Field(default=None, min_length=1)
-    emails: list[str] | None = None
+    company_name: str | None = Field(default=None, min_length=1, pattern=r"\S")
+    domain: str | None = Field(default=None, min_length=1, pattern=r"\S")
+    emails: list[Annotated[str, Field(min_length=1, pattern=r"\S")]] | None = None
 
 
 class ContactInput(_InputModel):
     """One contact for ``contacts.bulk_upsert``."""
 
     email: str = _NonEmpty
-    name: str | None = None
-    role: str | None = None
+    name: str | None = Field(default=None, min_length=1, pattern=r"\S")
+    role: str | None = Field(default=None, min_length=1, pattern=r"\S")
     is_primary: bool | None = None
-    avatar_url: str | None = None
+    avatar_url: str | None = Field(default=None, min_length=1, pattern=r"\S")
     metadata: dict[str, Any] | None = None
 
 

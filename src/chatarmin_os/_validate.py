@@ -21,7 +21,7 @@ import pydantic
 
 from ._exceptions import InvalidInputError
 from ._types import NOT_GIVEN, NotGiven
-from ._wire import parse_datetime
+from ._wire import dumps, parse_datetime, to_plain_json
 
 __all__ = [
     "compact",
@@ -66,12 +66,18 @@ def optional_bool(name: str, value: Any) -> bool | NotGiven:
     return value
 
 
+MAX_SAFE_INTEGER = 2**53 - 1
+"""The largest integer a JavaScript server reads exactly (``Number.MAX_SAFE_INTEGER``)."""
+
+
 def positive_int(name: str, value: Any) -> int:
-    """An ``int`` >= 1 (a bool is not an int here)."""
+    """An ``int`` from 1 to 2**53 - 1 (a bool is not an int here)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError(name, f"must be a positive integer, got {_type_name(value)}")
     if value < 1:
         raise InvalidInputError(name, f"must be a positive integer, got {value}")
+    if value > MAX_SAFE_INTEGER:
+        raise InvalidInputError(name, f"must be at most 2**53 - 1, got {value}")
     return value
 
 
@@ -83,6 +89,8 @@ def nullable_int(name: str, value: Any) -> int | NotGiven | None:
         raise InvalidInputError(name, f"must be an integer or None, got {_type_name(value)}")
     if value < 0:
         raise InvalidInputError(name, f"must not be negative, got {value}")
+    if value > MAX_SAFE_INTEGER:
+        raise InvalidInputError(name, f"must be at most 2**53 - 1, got {value}")
     return value
 
 
@@ -125,6 +133,10 @@ def free_map(name: str, value: Any) -> dict[str, Any] | NotGiven:
     for key in value:
         if not isinstance(key, str):
             raise InvalidInputError(name, f"keys must be strings, got {key!r}")
+    try:
+        dumps(to_plain_json(value))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(name, f"cannot be sent as JSON: {exc}") from None
     return dict(value)
 
 
@@ -141,7 +153,10 @@ def model_input(name: str, model: type[_M], value: Any) -> _M:
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise InvalidInputError(f"{name}.{where}" if where else name, first["msg"]) from None
+        problem = (
+            "must not be blank" if first["type"] == "string_pattern_mismatch" else first["msg"]
+        )
+        raise InvalidInputError(f"{name}.{where}" if where else name, problem) from None
 
 
 def model_list(

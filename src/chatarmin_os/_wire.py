@@ -53,7 +53,11 @@ def format_datetime(value: datetime) -> str:
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise ValueError("naive datetime: give a timezone (e.g. datetime.now(timezone.utc))")
     utc = value.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # Not strftime: "%Y" does not zero-pad years before 1000 on every platform.
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+        f"{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
+    )
 
 
 _ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
@@ -64,6 +68,8 @@ def parse_datetime(value: str) -> datetime:
     if not _ISO_RE.match(value):
         raise ValueError(f"not an ISO-8601 timestamp with a UTC offset: {value!r}")
     text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    if text[-5] in "+-" and text[-4:].isdigit():  # +0100 -> +01:00 (Python 3.10 wants the colon)
+        text = f"{text[:-2]}:{text[-2:]}"
     main, _, rest = text.partition(".")
     if rest:
         # Python 3.10's fromisoformat wants exactly 3 or 6 fraction digits.
@@ -313,5 +319,17 @@ def decode_response(response: httpx.Response, *, path: str, transformer: Transfo
         try:
             return superjson_deserialize(data)
         except ValueError:
-            raise _not_trpc(response, path, "a result that is not superjson") from None
+            raise _not_trpc(
+                response,
+                path,
+                "a result that is not superjson (is the server set up without a transformer? "
+                "then use transformer='json')",
+            ) from None
+    if isinstance(data, Mapping) and "json" in data and set(data) <= {"json", "meta"}:
+        raise _not_trpc(
+            response,
+            path,
+            "a superjson-wrapped result (the server uses superjson: "
+            "create the client with transformer='superjson')",
+        )
     return data

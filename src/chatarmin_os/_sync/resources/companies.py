@@ -87,13 +87,15 @@ class Companies(APIResource):
         external_org_id: str,
         label: str,
         hints: Hints | HintsDict | NotGiven = NOT_GIVEN,
-        min_confidence: float | NotGiven = NOT_GIVEN,
+        min_confidence: float | NotGiven | None = NOT_GIVEN,
     ) -> SmartLinkResult:
         """Find the company your org belongs to by domain, name or e-mail domain, and link it.
 
         ``min_confidence`` (0–1, server default 0.8) is how sure a single match must be to be
         linked automatically; below it you get ``status="suggestions"``.
         """
+        if min_confidence is None:
+            min_confidence = NOT_GIVEN
         if not isinstance(min_confidence, NotGiven):
             if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)):
                 raise InvalidInputError(

@@ -63,7 +63,7 @@ class Features(APIResource):
         quantity_limit: int | NotGiven | None = NOT_GIVEN,
         included_quantity: int | NotGiven | None = NOT_GIVEN,
         config: dict[str, Any] | NotGiven = NOT_GIVEN,
-        source: FeatureSource | NotGiven = NOT_GIVEN,
+        source: FeatureSource | NotGiven | None = NOT_GIVEN,
         valid_until: datetime | str | NotGiven | None = NOT_GIVEN,
     ) -> FeatureAccessDetail:
         """Change a company's access to a feature (``features.setAccess``).
@@ -78,6 +78,8 @@ class Features(APIResource):
             raise InvalidInputError(
                 "company_id", "give exactly one of company_id and external_org_id"
             )
+        if source is None:
+            source = NOT_GIVEN
         if not isinstance(source, NotGiven) and source not in _SOURCES:
             raise InvalidInputError(
                 "source", f"must be one of {', '.join(_SOURCES)}, got {source!r}"
