@@ -36,9 +36,7 @@ def _answer(
     )
 
 
-class LocalTransport(httpx.BaseTransport):
-    """A blocking httpx transport answered by ``engine``."""
-
+class _EngineTransport:
     def __init__(
         self,
         engine: LocalEngine,
@@ -47,27 +45,21 @@ class LocalTransport(httpx.BaseTransport):
         transformer: ServerTransformer = "auto",
     ) -> None:
         self.engine = engine
+        """The engine that answers."""
         self._prefix = prefix
         self._transformer = transformer
+
+
+class LocalTransport(_EngineTransport, httpx.BaseTransport):
+    """A blocking httpx transport answered by ``engine``."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Answer ``request`` from the engine."""
         return _answer(self.engine, request, request.read(), self._prefix, self._transformer)
 
 
-class AsyncLocalTransport(httpx.AsyncBaseTransport):
+class AsyncLocalTransport(_EngineTransport, httpx.AsyncBaseTransport):
     """An async httpx transport answered by ``engine`` (each call is one short transaction)."""
-
-    def __init__(
-        self,
-        engine: LocalEngine,
-        *,
-        prefix: str = DEFAULT_PREFIX,
-        transformer: ServerTransformer = "auto",
-    ) -> None:
-        self.engine = engine
-        self._prefix = prefix
-        self._transformer = transformer
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Answer ``request`` from the engine."""
