@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -64,3 +65,19 @@ def raw_input(request: httpx.Request) -> Any:
         values = parse_qs(urlsplit(str(request.url)).query).get("input")
         return None if values is None else json.loads(values[0])
     return json.loads(request.content)
+
+
+T0 = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
+
+
+class Clock:
+    """A fixed clock the tests move by hand (inject it as ``LocalEngine(clock=...)``)."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)

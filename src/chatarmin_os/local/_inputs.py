@@ -12,7 +12,6 @@ from ._validate import (
     boolean,
     email,
     enum,
-    fail,
     ident,
     integer,
     json_object,
@@ -71,10 +70,8 @@ def _tier_override(value: Any, path: str) -> dict[str, Any]:
 
 
 def _no_input(value: Any, path: str) -> dict[str, Any]:
-    """A procedure without input: nothing, or an empty object."""
-    if value is None or value == {}:
-        return {}
-    fail("input", "this procedure takes no input", value)
+    """A procedure without input ignores whatever it is given, as ``@trpc/server`` does."""
+    return {}
 
 
 NO_INPUT = _no_input

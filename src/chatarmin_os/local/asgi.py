@@ -7,6 +7,8 @@ from typing import Any
 
 import anyio.to_thread
 
+from .._exceptions import TRPC_CODE_NUMBER
+from .._wire import dumps
 from .engine import LocalEngine
 from .protocol import DEFAULT_PREFIX, ServerTransformer, handle
 
@@ -18,7 +20,16 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_MAX_BODY = 10 * 1024 * 1024
+_MAX_BODY = 64 * 1024 * 1024
+_TOO_LARGE = dumps(
+    {
+        "error": {
+            "message": f"Request body exceeds {_MAX_BODY // (1024 * 1024)} MiB",
+            "code": TRPC_CODE_NUMBER["PAYLOAD_TOO_LARGE"],
+            "data": {"code": "PAYLOAD_TOO_LARGE", "httpStatus": 413},
+        }
+    }
+).encode("utf-8")
 
 
 def create_app(
@@ -57,7 +68,7 @@ def create_app(
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > _MAX_BODY:
-                await _send(send, 413, {"content-type": "text/plain"}, b"payload too large")
+                await _send(send, 413, {"content-type": "application/json"}, _TOO_LARGE)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)

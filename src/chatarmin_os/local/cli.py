@@ -4,16 +4,40 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from .catalog import SeedError, load_seed
 from .engine import DEFAULT_API_KEY, LocalEngine
 from .protocol import DEFAULT_PREFIX
 
 __all__ = ["main"]
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn, with ``TCP_NODELAY`` set.
+
+    Made with ``IPPROTO_TCP``, not 0: asyncio only sets ``TCP_NODELAY`` on sockets it knows
+    are TCP, and without it every keep-alive request waits ~40 ms (Nagle + delayed ACK).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -34,20 +58,18 @@ def _serve(args: argparse.Namespace) -> int:
         except (OSError, SeedError) as exc:
             print(f"chatarmin-os serve: bad seed file {args.seed}: {exc}", file=sys.stderr)
             return 2
-    keys = args.api_key or [os.environ.get("OS_API_KEY") or DEFAULT_API_KEY]
-    database = str(Path(args.db).expanduser()) if args.db else ":memory:"
-    engine = LocalEngine(database, seed=seed, api_keys=keys)
-    app = create_app(engine, transformer=args.transformer)
-
-    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((args.host, args.port))
+        sock = listen_socket(args.host, args.port)
     except OSError as exc:
         print(
             f"chatarmin-os serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
         )
         return 2
+    keys = args.api_key or [os.environ.get("OS_API_KEY") or DEFAULT_API_KEY]
+    database = str(Path(args.db).expanduser()) if args.db else ":memory:"
+    engine = LocalEngine(database, seed=seed, api_keys=keys)
+    app = create_app(engine, transformer=args.transformer)
+
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
     key_note = (
@@ -61,6 +83,9 @@ def _serve(args: argparse.Namespace) -> int:
     print("  Ctrl-C stops it.", flush=True)
     config = uvicorn.Config(app, log_level=args.log_level, lifespan="on", access_log=False)
     server = uvicorn.Server(config)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
+    # handler that was there before: make SIGTERM end like Ctrl-C (engine closed, exit 0).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:

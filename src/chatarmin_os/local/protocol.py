@@ -84,7 +84,7 @@ def _read_inputs(
     """(was an input given, the parsed JSON) for the request."""
     if method == "GET":
         raw = query.get("input")
-        if raw is None:
+        if raw is None or raw[0] == "":  # tRPC reads an empty input= as no input
             return False, None
         text = raw[0]
     else:
@@ -125,7 +125,7 @@ def handle(
     batch = query.get("batch", ["0"])[0] in ("1", "true")
     default_sj = transformer == "superjson"
 
-    if not (path.startswith(prefix + "/") and len(path) > len(prefix) + 1):
+    if not (path.startswith(prefix + "/") or path == prefix):
         return _json_response(
             404,
             _encode_error("NOT_FOUND", f'No procedure found on path "{path}"', None, default_sj),
