@@ -51,6 +51,7 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncLocalTransport": "LocalTransport",
     "aclose": "close",
     # tests
+    "AsyncIterator": "Iterator",
 }
 
 # Words inside strings and comments (docstrings, messages).

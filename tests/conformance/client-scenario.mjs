@@ -103,7 +103,7 @@ async function main() {
       label: 'Scenario',
       hints: { companyName: 'Scenario Inc', domain: `scenario-${MODE}-${LINK}.example` },
       tierCode: 'free',
-      contactEmail: '[email protected]',
+      contactEmail: `founder@scenario-${MODE}-${LINK}.example`,
     }),
   );
   out.onboard = onboard;
