@@ -19,6 +19,7 @@ import difflib
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import tokenize_rt
@@ -95,21 +96,27 @@ def _unasync_source(source: str, rule: unasync.Rule) -> str:
     return tokenize_rt.tokens_to_src(out)
 
 
-def _ruff(args: list[str], source: str, filename: Path) -> str:
+def _ruff(args: list[str], paths: list[Path]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", *args, "--stdin-filename", str(filename), "-"],
-        input=source,
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            *args,
+            "--config",
+            str(ROOT / "pyproject.toml"),
+            *map(str, paths),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
     )
     if result.returncode != 0:
-        raise GenerationError(f"ruff {' '.join(args)} failed on {filename}:\n{result.stderr}")
-    return result.stdout
+        raise GenerationError(f"ruff {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
 
 
 def render(source_path: Path, target_path: Path, rule: unasync.Rule) -> str:
-    """The generated text of one module: unasync, header, ruff fix + format."""
+    """The unformatted text of one generated module: unasync, rewritten text, header."""
     source = source_path.read_text(encoding="utf-8")
     unknown = sorted(set(_ASYNC_NAME.findall(source)) - set(REPLACEMENTS))
     if unknown:
@@ -117,18 +124,34 @@ def render(source_path: Path, target_path: Path, rule: unasync.Rule) -> str:
             f"{source_path.relative_to(ROOT)}: no explicit replacement for {', '.join(unknown)} "
             "(add them to REPLACEMENTS in scripts/gen_sync.py)"
         )
-    text = _unasync_source(source, rule)
     header = HEADER.format(source=source_path.relative_to(ROOT).as_posix())
-    if text.startswith('"""') or text.startswith("#") or text.strip():
-        text = header + text
-    text = _ruff(["check", "--fix", "--quiet", "--exit-zero"], text, target_path)
-    text = _ruff(["format", "--quiet"], text, target_path)
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if _LEFTOVER.search(line):
-            raise GenerationError(
-                f"{target_path.relative_to(ROOT)}:{lineno}: 'async'/'await' survived: {line.strip()}"
-            )
-    return text
+    return header + _unasync_source(source, rule)
+
+
+def format_all(texts: dict[Path, str]) -> dict[Path, str]:
+    """ruff check --fix, then ruff format, over every generated text in one go.
+
+    The files are formatted in a scratch copy with the project's ruff configuration, so
+    the output is byte-stable and identical for writing and checking.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch_paths = {}
+        for target, text in texts.items():
+            path = Path(scratch) / target.relative_to(ROOT)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            scratch_paths[target] = path
+        paths = list(scratch_paths.values())
+        _ruff(["check", "--fix", "--quiet", "--exit-zero"], paths)
+        _ruff(["format", "--quiet"], paths)
+        formatted = {t: p.read_text(encoding="utf-8") for t, p in scratch_paths.items()}
+    for target, text in formatted.items():
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if _LEFTOVER.search(line):
+                raise GenerationError(
+                    f"{target.relative_to(ROOT)}:{lineno}: 'async'/'await' survived: {line.strip()}"
+                )
+    return formatted
 
 
 def generate() -> tuple[dict[Path, str], set[str]]:
@@ -145,7 +168,7 @@ def generate() -> tuple[dict[Path, str], set[str]]:
                 name for name in REPLACEMENTS if re.search(rf"\b{re.escape(name)}\b", source)
             )
             outputs[target] = render(source_path, target, rule)
-    return outputs, used
+    return format_all(outputs), used
 
 
 def existing_files() -> set[Path]:
