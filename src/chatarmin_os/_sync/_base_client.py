@@ -7,6 +7,7 @@ Hand-written; ``scripts/gen_sync.py`` turns it into ``_sync/_base_client.py``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -207,7 +208,7 @@ class BaseClient:
         retries_taken: int,
         error: Exception | None = None,
     ) -> None:
-        if not logger.isEnabledFor(10):  # logging.DEBUG
+        if not logger.isEnabledFor(logging.DEBUG):
             return
         elapsed_ms = (time.perf_counter() - started) * 1000
         outcome = str(status) if status is not None else type(error).__name__
