@@ -51,6 +51,8 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncClient": "Client",
     "AsyncLocalTransport": "LocalTransport",
     "aclose": "close",
+    # modules
+    "_async": "_sync",
     # tests
     "AsyncIterator": "Iterator",
 }

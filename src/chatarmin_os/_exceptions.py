@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 
+from ._wire import TRPC_CODE_STATUS
+
 __all__ = [
     "APIConnectionError",
     "APIResponseValidationError",
@@ -156,56 +158,6 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
     412: PreconditionFailedError,
     422: UnprocessableEntityError,
     429: RateLimitError,
-}
-
-# tRPC v11 codes and the HTTP status @trpc/server gives each.
-TRPC_CODE_STATUS: dict[str, int] = {
-    "PARSE_ERROR": 400,
-    "BAD_REQUEST": 400,
-    "UNAUTHORIZED": 401,
-    "PAYMENT_REQUIRED": 402,
-    "FORBIDDEN": 403,
-    "NOT_FOUND": 404,
-    "METHOD_NOT_SUPPORTED": 405,
-    "TIMEOUT": 408,
-    "CONFLICT": 409,
-    "PRECONDITION_FAILED": 412,
-    "PAYLOAD_TOO_LARGE": 413,
-    "UNSUPPORTED_MEDIA_TYPE": 415,
-    "UNPROCESSABLE_CONTENT": 422,
-    "PRECONDITION_REQUIRED": 428,
-    "TOO_MANY_REQUESTS": 429,
-    "CLIENT_CLOSED_REQUEST": 499,
-    "INTERNAL_SERVER_ERROR": 500,
-    "NOT_IMPLEMENTED": 501,
-    "BAD_GATEWAY": 502,
-    "SERVICE_UNAVAILABLE": 503,
-    "GATEWAY_TIMEOUT": 504,
-}
-
-# The JSON-RPC number @trpc/server puts in `error.code` for each tRPC code.
-TRPC_CODE_NUMBER: dict[str, int] = {
-    "PARSE_ERROR": -32700,
-    "BAD_REQUEST": -32600,
-    "UNAUTHORIZED": -32001,
-    "PAYMENT_REQUIRED": -32002,
-    "FORBIDDEN": -32003,
-    "NOT_FOUND": -32004,
-    "METHOD_NOT_SUPPORTED": -32005,
-    "TIMEOUT": -32008,
-    "CONFLICT": -32009,
-    "PRECONDITION_FAILED": -32012,
-    "PAYLOAD_TOO_LARGE": -32013,
-    "UNSUPPORTED_MEDIA_TYPE": -32015,
-    "UNPROCESSABLE_CONTENT": -32022,
-    "PRECONDITION_REQUIRED": -32028,
-    "TOO_MANY_REQUESTS": -32029,
-    "CLIENT_CLOSED_REQUEST": -32099,
-    "INTERNAL_SERVER_ERROR": -32603,
-    "NOT_IMPLEMENTED": -32603,
-    "BAD_GATEWAY": -32603,
-    "SERVICE_UNAVAILABLE": -32603,
-    "GATEWAY_TIMEOUT": -32603,
 }
 
 

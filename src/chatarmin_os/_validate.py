@@ -21,7 +21,7 @@ import pydantic
 
 from ._exceptions import InvalidInputError
 from ._types import NOT_GIVEN, NotGiven
-from ._wire import dumps, parse_datetime, to_plain_json
+from ._wire import MAX_SAFE_INTEGER, dumps, parse_datetime, to_plain_json
 
 __all__ = [
     "compact",
@@ -64,10 +64,6 @@ def optional_bool(name: str, value: Any) -> bool | NotGiven:
     if not isinstance(value, bool):
         raise InvalidInputError(name, f"must be a bool, got {_type_name(value)}")
     return value
-
-
-MAX_SAFE_INTEGER = 2**53 - 1
-"""The largest integer a JavaScript server reads exactly (``Number.MAX_SAFE_INTEGER``)."""
 
 
 def positive_int(name: str, value: Any) -> int:

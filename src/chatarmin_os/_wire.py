@@ -21,19 +21,21 @@ from datetime import date, datetime, timezone
 from typing import Any, Literal
 from urllib.parse import quote
 
-import httpx
-
-from ._exceptions import APIResponseValidationError, APIStatusError, error_class_for
 from ._types import Transformer
 
 __all__ = [
+    "FEATURE_SOURCES",
+    "MAX_BULK_CONTACTS",
+    "MAX_SAFE_INTEGER",
+    "TRPC_CODE_NUMBER",
+    "TRPC_CODE_STATUS",
     "EncodedRequest",
     "Kind",
-    "decode_response",
     "dumps",
     "encode_request",
     "encode_uri_component",
     "format_datetime",
+    "is_superjson_shaped",
     "parse_datetime",
     "superjson_deserialize",
     "superjson_serialize",
@@ -42,7 +44,69 @@ __all__ = [
 
 Kind = Literal["query", "mutation"]
 
-_SNIPPET_CHARS = 200
+# tRPC v11 codes and the HTTP status @trpc/server gives each.
+TRPC_CODE_STATUS: dict[str, int] = {
+    "PARSE_ERROR": 400,
+    "BAD_REQUEST": 400,
+    "UNAUTHORIZED": 401,
+    "PAYMENT_REQUIRED": 402,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "METHOD_NOT_SUPPORTED": 405,
+    "TIMEOUT": 408,
+    "CONFLICT": 409,
+    "PRECONDITION_FAILED": 412,
+    "PAYLOAD_TOO_LARGE": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+    "UNPROCESSABLE_CONTENT": 422,
+    "PRECONDITION_REQUIRED": 428,
+    "TOO_MANY_REQUESTS": 429,
+    "CLIENT_CLOSED_REQUEST": 499,
+    "INTERNAL_SERVER_ERROR": 500,
+    "NOT_IMPLEMENTED": 501,
+    "BAD_GATEWAY": 502,
+    "SERVICE_UNAVAILABLE": 503,
+    "GATEWAY_TIMEOUT": 504,
+}
+
+# The JSON-RPC number @trpc/server puts in `error.code` for each tRPC code.
+TRPC_CODE_NUMBER: dict[str, int] = {
+    "PARSE_ERROR": -32700,
+    "BAD_REQUEST": -32600,
+    "UNAUTHORIZED": -32001,
+    "PAYMENT_REQUIRED": -32002,
+    "FORBIDDEN": -32003,
+    "NOT_FOUND": -32004,
+    "METHOD_NOT_SUPPORTED": -32005,
+    "TIMEOUT": -32008,
+    "CONFLICT": -32009,
+    "PRECONDITION_FAILED": -32012,
+    "PAYLOAD_TOO_LARGE": -32013,
+    "UNSUPPORTED_MEDIA_TYPE": -32015,
+    "UNPROCESSABLE_CONTENT": -32022,
+    "PRECONDITION_REQUIRED": -32028,
+    "TOO_MANY_REQUESTS": -32029,
+    "CLIENT_CLOSED_REQUEST": -32099,
+    "INTERNAL_SERVER_ERROR": -32603,
+    "NOT_IMPLEMENTED": -32603,
+    "BAD_GATEWAY": -32603,
+    "SERVICE_UNAVAILABLE": -32603,
+    "GATEWAY_TIMEOUT": -32603,
+}
+
+MAX_SAFE_INTEGER = 2**53 - 1
+"""The largest integer a JavaScript server reads exactly (``Number.MAX_SAFE_INTEGER``)."""
+
+MAX_BULK_CONTACTS = 1000
+"""The most contacts one ``contacts.bulkUpsert`` call takes."""
+
+FEATURE_SOURCES = ("subscription", "manual", "trial", "api")
+"""Where a company's access to a feature can come from (``source``)."""
+
+
+def is_superjson_shaped(value: Any) -> bool:
+    """Whether ``value`` looks like a superjson envelope: ``{"json": ...}`` plus ``meta`` at most."""
+    return isinstance(value, Mapping) and "json" in value and set(value) <= {"json", "meta"}
 
 
 def format_datetime(value: datetime) -> str:
@@ -251,85 +315,3 @@ def encode_request(
         return EncodedRequest("GET", f"{path}?input={encode_uri_component(encoded)}", None)
     body = _encode_value(input, transformer) if has_input else _encode_value(None, transformer)
     return EncodedRequest("POST", path, dumps(body).encode("utf-8"))
-
-
-def _snippet(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())
-    if not text:
-        return "(empty body)"
-    return text if len(text) <= _SNIPPET_CHARS else text[:_SNIPPET_CHARS] + "…"
-
-
-def _not_trpc(response: httpx.Response, path: str, why: str) -> Exception:
-    content_type = response.headers.get("content-type", "no content-type")
-    message = (
-        f"Expected a tRPC answer from {path} but got {why} "
-        f"(HTTP {response.status_code}, {content_type}): {_snippet(response)}"
-    )
-    if response.is_success:
-        return APIResponseValidationError(message, path=path, response=response)
-    cls = error_class_for(response.status_code, None)
-    return cls(message, response=response, path=path, code=None)
-
-
-def _error_from_envelope(
-    response: httpx.Response, path: str, error: Mapping[str, Any]
-) -> APIStatusError:
-    data = error.get("data")
-    data = data if isinstance(data, Mapping) else {}
-    code = data.get("code") if isinstance(data.get("code"), str) else None
-    message = error.get("message")
-    if not isinstance(message, str) or not message:
-        message = code or f"HTTP {response.status_code}"
-    error_path = data.get("path")
-    if not isinstance(error_path, str):
-        error_path = path
-    cls = error_class_for(response.status_code, code)
-    return cls(message, response=response, path=error_path, code=code, body=dict(error))
-
-
-def decode_response(response: httpx.Response, *, path: str, transformer: Transformer) -> Any:
-    """The output of a call, or the typed error its answer stands for (raised).
-
-    Anything that is not a tRPC envelope (HTML from a proxy, an empty or invalid body, a
-    200 without ``result``) raises a typed error carrying the status and a body snippet.
-    """
-    try:
-        body = json.loads(response.content) if response.content else None
-    except ValueError:
-        raise _not_trpc(response, path, "a body that is not JSON") from None
-    if not isinstance(body, Mapping):
-        raise _not_trpc(response, path, "an empty body" if body is None else "unexpected JSON")
-
-    error = body.get("error")
-    if isinstance(error, Mapping):
-        if "json" in error and set(error) <= {"json", "meta"}:  # superjson-wrapped
-            error = superjson_deserialize(error)
-        if isinstance(error, Mapping):
-            raise _error_from_envelope(response, path, error)
-        raise _not_trpc(response, path, "an error envelope of an unknown shape")
-
-    result = body.get("result")
-    if not isinstance(result, Mapping) or not response.is_success:
-        raise _not_trpc(response, path, "JSON without a tRPC 'result'")
-    data = result.get("data")
-    if transformer == "superjson":
-        if data is None:
-            return None
-        try:
-            return superjson_deserialize(data)
-        except ValueError:
-            raise _not_trpc(
-                response,
-                path,
-                "a result that is not superjson (is the server set up without a transformer? "
-                "then use transformer='json')",
-            ) from None
-    if isinstance(data, Mapping) and "json" in data and set(data) <= {"json", "meta"}:
-        raise _not_trpc(
-            response,
-            path,
-            "a superjson-wrapped result (the server uses superjson: "
-            "create the client with transformer='superjson')",
-        )
-    return data

@@ -36,7 +36,9 @@ from chatarmin_os import (
     RateLimitError,
     UnprocessableEntityError,
 )
+from chatarmin_os._async import _base_client as base_client_module
 from chatarmin_os._exceptions import error_class_for
+from chatarmin_os._procedures import PROCEDURES
 from tests.conformance_server import CONFORMANCE_DIR, ConformanceServer
 
 API_KEY = "os_sk_conformance"
@@ -1200,7 +1202,7 @@ async def test_input_the_server_rejects_is_a_bad_request(
     conformance: ConformanceServer, client: AsyncChatarminOS
 ) -> None:
     with pytest.raises(BadRequestError) as info:
-        await client._call("mutation", "billing.trackUsage", {"bogus": 1}, dict)
+        await client._call("billing.trackUsage", {"bogus": 1}, dict)
     error = info.value
     assert error.code == "BAD_REQUEST"
     assert error.status_code == 400
@@ -1302,6 +1304,7 @@ PROTOCOL_ERRORS = [
 async def test_errors_raised_by_trpc_itself(
     conformance: ConformanceServer,
     client: AsyncChatarminOS,
+    monkeypatch: pytest.MonkeyPatch,
     kind: Any,
     path: str,
     payload: Any,
@@ -1309,8 +1312,12 @@ async def test_errors_raised_by_trpc_itself(
     code: str,
     message: str | None,
 ) -> None:
+    # Send what the SDK never would: another kind, an unknown path, no input.
+    monkeypatch.setitem(PROCEDURES, path, kind)
+    if not has_input:
+        monkeypatch.setattr(base_client_module, "NO_INPUT", frozenset({path}))
     with pytest.raises(APIStatusError) as info:
-        await client._call(kind, path, payload, dict, has_input=has_input)
+        await client._call(path, payload, dict)
     if message is None:
         [issue] = validator_issues(info.value)
         assert issue["message"] == "Invalid input: expected object, received undefined"

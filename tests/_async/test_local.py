@@ -934,7 +934,6 @@ async def test_server_side_validation_is_bad_request(client: AsyncChatarminOS) -
     company_id = await new_company(client)
     with pytest.raises(BadRequestError) as info:
         await client._call(
-            "mutation",
             "billing.trackUsage",
             {"companyId": company_id, "featureCode": "ai_credit", "quantity": 0, "bogus": 1},
             dict,

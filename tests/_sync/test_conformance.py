@@ -39,6 +39,8 @@ from chatarmin_os import (
     UnprocessableEntityError,
 )
 from chatarmin_os._exceptions import error_class_for
+from chatarmin_os._procedures import PROCEDURES
+from chatarmin_os._sync import _base_client as base_client_module
 from tests.conformance_server import CONFORMANCE_DIR, ConformanceServer
 
 API_KEY = "os_sk_conformance"
@@ -1200,7 +1202,7 @@ def test_input_the_server_rejects_is_a_bad_request(
     conformance: ConformanceServer, client: ChatarminOS
 ) -> None:
     with pytest.raises(BadRequestError) as info:
-        client._call("mutation", "billing.trackUsage", {"bogus": 1}, dict)
+        client._call("billing.trackUsage", {"bogus": 1}, dict)
     error = info.value
     assert error.code == "BAD_REQUEST"
     assert error.status_code == 400
@@ -1300,6 +1302,7 @@ PROTOCOL_ERRORS = [
 def test_errors_raised_by_trpc_itself(
     conformance: ConformanceServer,
     client: ChatarminOS,
+    monkeypatch: pytest.MonkeyPatch,
     kind: Any,
     path: str,
     payload: Any,
@@ -1307,8 +1310,12 @@ def test_errors_raised_by_trpc_itself(
     code: str,
     message: str | None,
 ) -> None:
+    # Send what the SDK never would: another kind, an unknown path, no input.
+    monkeypatch.setitem(PROCEDURES, path, kind)
+    if not has_input:
+        monkeypatch.setattr(base_client_module, "NO_INPUT", frozenset({path}))
     with pytest.raises(APIStatusError) as info:
-        client._call(kind, path, payload, dict, has_input=has_input)
+        client._call(path, payload, dict)
     if message is None:
         [issue] = validator_issues(info.value)
         assert issue["message"] == "Invalid input: expected object, received undefined"

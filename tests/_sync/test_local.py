@@ -918,7 +918,6 @@ def test_server_side_validation_is_bad_request(client: ChatarminOS) -> None:
     company_id = new_company(client)
     with pytest.raises(BadRequestError) as info:
         client._call(
-            "mutation",
             "billing.trackUsage",
             {"companyId": company_id, "featureCode": "ai_credit", "quantity": 0, "bogus": 1},
             dict,

@@ -1,1 +1,1 @@
-"""One flavour of the client: ``_async`` is hand-written, ``_sync`` is generated from it."""
+"""One flavour of the client. Only the coroutine tree is hand-written; scripts/gen_sync.py makes the blocking one."""

@@ -203,4 +203,4 @@ class AsyncChatarminOS(AsyncBaseClient):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return await self._call("mutation", "onboard", payload, OnboardResult.model_validate)
+        return await self._call("onboard", payload, OnboardResult.model_validate)

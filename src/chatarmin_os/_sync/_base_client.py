@@ -26,7 +26,9 @@ from .._exceptions import (
     InvalidInputError,
 )
 from .._logs import logger, setup_logging
-from .._wire import Kind, decode_response, encode_request
+from .._procedures import NO_INPUT, PROCEDURES
+from .._response import decode_response
+from .._wire import encode_request
 
 __all__ = ["BaseClient"]
 
@@ -115,10 +117,14 @@ class BaseClient:
             f"transformer={self._config.transformer!r}, max_retries={self._config.max_retries})"
         )
 
-    def _build_request(self, kind: Kind, path: str, input: Any, has_input: bool) -> httpx.Request:
+    def _build_request(self, path: str, input: Any) -> httpx.Request:
         try:
             encoded = encode_request(
-                kind, path, input, transformer=self._config.transformer, has_input=has_input
+                PROCEDURES[path],
+                path,
+                input,
+                transformer=self._config.transformer,
+                has_input=path not in NO_INPUT,
             )
         except (TypeError, ValueError) as exc:
             raise InvalidInputError("input", f"cannot be sent as JSON: {exc}") from None
@@ -135,12 +141,10 @@ class BaseClient:
 
     def _call(
         self,
-        kind: Kind,
         path: str,
         input: Any,
         parse: Callable[[Any], _T],
         *,
-        has_input: bool = True,
         idempotent: bool = False,
     ) -> _T:
         """Call a procedure; return its output passed through ``parse``, or raise its error.
@@ -148,7 +152,8 @@ class BaseClient:
         ``idempotent`` marks a mutation that may safely be sent twice (it carries an
         idempotency key); queries always may.
         """
-        request = self._build_request(kind, path, input, has_input)
+        request = self._build_request(path, input)
+        is_query = PROCEDURES[path] == "query"
         retries_taken = 0
         while True:
             started = time.perf_counter()
@@ -183,7 +188,7 @@ class BaseClient:
             status = response.status_code if response is not None else None
             self._log_attempt(request, path, status, started, retries_taken, error)
             retry = retries_taken < self._config.max_retries and should_retry(
-                error, is_query=kind == "query", was_sent=was_sent, idempotent=idempotent
+                error, is_query=is_query, was_sent=was_sent, idempotent=idempotent
             )
             if not retry:
                 raise error from cause

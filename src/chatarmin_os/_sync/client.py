@@ -205,4 +205,4 @@ class ChatarminOS(BaseClient):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return self._call("mutation", "onboard", payload, OnboardResult.model_validate)
+        return self._call("onboard", payload, OnboardResult.model_validate)

@@ -7,8 +7,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from .._exceptions import TRPC_CODE_NUMBER
-from .._wire import dumps
+from .._wire import TRPC_CODE_NUMBER, dumps
 from .engine import LocalEngine
 from .protocol import DEFAULT_PREFIX, ServerTransformer, handle
 

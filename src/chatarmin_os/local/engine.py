@@ -44,8 +44,9 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any
 
+from .._procedures import PROCEDURES
 from ._errors import ProcedureError
 from ._inputs import INPUTS
 from ._ops import HANDLERS, Ops
@@ -57,32 +58,6 @@ __all__ = ["DEFAULT_API_KEY", "PROCEDURES", "LocalEngine", "ProcedureError"]
 
 DEFAULT_API_KEY = "os_sk_local_dev"
 """The API key a local engine accepts when no keys are given."""
-
-PROCEDURES: dict[str, Literal["query", "mutation"]] = {
-    "companies.getByProductLink": "query",
-    "companies.create": "mutation",
-    "companies.update": "mutation",
-    "companies.smartLink": "mutation",
-    "contacts.create": "mutation",
-    "contacts.bulkUpsert": "mutation",
-    "contacts.list": "query",
-    "features.check": "query",
-    "features.listAccess": "query",
-    "features.setAccess": "mutation",
-    "features.getAccessByExternalOrgId": "query",
-    "features.checkByExternalOrgId": "query",
-    "billing.trackUsage": "mutation",
-    "billing.claimCheckout": "mutation",
-    "billing.linkSubscription": "mutation",
-    "billing.getStatus": "query",
-    "tiers.list": "query",
-    "tiers.get": "query",
-    "tiers.applyTier": "mutation",
-    "links.create": "mutation",
-    "links.reset": "mutation",
-    "onboard": "mutation",
-}
-"""Every procedure path of the wire contract and its kind (query = GET, mutation = POST)."""
 
 
 def _product_id(api_key: str) -> str:

@@ -24,8 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote
 
-from .._exceptions import TRPC_CODE_NUMBER, TRPC_CODE_STATUS
-from .._wire import dumps, superjson_deserialize, superjson_serialize, to_plain_json
+from .._wire import (
+    TRPC_CODE_NUMBER,
+    TRPC_CODE_STATUS,
+    dumps,
+    superjson_deserialize,
+    superjson_serialize,
+    to_plain_json,
+)
 from .engine import PROCEDURES, LocalEngine, ProcedureError
 
 __all__ = ["DEFAULT_PREFIX", "HTTPResponse", "ServerTransformer", "handle"]

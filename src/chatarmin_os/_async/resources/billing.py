@@ -47,7 +47,7 @@ class AsyncBilling(AsyncAPIResource):
             }
         )
         return await self._client._call(
-            "mutation", "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
+            "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
         )
 
     async def claim_checkout(
@@ -62,7 +62,7 @@ class AsyncBilling(AsyncAPIResource):
             "checkoutSessionId": require_str("checkout_session_id", checkout_session_id),
         }
         return await self._client._call(
-            "mutation", "billing.claimCheckout", payload, ClaimCheckoutResult.model_validate
+            "billing.claimCheckout", payload, ClaimCheckoutResult.model_validate
         )
 
     async def link_subscription(
@@ -90,12 +90,10 @@ class AsyncBilling(AsyncAPIResource):
             }
         )
         return await self._client._call(
-            "mutation", "billing.linkSubscription", payload, LinkSubscriptionResult.model_validate
+            "billing.linkSubscription", payload, LinkSubscriptionResult.model_validate
         )
 
     async def get_status(self, company_id: str) -> BillingStatus:
         """A company's billing overview (``billing.getStatus``)."""
         payload = {"companyId": require_str("company_id", company_id)}
-        return await self._client._call(
-            "query", "billing.getStatus", payload, BillingStatus.model_validate
-        )
+        return await self._client._call("billing.getStatus", payload, BillingStatus.model_validate)

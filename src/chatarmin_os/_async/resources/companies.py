@@ -31,7 +31,7 @@ class AsyncCompanies(AsyncAPIResource):
         """The company linked to your org id, or ``None`` when it is not linked yet."""
         payload = {"externalOrgId": require_str("external_org_id", external_org_id)}
         result: Company | None = await self._client._call(
-            "query", "companies.getByProductLink", payload, _optional_company
+            "companies.getByProductLink", payload, _optional_company
         )
         return result
 
@@ -58,9 +58,7 @@ class AsyncCompanies(AsyncAPIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return await self._client._call(
-            "mutation", "companies.create", payload, Company.model_validate
-        )
+        return await self._client._call("companies.create", payload, Company.model_validate)
 
     async def update(
         self,
@@ -79,9 +77,7 @@ class AsyncCompanies(AsyncAPIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return await self._client._call(
-            "mutation", "companies.update", payload, Company.model_validate
-        )
+        return await self._client._call("companies.update", payload, Company.model_validate)
 
     async def smart_link(
         self,
@@ -117,5 +113,5 @@ class AsyncCompanies(AsyncAPIResource):
             }
         )
         return await self._client._call(
-            "mutation", "companies.smartLink", payload, SmartLinkResult.model_validate
+            "companies.smartLink", payload, SmartLinkResult.model_validate
         )

@@ -52,9 +52,7 @@ class AsyncContacts(AsyncAPIResource):
                 "metadata": free_map("metadata", metadata),
             }
         )
-        return await self._client._call(
-            "mutation", "contacts.create", payload, UpsertedContact.model_validate
-        )
+        return await self._client._call("contacts.create", payload, UpsertedContact.model_validate)
 
     async def bulk_upsert(
         self,
@@ -71,7 +69,7 @@ class AsyncContacts(AsyncAPIResource):
             "contacts": [item.to_wire() for item in items],
         }
         return await self._client._call(
-            "mutation", "contacts.bulkUpsert", payload, BulkUpsertResult.model_validate
+            "contacts.bulkUpsert", payload, BulkUpsertResult.model_validate
         )
 
     async def list(self, company_id: str, primary_only: bool = False) -> list[Contact]:
@@ -79,7 +77,5 @@ class AsyncContacts(AsyncAPIResource):
         payload: dict[str, Any] = {"companyId": require_str("company_id", company_id)}
         if optional_bool("primary_only", primary_only):
             payload["primaryOnly"] = True
-        result: list[Contact] = await self._client._call(
-            "query", "contacts.list", payload, _list_contacts
-        )
+        result: list[Contact] = await self._client._call("contacts.list", payload, _list_contacts)
         return result

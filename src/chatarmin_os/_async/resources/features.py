@@ -41,15 +41,13 @@ class AsyncFeatures(AsyncAPIResource):
             "companyId": require_str("company_id", company_id),
             "featureCode": require_str("feature_code", feature_code),
         }
-        return await self._client._call(
-            "query", "features.check", payload, FeatureAccess.model_validate
-        )
+        return await self._client._call("features.check", payload, FeatureAccess.model_validate)
 
     async def list_access(self, company_id: str) -> list[FeatureAccessDetail]:
         """Every feature and the company's access to it (``features.listAccess``)."""
         payload = {"companyId": require_str("company_id", company_id)}
         result: list[FeatureAccessDetail] = await self._client._call(
-            "query", "features.listAccess", payload, _list_details
+            "features.listAccess", payload, _list_details
         )
         return result
 
@@ -101,14 +99,13 @@ class AsyncFeatures(AsyncAPIResource):
             }
         )
         return await self._client._call(
-            "mutation", "features.setAccess", payload, FeatureAccessDetail.model_validate
+            "features.setAccess", payload, FeatureAccessDetail.model_validate
         )
 
     async def get_access_by_external_org_id(self, external_org_id: str) -> OrgFeatureAccess:
         """Every feature of the company linked to your org id (``features.getAccessByExternalOrgId``)."""
         payload = {"externalOrgId": require_str("external_org_id", external_org_id)}
         return await self._client._call(
-            "query",
             "features.getAccessByExternalOrgId",
             payload,
             OrgFeatureAccess.model_validate,
@@ -123,5 +120,5 @@ class AsyncFeatures(AsyncAPIResource):
             "featureCode": require_str("feature_code", feature_code),
         }
         return await self._client._call(
-            "query", "features.checkByExternalOrgId", payload, FeatureAccess.model_validate
+            "features.checkByExternalOrgId", payload, FeatureAccess.model_validate
         )

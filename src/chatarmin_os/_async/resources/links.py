@@ -32,9 +32,7 @@ class AsyncLinks(AsyncAPIResource):
                 "externalUserId": optional_str("external_user_id", external_user_id),
             }
         )
-        return await self._client._call(
-            "mutation", "links.create", payload, ProductLink.model_validate
-        )
+        return await self._client._call("links.create", payload, ProductLink.model_validate)
 
     async def reset(
         self, *, delete_contacts: bool = False, reset_mrr: bool = False
@@ -49,6 +47,4 @@ class AsyncLinks(AsyncAPIResource):
             payload["deleteContacts"] = True
         if optional_bool("reset_mrr", reset_mrr):
             payload["resetMrr"] = True
-        return await self._client._call(
-            "mutation", "links.reset", payload, ResetLinksResult.model_validate
-        )
+        return await self._client._call("links.reset", payload, ResetLinksResult.model_validate)

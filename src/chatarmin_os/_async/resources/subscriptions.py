@@ -25,6 +25,4 @@ class AsyncSubscriptions(AsyncAPIResource):
     ) -> ApplyTierResult:
         """Apply a subscription tier to a company: an alias of ``tiers.apply``."""
         payload = apply_tier_input(tier_code, company_id, features)
-        return await self._client._call(
-            "mutation", "tiers.applyTier", payload, ApplyTierResult.model_validate
-        )
+        return await self._client._call("tiers.applyTier", payload, ApplyTierResult.model_validate)

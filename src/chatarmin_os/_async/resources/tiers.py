@@ -49,15 +49,13 @@ class AsyncTiers(AsyncAPIResource):
 
     async def list(self) -> list[TierSummary]:
         """Every tier (``tiers.list``)."""
-        result: list[TierSummary] = await self._client._call(
-            "query", "tiers.list", None, _list_tiers, has_input=False
-        )
+        result: list[TierSummary] = await self._client._call("tiers.list", None, _list_tiers)
         return result
 
     async def get(self, tier_code: str) -> Tier:
         """A tier with its base fee, features and Stripe price ids (``tiers.get``)."""
         payload = {"tierCode": require_str("tier_code", tier_code)}
-        return await self._client._call("query", "tiers.get", payload, Tier.model_validate)
+        return await self._client._call("tiers.get", payload, Tier.model_validate)
 
     async def apply(
         self,
@@ -72,6 +70,4 @@ class AsyncTiers(AsyncAPIResource):
         (the limit) and any config key, e.g. ``{"ai_credit": {"included_quantity": 100}}``.
         """
         payload = apply_tier_input(tier_code, company_id, features)
-        return await self._client._call(
-            "mutation", "tiers.applyTier", payload, ApplyTierResult.model_validate
-        )
+        return await self._client._call("tiers.applyTier", payload, ApplyTierResult.model_validate)

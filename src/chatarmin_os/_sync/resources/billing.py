@@ -49,7 +49,7 @@ class Billing(APIResource):
             }
         )
         return self._client._call(
-            "mutation", "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
+            "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
         )
 
     def claim_checkout(self, *, company_id: str, checkout_session_id: str) -> ClaimCheckoutResult:
@@ -62,7 +62,7 @@ class Billing(APIResource):
             "checkoutSessionId": require_str("checkout_session_id", checkout_session_id),
         }
         return self._client._call(
-            "mutation", "billing.claimCheckout", payload, ClaimCheckoutResult.model_validate
+            "billing.claimCheckout", payload, ClaimCheckoutResult.model_validate
         )
 
     def link_subscription(
@@ -90,12 +90,10 @@ class Billing(APIResource):
             }
         )
         return self._client._call(
-            "mutation", "billing.linkSubscription", payload, LinkSubscriptionResult.model_validate
+            "billing.linkSubscription", payload, LinkSubscriptionResult.model_validate
         )
 
     def get_status(self, company_id: str) -> BillingStatus:
         """A company's billing overview (``billing.getStatus``)."""
         payload = {"companyId": require_str("company_id", company_id)}
-        return self._client._call(
-            "query", "billing.getStatus", payload, BillingStatus.model_validate
-        )
+        return self._client._call("billing.getStatus", payload, BillingStatus.model_validate)

@@ -33,7 +33,7 @@ class Companies(APIResource):
         """The company linked to your org id, or ``None`` when it is not linked yet."""
         payload = {"externalOrgId": require_str("external_org_id", external_org_id)}
         result: Company | None = self._client._call(
-            "query", "companies.getByProductLink", payload, _optional_company
+            "companies.getByProductLink", payload, _optional_company
         )
         return result
 
@@ -60,7 +60,7 @@ class Companies(APIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return self._client._call("mutation", "companies.create", payload, Company.model_validate)
+        return self._client._call("companies.create", payload, Company.model_validate)
 
     def update(
         self,
@@ -79,7 +79,7 @@ class Companies(APIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return self._client._call("mutation", "companies.update", payload, Company.model_validate)
+        return self._client._call("companies.update", payload, Company.model_validate)
 
     def smart_link(
         self,
@@ -114,6 +114,4 @@ class Companies(APIResource):
                 "minConfidence": min_confidence,
             }
         )
-        return self._client._call(
-            "mutation", "companies.smartLink", payload, SmartLinkResult.model_validate
-        )
+        return self._client._call("companies.smartLink", payload, SmartLinkResult.model_validate)

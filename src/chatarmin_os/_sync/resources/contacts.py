@@ -54,9 +54,7 @@ class Contacts(APIResource):
                 "metadata": free_map("metadata", metadata),
             }
         )
-        return self._client._call(
-            "mutation", "contacts.create", payload, UpsertedContact.model_validate
-        )
+        return self._client._call("contacts.create", payload, UpsertedContact.model_validate)
 
     def bulk_upsert(
         self,
@@ -72,16 +70,12 @@ class Contacts(APIResource):
             "companyId": require_str("company_id", company_id),
             "contacts": [item.to_wire() for item in items],
         }
-        return self._client._call(
-            "mutation", "contacts.bulkUpsert", payload, BulkUpsertResult.model_validate
-        )
+        return self._client._call("contacts.bulkUpsert", payload, BulkUpsertResult.model_validate)
 
     def list(self, company_id: str, primary_only: bool = False) -> list[Contact]:
         """A company's contacts, the primary one first; only it with ``primary_only=True``."""
         payload: dict[str, Any] = {"companyId": require_str("company_id", company_id)}
         if optional_bool("primary_only", primary_only):
             payload["primaryOnly"] = True
-        result: list[Contact] = self._client._call(
-            "query", "contacts.list", payload, _list_contacts
-        )
+        result: list[Contact] = self._client._call("contacts.list", payload, _list_contacts)
         return result

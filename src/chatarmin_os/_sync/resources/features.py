@@ -43,13 +43,13 @@ class Features(APIResource):
             "companyId": require_str("company_id", company_id),
             "featureCode": require_str("feature_code", feature_code),
         }
-        return self._client._call("query", "features.check", payload, FeatureAccess.model_validate)
+        return self._client._call("features.check", payload, FeatureAccess.model_validate)
 
     def list_access(self, company_id: str) -> list[FeatureAccessDetail]:
         """Every feature and the company's access to it (``features.listAccess``)."""
         payload = {"companyId": require_str("company_id", company_id)}
         result: list[FeatureAccessDetail] = self._client._call(
-            "query", "features.listAccess", payload, _list_details
+            "features.listAccess", payload, _list_details
         )
         return result
 
@@ -100,15 +100,12 @@ class Features(APIResource):
                 "validUntil": until,
             }
         )
-        return self._client._call(
-            "mutation", "features.setAccess", payload, FeatureAccessDetail.model_validate
-        )
+        return self._client._call("features.setAccess", payload, FeatureAccessDetail.model_validate)
 
     def get_access_by_external_org_id(self, external_org_id: str) -> OrgFeatureAccess:
         """Every feature of the company linked to your org id (``features.getAccessByExternalOrgId``)."""
         payload = {"externalOrgId": require_str("external_org_id", external_org_id)}
         return self._client._call(
-            "query",
             "features.getAccessByExternalOrgId",
             payload,
             OrgFeatureAccess.model_validate,
@@ -121,5 +118,5 @@ class Features(APIResource):
             "featureCode": require_str("feature_code", feature_code),
         }
         return self._client._call(
-            "query", "features.checkByExternalOrgId", payload, FeatureAccess.model_validate
+            "features.checkByExternalOrgId", payload, FeatureAccess.model_validate
         )

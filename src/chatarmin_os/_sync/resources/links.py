@@ -34,7 +34,7 @@ class Links(APIResource):
                 "externalUserId": optional_str("external_user_id", external_user_id),
             }
         )
-        return self._client._call("mutation", "links.create", payload, ProductLink.model_validate)
+        return self._client._call("links.create", payload, ProductLink.model_validate)
 
     def reset(self, *, delete_contacts: bool = False, reset_mrr: bool = False) -> ResetLinksResult:
         """Delete every link of your product, e.g. before a re-import (``links.reset``).
@@ -47,6 +47,4 @@ class Links(APIResource):
             payload["deleteContacts"] = True
         if optional_bool("reset_mrr", reset_mrr):
             payload["resetMrr"] = True
-        return self._client._call(
-            "mutation", "links.reset", payload, ResetLinksResult.model_validate
-        )
+        return self._client._call("links.reset", payload, ResetLinksResult.model_validate)

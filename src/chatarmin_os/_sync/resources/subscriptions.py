@@ -27,6 +27,4 @@ class Subscriptions(APIResource):
     ) -> ApplyTierResult:
         """Apply a subscription tier to a company: an alias of ``tiers.apply``."""
         payload = apply_tier_input(tier_code, company_id, features)
-        return self._client._call(
-            "mutation", "tiers.applyTier", payload, ApplyTierResult.model_validate
-        )
+        return self._client._call("tiers.applyTier", payload, ApplyTierResult.model_validate)

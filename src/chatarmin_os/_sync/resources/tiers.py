@@ -51,15 +51,13 @@ class Tiers(APIResource):
 
     def list(self) -> list[TierSummary]:
         """Every tier (``tiers.list``)."""
-        result: list[TierSummary] = self._client._call(
-            "query", "tiers.list", None, _list_tiers, has_input=False
-        )
+        result: list[TierSummary] = self._client._call("tiers.list", None, _list_tiers)
         return result
 
     def get(self, tier_code: str) -> Tier:
         """A tier with its base fee, features and Stripe price ids (``tiers.get``)."""
         payload = {"tierCode": require_str("tier_code", tier_code)}
-        return self._client._call("query", "tiers.get", payload, Tier.model_validate)
+        return self._client._call("tiers.get", payload, Tier.model_validate)
 
     def apply(
         self,
@@ -74,6 +72,4 @@ class Tiers(APIResource):
         (the limit) and any config key, e.g. ``{"ai_credit": {"included_quantity": 100}}``.
         """
         payload = apply_tier_input(tier_code, company_id, features)
-        return self._client._call(
-            "mutation", "tiers.applyTier", payload, ApplyTierResult.model_validate
-        )
+        return self._client._call("tiers.applyTier", payload, ApplyTierResult.model_validate)
