@@ -44,13 +44,18 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncLinks": "Links",
     "AsyncSubscriptions": "Subscriptions",
     "AsyncTiers": "Tiers",
+    "AsyncHTTPPool": "HTTPPool",
+    "default_async_client": "default_sync_client",
     # shims (see src/chatarmin_os/_concurrency.py)
     "asleep": "sleep",
     "AsyncSleeper": "Sleeper",
+    "current_loop": "no_loop",
     # httpx
     "AsyncClient": "Client",
     "AsyncLocalTransport": "LocalTransport",
     "aclose": "close",
+    "aread": "read",
+    "handle_async_request": "handle_request",
     # modules
     "_async": "_sync",
     # tests

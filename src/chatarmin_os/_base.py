@@ -13,9 +13,7 @@ Retry policy, as the issue asks and the best SDKs do:
 
 from __future__ import annotations
 
-import email.utils
 import os
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -183,6 +181,8 @@ def _retry_after_seconds(headers: httpx.Headers | None, now: float) -> float | N
         return float(raw)
     except ValueError:
         pass
+    import email.utils  # only when a server sends an HTTP date
+
     parsed = email.utils.parsedate_to_datetime(raw) if raw.strip() else None
     if parsed is None:
         return None
@@ -194,7 +194,7 @@ def retry_delay(
     headers: httpx.Headers | None,
     *,
     now: Callable[[], float] = time.time,
-    jitter: Callable[[], float] = random.random,
+    jitter: Callable[[], float] | None = None,
 ) -> float:
     """Seconds to wait before retry number ``retries_taken + 1``.
 
@@ -208,4 +208,8 @@ def retry_delay(
     if after is not None and 0 <= after <= MAX_RETRY_AFTER:
         return after
     delay = min(INITIAL_RETRY_DELAY * (2.0**retries_taken), MAX_RETRY_DELAY)
+    if jitter is None:
+        import random
+
+        jitter = random.random
     return delay * (1 - 0.25 * jitter())

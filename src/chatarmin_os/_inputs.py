@@ -44,6 +44,7 @@ class _InputModel(pydantic.BaseModel):
         populate_by_name=True,
         strict=True,
         frozen=True,
+        defer_build=True,
     )
 
     def to_wire(self) -> dict[str, Any]:

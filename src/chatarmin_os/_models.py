@@ -68,6 +68,8 @@ class BaseModel(pydantic.BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         protected_namespaces=(),
+        # Validators are built on a model's first use, not when the SDK is imported.
+        defer_build=True,
     )
 
     def to_dict(self, *, by_alias: bool = False) -> dict[str, Any]:

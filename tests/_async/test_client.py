@@ -625,7 +625,7 @@ async def test_with_options_shares_the_pool(respx_mock: respx.MockRouter) -> Non
     check = route(respx_mock, "GET", "features.check").mock(return_value=ok(ACCESS))
     client = make_client(default_headers={"X-A": "1"})
     copy = client.with_options(max_retries=5, default_headers={"X-B": "2"}, api_key="os_sk_other")
-    assert copy._client is client._client
+    assert copy._pool is client._pool
     assert copy.max_retries == 5
     assert client.max_retries == 2
     assert copy.base_url == client.base_url

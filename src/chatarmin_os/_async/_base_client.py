@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 import pydantic
@@ -19,14 +19,18 @@ from .._concurrency import AsyncSleeper, asleep
 from .._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
+    APIStatusError,
     APITimeoutError,
     ChatarminOSError,
     InvalidInputError,
+    error_class_for,
 )
 from .._logs import logger, setup_logging
 from .._procedures import NO_INPUT, PROCEDURES
 from .._response import decode_response
+from .._urls import url_joiner
 from .._wire import encode_request
+from ._http import OWN_POOL_HEADERS, AsyncHTTPPool, BodyDecodingError
 
 __all__ = ["AsyncBaseClient"]
 
@@ -36,37 +40,107 @@ _T = TypeVar("_T")
 # Transport failures after which the request certainly never reached the server.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
+MAX_URL_LENGTH = 65_536
+"""The longest URL httpx sends; a query whose input makes a longer one is refused before."""
+
+_MAX_DETAIL = 200
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "…"
+
+
+class _Success(NamedTuple):
+    output: Any
+    response: httpx.Response
+
+
+class _Failure:
+    """How one attempt failed: the SDK error, its cause, and what decides a retry."""
+
+    __slots__ = ("cause", "error", "response", "retryable", "was_sent")
+
+    def __init__(
+        self,
+        error: ChatarminOSError,
+        *,
+        cause: BaseException | None,
+        response: httpx.Response | None = None,
+        was_sent: bool = True,
+        retryable: bool = True,
+    ) -> None:
+        self.error = error
+        self.cause = cause
+        self.response = response
+        self.was_sent = was_sent
+        self.retryable = retryable
+
+
+def _undecodable(response: httpx.Response, path: str) -> ChatarminOSError:
+    encoding = response.headers.get("content-encoding", "?")
+    message = (
+        f"The answer from {path} (HTTP {response.status_code}) has a body that cannot be "
+        f"decoded (content-encoding {encoding[:40]!r})."
+    )
+    if response.is_success:
+        return APIResponseValidationError(message, path=path, response=response)
+    cls: type[APIStatusError] = error_class_for(response.status_code, None)
+    return cls(message, response=response, path=path, code=None)
+
 
 class AsyncBaseClient:
-    """Configuration, connection pool and the request loop; the public client derives from it."""
+    """Configuration, connection pool and the request loop; the public client derives from it.
+
+    One client is meant to be shared: by every task of an event loop, or by every thread
+    (the blocking client). It survives ``os.fork()`` and a change of event loop: see
+    :mod:`chatarmin_os._async._http`.
+    """
 
     _config: ClientConfig
-    _client: httpx.AsyncClient
-    _owns_client: bool
+    _pool: AsyncHTTPPool
+    _owns_pool: bool
+    _closed: bool
     _sleep: AsyncSleeper
+    _headers: httpx.Headers
+    _post_headers: httpx.Headers
+    _extensions: dict[str, Any]
+    _url: Callable[[str], httpx.URL]
+    _base_url_length: int
 
     def _setup(
         self,
         config: ClientConfig,
-        http_client: httpx.AsyncClient | None,
+        pool: AsyncHTTPPool,
         sleeper: AsyncSleeper | None,
-        owns_client: bool | None = None,
+        *,
+        owns_pool: bool,
     ) -> None:
         setup_logging()
         self._config = config
-        if http_client is None:
-            self._client = httpx.AsyncClient(timeout=config.timeout)
-            self._owns_client = True
-        else:
-            if not isinstance(http_client, httpx.AsyncClient):
-                raise ChatarminOSError(
-                    f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"
-                )
-            self._client = http_client
-            self._owns_client = False
-        if owns_client is not None:
-            self._owns_client = owns_client
+        self._pool = pool
+        self._owns_pool = owns_pool
+        self._closed = False
         self._sleep = sleeper or asleep
+        # Built once: every request of this client carries the same headers and timeout.
+        headers = httpx.Headers(OWN_POOL_HEADERS if pool.owned else None)
+        headers.update(config.headers())
+        self._headers = headers
+        self._post_headers = headers.copy()
+        self._post_headers["Content-Type"] = "application/json"
+        # Keyed by the id of self._headers / self._post_headers, which live as long as we do.
+        self._merged: dict[int, tuple[list[tuple[bytes, bytes]], httpx.Headers]] = {}
+        self._extensions = {"timeout": httpx.Timeout(config.timeout).as_dict()}
+        self._url = url_joiner(config.base_url)
+        self._base_url_length = len(str(config.base_url))
+
+    @staticmethod
+    def _make_pool(http_client: httpx.AsyncClient | None) -> AsyncHTTPPool:
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise ChatarminOSError(
+                f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"
+            )
+        return AsyncHTTPPool(http_client)
 
     @property
     def base_url(self) -> httpx.URL:
@@ -90,13 +164,17 @@ class AsyncBaseClient:
 
     @property
     def is_closed(self) -> bool:
-        """Whether the connection pool has been closed."""
-        return self._client.is_closed
+        """Whether this client was closed (or the pool it sends through was)."""
+        return self._closed or self._pool.is_closed
 
     async def aclose(self) -> None:
-        """Close the connection pool, unless it was passed in or belongs to a parent client."""
-        if self._owns_client:
-            await self._client.aclose()
+        """Close this client; its pool too, unless it was passed in or belongs to a parent.
+
+        Safe to call more than once. Calls made after it raise ``ChatarminOSError``.
+        """
+        self._closed = True
+        if self._owns_pool:
+            await self._pool.aclose()
 
     async def __aenter__(self: _Self) -> _Self:
         return self
@@ -110,9 +188,12 @@ class AsyncBaseClient:
         await self.aclose()
 
     def __repr__(self) -> str:
+        config = getattr(self, "_config", None)
+        if config is None:  # construction failed half-way
+            return f"<{type(self).__name__} (not configured)>"
         return (
-            f"{type(self).__name__}(base_url={str(self._config.base_url)!r}, "
-            f"transformer={self._config.transformer!r}, max_retries={self._config.max_retries})"
+            f"{type(self).__name__}(base_url={str(config.base_url)!r}, "
+            f"transformer={config.transformer!r}, max_retries={config.max_retries})"
         )
 
     def _build_request(self, path: str, input: Any) -> httpx.Request:
@@ -126,16 +207,39 @@ class AsyncBaseClient:
             )
         except (TypeError, ValueError) as exc:
             raise InvalidInputError("input", f"cannot be sent as JSON: {exc}") from None
-        headers = self._config.headers()
-        if encoded.content is not None:
-            headers["Content-Type"] = "application/json"
-        return self._client.build_request(
-            encoded.method,
-            str(self._config.base_url) + encoded.url,
-            content=encoded.content,
-            headers=headers,
-            timeout=self._config.timeout,
-        )
+        length = self._base_url_length + len(encoded.url)
+        if length > MAX_URL_LENGTH:
+            raise InvalidInputError(
+                "input",
+                f"makes a {length:,}-byte URL, over the {MAX_URL_LENGTH:,}-byte limit of "
+                "httpx; send less at once",
+            )
+        headers = self._headers if encoded.content is None else self._post_headers
+        defaults = self._pool.callers_default_headers()
+        if defaults is not None:
+            headers = self._under_callers_defaults(headers, defaults)
+        try:
+            return httpx.Request(
+                encoded.method,
+                self._url(encoded.url),
+                headers=headers,
+                content=encoded.content,
+                extensions=self._extensions,
+            )
+        except httpx.InvalidURL as exc:
+            raise ChatarminOSError(f"Cannot build the URL of {path}: {exc}") from None
+
+    def _under_callers_defaults(
+        self, headers: httpx.Headers, defaults: list[tuple[bytes, bytes]]
+    ) -> httpx.Headers:
+        """``headers`` over your ``http_client``'s defaults, merged again only when they change."""
+        cached = self._merged.get(id(headers))
+        if cached is not None and cached[0] == defaults:
+            return cached[1]
+        merged = httpx.Headers(defaults)
+        merged.update(headers)
+        self._merged[id(headers)] = (defaults, merged)
+        return merged
 
     async def _call(
         self,
@@ -150,46 +254,34 @@ class AsyncBaseClient:
         ``idempotent`` marks a mutation that may safely be sent twice (it carries an
         idempotency key); queries always may.
         """
+        if self._closed:
+            raise ChatarminOSError("This client is closed; make a new one to go on.")
         request = self._build_request(path, input)
         is_query = PROCEDURES[path] == "query"
         retries_taken = 0
         while True:
             started = time.perf_counter()
-            response: httpx.Response | None = None
-            was_sent = True
-            cause: BaseException | None = None
-            try:
-                response = await self._client.send(request)
-            except httpx.TimeoutException as exc:
-                was_sent = not isinstance(exc, _NEVER_SENT)
-                error: ChatarminOSError = APITimeoutError(
-                    request, f"Request to {path} timed out ({type(exc).__name__})."
+            outcome = await self._attempt(request, path)
+            if not isinstance(outcome, _Failure):
+                self._log_attempt(
+                    request, path, outcome.response.status_code, started, retries_taken
                 )
-                cause = exc
-            except httpx.TransportError as exc:
-                was_sent = not isinstance(exc, _NEVER_SENT)
-                error = APIConnectionError(
-                    f"Connection error calling {path}: {type(exc).__name__}: {exc}",
-                    request=request,
-                )
-                cause = exc
-            else:
-                try:
-                    output = decode_response(
-                        response, path=path, transformer=self._config.transformer
-                    )
-                except ChatarminOSError as exc:
-                    error = exc
-                else:
-                    self._log_attempt(request, path, response.status_code, started, retries_taken)
-                    return _parse_output(parse, output, path, response)
+                return _parse_output(parse, outcome.output, path, outcome.response)
+            error, response, was_sent, retryable = (
+                outcome.error,
+                outcome.response,
+                outcome.was_sent,
+                outcome.retryable,
+            )
             status = response.status_code if response is not None else None
             self._log_attempt(request, path, status, started, retries_taken, error)
-            retry = retries_taken < self._config.max_retries and should_retry(
-                error, is_query=is_query, was_sent=was_sent, idempotent=idempotent
+            retry = (
+                retryable
+                and retries_taken < self._config.max_retries
+                and should_retry(error, is_query=is_query, was_sent=was_sent, idempotent=idempotent)
             )
             if not retry:
-                raise error from cause
+                raise error from outcome.cause
             delay = retry_delay(retries_taken, response.headers if response is not None else None)
             logger.info(
                 "Retrying %s %s in %.2f s (retry %d of %d)",
@@ -201,6 +293,56 @@ class AsyncBaseClient:
             )
             await self._sleep(delay)
             retries_taken += 1
+
+    async def _attempt(self, request: httpx.Request, path: str) -> _Success | _Failure:
+        """Send once; the decoded output, or the SDK error this attempt ended in."""
+        try:
+            response = await self._pool.send(request)
+        except httpx.TimeoutException as exc:
+            return _Failure(
+                APITimeoutError(request, f"Request to {path} timed out ({type(exc).__name__})."),
+                cause=exc,
+                was_sent=not isinstance(exc, _NEVER_SENT),
+            )
+        except httpx.TooManyRedirects as exc:
+            return _Failure(
+                APIConnectionError(f"Too many redirects calling {path}.", request=request),
+                cause=exc,
+                retryable=False,
+            )
+        except httpx.TransportError as exc:
+            return _Failure(
+                APIConnectionError(
+                    f"Connection error calling {path}: {type(exc).__name__}: {_short(exc)}",
+                    request=request,
+                ),
+                cause=exc,
+                was_sent=not isinstance(exc, _NEVER_SENT),
+            )
+        except BodyDecodingError as exc:
+            return _Failure(
+                _undecodable(exc.response, path),
+                cause=exc.__cause__,
+                response=exc.response,
+                retryable=False,
+            )
+        except ChatarminOSError:
+            raise  # the pool is closed
+        except Exception as exc:
+            # Anything else from httpx or a caller's transport (e.g. a pool used under a
+            # closed event loop) is still a failed call, never a bare exception.
+            return _Failure(
+                APIConnectionError(
+                    f"Could not call {path}: {type(exc).__name__}: {_short(exc)}",
+                    request=request,
+                ),
+                cause=exc,
+            )
+        try:
+            output = decode_response(response, path=path, transformer=self._config.transformer)
+        except ChatarminOSError as exc:
+            return _Failure(exc, cause=None, response=response)
+        return _Success(output, response)
 
     def _log_attempt(
         self,

@@ -15,6 +15,7 @@ from .._models import OnboardResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import AsyncBaseClient
+from ._http import AsyncHTTPPool
 from .resources.billing import AsyncBilling
 from .resources.companies import AsyncCompanies, hints_input
 from .resources.contacts import AsyncContacts
@@ -68,7 +69,7 @@ class AsyncChatarminOS(AsyncBaseClient):
             transformer=transformer,
             default_headers=default_headers,
         )
-        self._setup(config, http_client, sleep)
+        self._setup(config, self._make_pool(http_client), sleep, owns_pool=True)
         self._init_resources()
 
     @classmethod
@@ -98,15 +99,18 @@ class AsyncChatarminOS(AsyncBaseClient):
         from ..local.transport import AsyncLocalTransport
 
         transport = AsyncLocalTransport(engine if engine is not None else _LocalEngine())
-        client = cls(
+        config = ClientConfig.create(
             api_key=api_key or DEFAULT_API_KEY,
             base_url="http://chatarmin-os.local/api/v1",
-            transformer=transformer,
+            timeout=NOT_GIVEN,
             max_retries=max_retries,
+            transformer=transformer,
             default_headers=default_headers,
-            http_client=httpx.AsyncClient(transport=transport),
         )
-        client._owns_client = True
+        client = object.__new__(cls)
+        pool = AsyncHTTPPool(factory=lambda: httpx.AsyncClient(transport=transport))
+        client._setup(config, pool, None, owns_pool=True)
+        client._init_resources()
         return client
 
     def _init_resources(self) -> None:
@@ -153,7 +157,7 @@ class AsyncChatarminOS(AsyncBaseClient):
             transformer=transformer,
             default_headers=default_headers,
         )
-        copy._setup(config, self._client, self._sleep, owns_client=False)
+        copy._setup(config, self._pool, self._sleep, owns_pool=False)
         copy._init_resources()
         return copy
 

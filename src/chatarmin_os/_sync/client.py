@@ -17,6 +17,7 @@ from .._models import OnboardResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import BaseClient
+from ._http import HTTPPool
 from .resources.billing import Billing
 from .resources.companies import Companies, hints_input
 from .resources.contacts import Contacts
@@ -70,7 +71,7 @@ class ChatarminOS(BaseClient):
             transformer=transformer,
             default_headers=default_headers,
         )
-        self._setup(config, http_client, sleep)
+        self._setup(config, self._make_pool(http_client), sleep, owns_pool=True)
         self._init_resources()
 
     @classmethod
@@ -100,15 +101,18 @@ class ChatarminOS(BaseClient):
         from ..local.transport import LocalTransport
 
         transport = LocalTransport(engine if engine is not None else _LocalEngine())
-        client = cls(
+        config = ClientConfig.create(
             api_key=api_key or DEFAULT_API_KEY,
             base_url="http://chatarmin-os.local/api/v1",
-            transformer=transformer,
+            timeout=NOT_GIVEN,
             max_retries=max_retries,
+            transformer=transformer,
             default_headers=default_headers,
-            http_client=httpx.Client(transport=transport),
         )
-        client._owns_client = True
+        client = object.__new__(cls)
+        pool = HTTPPool(factory=lambda: httpx.Client(transport=transport))
+        client._setup(config, pool, None, owns_pool=True)
+        client._init_resources()
         return client
 
     def _init_resources(self) -> None:
@@ -155,7 +159,7 @@ class ChatarminOS(BaseClient):
             transformer=transformer,
             default_headers=default_headers,
         )
-        copy._setup(config, self._client, self._sleep, owns_client=False)
+        copy._setup(config, self._pool, self._sleep, owns_pool=False)
         copy._init_resources()
         return copy
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Optional, TypeVar, cast
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
 from .._base_client import BaseClient
 
@@ -26,13 +26,26 @@ class APIResource:
         return f"<{type(self).__name__} of {self._client!r}>"
 
 
+def _lazy_adapter(type_: Any) -> Callable[[Any], Any]:
+    """``TypeAdapter(type_).validate_python``, with the adapter built on first use."""
+    validate_python: Callable[[Any], Any] | None = None
+
+    def validate(value: Any) -> Any:
+        nonlocal validate_python
+        if validate_python is None:
+            from pydantic import TypeAdapter
+
+            validate_python = TypeAdapter(type_).validate_python
+        return validate_python(value)
+
+    return validate
+
+
 def list_of(model: type[_M]) -> Callable[[Any], list[_M]]:
-    """A parser for ``list[model]``."""
-    adapter: TypeAdapter[list[_M]] = TypeAdapter(cast(Any, list[model]))  # type: ignore[valid-type]
-    return adapter.validate_python
+    """A parser for ``list[model]`` (built on first use)."""
+    return _lazy_adapter(cast(Any, list[model]))  # type: ignore[valid-type]
 
 
 def optional(model: type[_M]) -> Callable[[Any], _M | None]:
-    """A parser for ``model | None``."""
-    adapter: TypeAdapter[_M | None] = TypeAdapter(cast(Any, Optional[model]))  # noqa: UP045
-    return adapter.validate_python
+    """A parser for ``model | None`` (built on first use)."""
+    return _lazy_adapter(cast(Any, Optional[model]))  # noqa: UP045

@@ -4,9 +4,9 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
+from ..._ids import new_idempotency_key
 from ..._models import BillingStatus, ClaimCheckoutResult, LinkSubscriptionResult, UsageResult
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import compact, free_map, optional_str, positive_int, require_str
@@ -44,7 +44,7 @@ class Billing(APIResource):
                 "companyId": require_str("company_id", company_id),
                 "featureCode": require_str("feature_code", feature_code),
                 "quantity": positive_int("quantity", quantity),
-                "idempotencyKey": str(uuid.uuid4()) if isinstance(key, NotGiven) else key,
+                "idempotencyKey": new_idempotency_key() if isinstance(key, NotGiven) else key,
                 "metadata": free_map("metadata", metadata),
             }
         )

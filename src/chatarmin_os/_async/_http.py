@@ -1,0 +1,199 @@
+"""The connection pool a client sends through: fork- and event-loop-aware, with a lean send path.
+
+Hand-written; ``scripts/gen_sync.py`` turns it into ``_sync/_http.py``.
+
+* **Ours or yours.** Without ``http_client`` the pool is ours: an :class:`httpx.AsyncClient`
+  made on first use (proxies and certificates from the environment, as httpx does), with
+  idle connections kept :data:`KEEPALIVE_EXPIRY` seconds. An ``http_client`` you pass is
+  yours: we send through it and never close, replace or reconfigure it.
+* **Fork.** In a child made by ``os.fork()`` our pool is dropped (not closed: its sockets
+  are the parent's) and a fresh one is made on first use; the parent's pool is untouched.
+  Your own client is yours after a fork too: make it in the child (or let us own the pool).
+* **Event loops.** Connections belong to the event loop that opened them. When our pool is
+  used under another loop (``asyncio.run`` twice, a fresh loop per test, a forked child),
+  the old pool is dropped and a fresh one made for the new loop.
+* **Lean send.** httpx's ``Client.send`` does work an API client does not need on every
+  call (auth flows, redirect and cookie handling, event hooks). When the client is plain —
+  always for ours; for yours, when it has no ``auth``, no event hooks, no default ``params``
+  or cookies and does not follow redirects — the request goes straight to the transport the
+  client would pick for the URL (mounts and proxies included), with its default headers;
+  otherwise through ``send()`` with all of that.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Callable
+
+import httpx
+
+from .. import _fork
+from .._concurrency import current_loop
+from .._exceptions import ChatarminOSError
+
+__all__ = ["KEEPALIVE_EXPIRY", "OWN_POOL_HEADERS", "AsyncHTTPPool", "BodyDecodingError"]
+
+KEEPALIVE_EXPIRY = 4.0
+"""Seconds an idle pooled connection is kept.
+
+Less than the 5 s after which common servers (uvicorn, Node.js, Apache) close idle
+keep-alive connections: a connection the server is about to close is never reused, so a
+request never races the server's close (which fails it with no way to tell whether the
+server saw it).
+"""
+
+
+def _accept_encoding() -> str:
+    try:  # what httpx itself asks for: gzip and deflate, br / zstd when their decoders exist
+        from httpx._decoders import SUPPORTED_DECODERS
+
+        return ", ".join(key for key in SUPPORTED_DECODERS if key != "identity")
+    except ImportError:  # pragma: no cover
+        return "gzip, deflate"
+
+
+OWN_POOL_HEADERS: dict[str, str] = {
+    "Accept-Encoding": _accept_encoding(),
+    "Connection": "keep-alive",
+}
+"""The defaults our own pool sends under the client's headers, as an ``httpx.Client`` would."""
+
+_ssl_context: ssl.SSLContext | None = None
+_ssl_lock = threading.Lock()
+
+
+def _shared_ssl_context() -> ssl.SSLContext:
+    """One SSL context per process (loading the CA bundle costs ~15 ms), shared by our pools."""
+    global _ssl_context
+    with _ssl_lock:
+        if _ssl_context is None:
+            _ssl_context = httpx.create_ssl_context()
+        return _ssl_context
+
+
+def default_async_client() -> httpx.AsyncClient:
+    """The pool we make when the caller gives no ``http_client``."""
+    return httpx.AsyncClient(
+        verify=_shared_ssl_context(),
+        limits=httpx.Limits(
+            max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_EXPIRY
+        ),
+    )
+
+
+class BodyDecodingError(Exception):
+    """The answer's body could not be decoded (broken gzip/deflate/brotli); ``response`` has the rest."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__("the answer's body could not be decoded")
+        self.response = response
+
+
+def _is_plain(client: httpx.AsyncClient) -> bool:
+    """Whether sending straight to the transport does all ``client.send`` would do."""
+    try:
+        hooks = client._event_hooks
+        return (
+            client._auth is None
+            and not hooks["request"]
+            and not hooks["response"]
+            and not client.follow_redirects
+            and not client._params
+            and not client._cookies.jar
+        )
+    except (AttributeError, KeyError, TypeError):  # another httpx: take the public road
+        return False
+
+
+class AsyncHTTPPool:
+    """The httpx client one API client (and its ``with_options`` copies) sends through."""
+
+    def __init__(
+        self,
+        http_client: httpx.AsyncClient | None = None,
+        *,
+        factory: Callable[[], httpx.AsyncClient] | None = None,
+    ) -> None:
+        self._owned = http_client is None
+        self._factory = factory or default_async_client
+        self._client: httpx.AsyncClient | None = http_client
+        self._loop: object | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        _fork.register(self)
+
+    @property
+    def owned(self) -> bool:
+        """Whether the pool is ours (made here) rather than the caller's ``http_client``."""
+        return self._owned
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the pool was closed (by us, or the caller closed their client)."""
+        if self._closed:
+            return True
+        return self._client is not None and not self._owned and self._client.is_closed
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        if self._owned:
+            self._client = None  # the parent's sockets: leave them to the parent
+
+    def client(self) -> httpx.AsyncClient:
+        """The httpx client to send through now, made (again) when ours is missing or stale."""
+        if self._closed:
+            raise ChatarminOSError("This client is closed; make a new one to go on.")
+        client = self._client
+        if not self._owned:
+            assert client is not None
+            if client.is_closed:
+                raise ChatarminOSError(
+                    "The http_client you passed is closed; the client cannot send with it."
+                )
+            return client
+        loop = current_loop()
+        if client is None or loop is not self._loop:
+            with self._lock:
+                if self._client is None or loop is not self._loop:
+                    # Another loop's connections cannot be used (nor closed) from this one.
+                    self._client = self._factory()
+                    self._loop = loop
+                client = self._client
+        return client
+
+    def callers_default_headers(self) -> list[tuple[bytes, bytes]] | None:
+        """The default headers of your ``http_client`` (``None`` for our own pool).
+
+        Our own pool's defaults are :data:`OWN_POOL_HEADERS`, built into a client's headers
+        once; yours may change between calls, so they are read on every call.
+        """
+        return None if self._owned else self.client().headers.raw
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` and read the whole answer.
+
+        Raises httpx's exceptions, :class:`BodyDecodingError` for a body that cannot be
+        decoded, and :class:`ChatarminOSError` when the pool is closed.
+        """
+        client = self.client()
+        if self._owned or _is_plain(client):
+            transport = client._transport_for_url(request.url)
+            response = await transport.handle_async_request(request)
+            response.request = request
+        else:
+            response = await client.send(request, stream=True)
+        try:
+            await response.aread()
+        except httpx.DecodingError as exc:
+            raise BodyDecodingError(response) from exc
+        finally:
+            await response.aclose()
+        return response
+
+    async def aclose(self) -> None:
+        """Close our pool (a caller's ``http_client`` stays open); idempotent."""
+        self._closed = True
+        client, self._client = self._client, None
+        if client is not None and self._owned and self._loop is current_loop():
+            await client.aclose()
