@@ -180,6 +180,7 @@ class AsyncBaseClient:
                     )
                 except ChatarminOSError as exc:
                     error = exc
+                    cause = exc.__cause__  # keep what decoding chained
                 else:
                     self._log_attempt(request, path, response.status_code, started, retries_taken)
                     return _parse_output(parse, output, path, response)

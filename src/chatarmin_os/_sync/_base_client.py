@@ -182,6 +182,7 @@ class BaseClient:
                     )
                 except ChatarminOSError as exc:
                     error = exc
+                    cause = exc.__cause__  # keep what decoding chained
                 else:
                     self._log_attempt(request, path, response.status_code, started, retries_taken)
                     return _parse_output(parse, output, path, response)
