@@ -164,14 +164,14 @@ class ChatarminOS(BaseClient):
         *,
         external_org_id: str,
         label: str,
-        hints: Hints | HintsDict | NotGiven = NOT_GIVEN,
-        tier_code: str | NotGiven = NOT_GIVEN,
-        checkout_session_id: str | NotGiven = NOT_GIVEN,
-        stripe_subscription_id: str | NotGiven = NOT_GIVEN,
-        stripe_customer_id: str | NotGiven = NOT_GIVEN,
-        contact_email: str | NotGiven = NOT_GIVEN,
-        contact_name: str | NotGiven = NOT_GIVEN,
-        created_at: datetime | str | NotGiven = NOT_GIVEN,
+        hints: Hints | HintsDict | NotGiven | None = NOT_GIVEN,
+        tier_code: str | NotGiven | None = NOT_GIVEN,
+        checkout_session_id: str | NotGiven | None = NOT_GIVEN,
+        stripe_subscription_id: str | NotGiven | None = NOT_GIVEN,
+        stripe_customer_id: str | NotGiven | None = NOT_GIVEN,
+        contact_email: str | NotGiven | None = NOT_GIVEN,
+        contact_name: str | NotGiven | None = NOT_GIVEN,
+        created_at: datetime | str | NotGiven | None = NOT_GIVEN,
     ) -> OnboardResult:
         """Onboard a customer in one call (procedure ``onboard``).
 
