@@ -13,7 +13,8 @@ Every exception survives ``pickle`` (``ProcessPoolExecutor``, Celery) and ``copy
 its message, code, status and path. A pickled ``.response`` / ``.request`` comes back as a
 rebuilt :class:`httpx.Response` / :class:`httpx.Request` with the status, the response
 headers and body, the method and the URL, but without the request's headers: the
-``Authorization`` header never travels with a pickled exception.
+``Authorization`` header never travels with a pickled exception. A ``.body`` nested more than
+100 levels deep (only a hostile server sends one) comes back as ``None``.
 """
 
 from __future__ import annotations
@@ -313,11 +314,29 @@ def _portable_response(
     return portable
 
 
+_MAX_PICKLED_DEPTH = 100
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests dicts/lists more than ``limit`` levels (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list, tuple)):
+            if depth > limit:
+                return True
+            items = node.values() if isinstance(node, dict) else node
+            stack.extend((item, depth + 1) for item in items)
+    return False
+
+
 def _portable(value: Any) -> Any:
     if isinstance(value, httpx.Response):
         return _PortableResponse(value)
     if isinstance(value, httpx.Request):
         return _PortableRequest(value)
+    if isinstance(value, (dict, list)) and _nested_deeper_than(value, _MAX_PICKLED_DEPTH):
+        return None  # pickle recurses once a level: a hostile body could not travel
     return value
 
 
