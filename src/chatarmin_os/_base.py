@@ -320,9 +320,7 @@ class ClientConfig:
             "transformer": self.transformer,
             "default_headers": self.default_headers,
         }
-        for name, value in changes.items():
-            if not isinstance(value, NotGiven):
-                values[name] = value
+        values.update({k: v for k, v in changes.items() if not isinstance(v, NotGiven)})
         new_headers = changes.get("default_headers")
         if new_headers is not None and not isinstance(new_headers, NotGiven):
             if not isinstance(new_headers, Mapping):

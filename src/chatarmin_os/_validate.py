@@ -81,12 +81,16 @@ def show(value: Any) -> str:
         return f"{'-' if value < 0 else ''}an integer of about {digits} digits"
     if isinstance(value, float):
         return repr(float(value))
-    return f"a {_type_name(value)}"
+    return _a(_type_name(value))
 
 
 def _key_label(key: str) -> str:
     """A dict key as it appears in an argument path: its first 40 characters at most."""
     return key if len(key) <= _KEY_CHARS else key[:_KEY_CHARS] + "…"
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
 
 
 def _type_name(value: Any) -> str:
@@ -260,7 +264,7 @@ def _json_value(path: str, value: Any, depth: int, open_ids: set[int]) -> Any:
     is_map = isinstance(value, Mapping)
     if not is_map and not isinstance(value, (list, tuple)):
         raise InvalidInputError(
-            path, f"cannot be sent as JSON: a {_type_name(value)} is not a JSON value"
+            path, f"cannot be sent as JSON: {_a(_type_name(value))} is not a JSON value"
         )
     if depth > MAX_DEPTH:
         raise InvalidInputError(path, f"is nested deeper than {MAX_DEPTH} levels")

@@ -80,7 +80,9 @@ class AsyncFeatures(AsyncAPIResource):
             )
         if source is None:
             source = NOT_GIVEN
-        if not isinstance(source, NotGiven) and source not in _SOURCES:
+        if not isinstance(source, NotGiven) and (
+            not isinstance(source, str) or source not in _SOURCES
+        ):
             raise InvalidInputError(
                 "source", f"must be one of {', '.join(_SOURCES)}, got {show(source)}"
             )
