@@ -144,7 +144,7 @@ def _base_url(value: object) -> httpx.URL:
         url = httpx.URL(value)
         port = url.port
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
-        raise ConfigurationError(f"{source} is not a valid URL ({exc})") from None
+        raise ConfigurationError(f"{source} is not a valid URL ({_show(str(exc))})") from None
     if url.userinfo:
         # Credentials in the URL would be sent as Basic auth instead of the API key, and
         # show in every repr and log line: refused, and not quoted.
@@ -219,11 +219,12 @@ def _default_headers(value: object) -> dict[str, str]:
             raise ConfigurationError(f"default_headers: {name} is set by the SDK for each request")
         if not isinstance(header_value, str):
             raise ConfigurationError(
-                f"default_headers[{name!r}] must be a string, got {type(header_value).__name__}"
+                f"default_headers[{_show(name, 40)}] must be a string, "
+                f"got {type(header_value).__name__}"
             )
         if not _HEADER_VALUE.match(header_value):
             raise ConfigurationError(
-                f"default_headers[{name!r}] must be printable ASCII without line breaks or "
+                f"default_headers[{_show(name, 40)}] must be printable ASCII without line breaks or "
                 "surrounding whitespace (the value is not shown: it may be a secret)"
             )
         headers[name] = header_value
