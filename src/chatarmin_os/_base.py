@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
+    "MAX_RETRIES",
     "MAX_TIMEOUT",
     "ClientConfig",
     "retry_delay",
@@ -55,6 +56,9 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 USER_AGENT = f"chatarmin-os-python/{__version__}"
 
+
+MAX_RETRIES = 1000
+"""The most retries a client may be given (the backoff's ``2**retry`` overflows past 1023)."""
 
 MAX_TIMEOUT = 1_000_000.0
 """The longest timeout accepted, in seconds (~11.6 days); for no timeout at all pass ``None``.
@@ -275,7 +279,7 @@ class ClientConfig:
         too, and the message says so); a ``base_url`` that is not an absolute http(s) URL,
         has a user name or password, a query, a fragment or whitespace; a ``timeout`` that
         is not a number of seconds in (0, 1,000,000], an ``httpx.Timeout`` of such, or
-        ``None``; ``max_retries`` that is not an ``int`` >= 0; ``default_headers`` with a
+        ``None``; ``max_retries`` that is not an ``int`` from 0 to 1000; ``default_headers`` with a
         name that is not an HTTP token or a value that is not printable ASCII.
         """
         source = "api_key"
@@ -295,13 +299,19 @@ class ClientConfig:
                 else "a " + type(transformer).__name__
             )
             raise ConfigurationError(f"transformer must be 'json' or 'superjson', got {shown}")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        if (
+            isinstance(max_retries, bool)
+            or not isinstance(max_retries, int)
+            or not 0 <= max_retries <= MAX_RETRIES
+        ):
             shown = (
                 str(max_retries)
                 if type(max_retries) is int and abs(max_retries) < 10**15
                 else type(max_retries).__name__
             )
-            raise ConfigurationError(f"max_retries must be an int >= 0, got {shown}")
+            raise ConfigurationError(
+                f"max_retries must be an int from 0 to {MAX_RETRIES}, got {shown}"
+            )
         return cls(
             api_key=key.value,
             base_url=url,

@@ -715,13 +715,14 @@ def test_a_bad_timeout_is_refused(timeout: Any, message: str) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"max_retries": -1}, "max_retries must be an int >= 0, got -1"),
-        ({"max_retries": -(10**5000)}, "max_retries must be an int >= 0, got int"),
-        ({"max_retries": True}, "max_retries must be an int >= 0, got bool"),
+        ({"max_retries": -1}, "max_retries must be an int from 0 to 1000, got -1"),
+        ({"max_retries": 1001}, "max_retries must be an int from 0 to 1000, got 1001"),
+        ({"max_retries": -(10**5000)}, "max_retries must be an int from 0 to 1000, got int"),
+        ({"max_retries": True}, "max_retries must be an int from 0 to 1000, got bool"),
         ({"transformer": "xml"}, "transformer must be 'json' or 'superjson', got 'xml'"),
         ({"transformer": "x" * 10**6}, "transformer must be 'json' or 'superjson', got 'xxxx"),
     ],
-    ids=["negative", "huge negative", "bool", "xml", "huge transformer"],
+    ids=["negative", "over 1000", "huge negative", "bool", "xml", "huge transformer"],
 )
 def test_other_bad_options_are_refused(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError) as info:
