@@ -67,9 +67,9 @@ Beyond ~10**10 s the operating system's clock arithmetic overflows inside the so
 """
 
 # RFC 9110 "token": the characters a header name may hold.
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Visible ASCII, with single spaces or tabs between (no leading or trailing whitespace).
-_HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e](?:[\x20\x09]*[\x21-\x7e])*)?$")
+_HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20\x09]*[\x21-\x7e])*)?")
 
 
 def _redact(key: str) -> str:
@@ -124,6 +124,11 @@ def _show(value: str, limit: int = 100) -> str:
     return repr(value) if len(value) <= limit else f"{value[:limit]!r}…"
 
 
+def _show_url(value: str) -> str:
+    """A base URL for a message; not shown when it may hold credentials (``user:pw@``)."""
+    return "(not shown: it contains '@')" if "@" in value else _show(value)
+
+
 def _base_url(value: object) -> httpx.URL:
     """The base URL, checked, always ending in ``/`` so procedure paths join onto it."""
     source = "base_url"
@@ -142,7 +147,7 @@ def _base_url(value: object) -> httpx.URL:
         raise ConfigurationError(f"{source} is empty: give an http(s) URL or leave it out")
     if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in value):
         raise ConfigurationError(
-            f"{source} contains whitespace or a control character: {_show(value)}"
+            f"{source} contains whitespace or a control character: {_show_url(value)}"
         )
     try:
         url = httpx.URL(value)
@@ -157,9 +162,11 @@ def _base_url(value: object) -> httpx.URL:
             "the API key goes in api_key / OS_API_KEY"
         )
     if url.scheme not in ("http", "https"):
-        raise ConfigurationError(f"{source} must be an http:// or https:// URL, got {_show(value)}")
+        raise ConfigurationError(
+            f"{source} must be an http:// or https:// URL, got {_show_url(value)}"
+        )
     if not url.host:
-        raise ConfigurationError(f"{source} has no host: {_show(value)}")
+        raise ConfigurationError(f"{source} has no host: {_show_url(value)}")
     if port is not None and not 0 < port < 65536:
         raise ConfigurationError(f"{source} has a port out of range: {port}")
     if url.query or "?" in value:
@@ -216,7 +223,7 @@ def _default_headers(value: object) -> dict[str, str]:
         )
     headers: dict[str, str] = {}
     for name, header_value in value.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
             shown = _show(name, 40) if isinstance(name, str) else f"a {type(name).__name__}"
             raise ConfigurationError(f"default_headers: {shown} is not a valid HTTP header name")
         if name.lower() in _FRAMING_HEADERS:
@@ -226,7 +233,7 @@ def _default_headers(value: object) -> dict[str, str]:
                 f"default_headers[{_show(name, 40)}] must be a string, "
                 f"got {type(header_value).__name__}"
             )
-        if not _HEADER_VALUE.match(header_value):
+        if not _HEADER_VALUE.fullmatch(header_value):
             raise ConfigurationError(
                 f"default_headers[{_show(name, 40)}] must be printable ASCII without line breaks or "
                 "surrounding whitespace (the value is not shown: it may be a secret)"

@@ -588,7 +588,10 @@ def test_credentials_in_the_base_url_are_refused_and_not_quoted() -> None:
         "base_url must not contain a user name or password (user:password@host): "
         "the API key goes in api_key / OS_API_KEY"
     )
-    assert "s3cr3t" not in repr(info.value)
+    for url in ("admin:s3cr3t@h.test/api", "https://admin:s3cr3t@h.test/a b", "https://:s3cr3t@"):
+        with pytest.raises(ConfigurationError) as info:
+            ChatarminOS(api_key=API_KEY, base_url=url)
+        assert "s3cr3t" not in repr(info.value)
 
 
 def test_a_bad_base_url_from_the_environment_says_so(
@@ -659,6 +662,8 @@ def test_a_key_that_is_not_a_string_is_refused(key: Any) -> None:
         ({"X-Token": "s3cr3t\r\nX-Evil: 1"}, "default_headers['X-Token'] must be printable ASCII"),
         ({"X-Token": "s3cr3t é"}, "default_headers['X-Token'] must be printable ASCII"),
         ({"X-Token": " s3cr3t"}, "default_headers['X-Token'] must be printable ASCII"),
+        ({"X-Token": "s3cr3t\n"}, "default_headers['X-Token'] must be printable ASCII"),
+        ({"X-Token\n": "v"}, "default_headers: 'X-Token\\n' is not a valid HTTP header name"),
         ({"X-Token": "s3cr3t\x00"}, "default_headers['X-Token'] must be printable ASCII"),
         ({"X-Token": 123}, "default_headers['X-Token'] must be a string, got int"),
         ({"X Token": "v"}, "default_headers: 'X Token' is not a valid HTTP header name"),
