@@ -19,7 +19,7 @@ from chatarmin_os._validate import MAX_URL_LENGTH, check_url_length, show
         (12, "12"),
         (-(10**20), "-100000000000000000000"),
         (10**21, "an integer of about 22 digits"),
-        (-(10**5000), "-an integer of about 5001 digits"),
+        (-(10**5000), "a negative integer of about 5001 digits"),
         (float("nan"), "nan"),
         (True, "True"),
         (None, "None"),

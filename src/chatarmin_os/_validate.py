@@ -78,7 +78,7 @@ def show(value: Any) -> str:
         if -_SMALL_INT < value < _SMALL_INT:
             return str(int(value))
         digits = int(abs(value).bit_length() * 0.30103) + 1
-        return f"{'-' if value < 0 else ''}an integer of about {digits} digits"
+        return f"{'a negative' if value < 0 else 'an'} integer of about {digits} digits"
     if isinstance(value, float):
         return repr(float(value))
     return _a(_type_name(value))

@@ -205,7 +205,10 @@ async def test_override_keys_are_no_longer_stringified() -> None:
     ("value", "problem"),
     [
         (2**53, "9007199254740992 is beyond ±2**53 - 1 and would lose precision on the server; "),
-        (-(10**5000), "-an integer of about 5001 digits is beyond ±2**53 - 1 and would lose "),
+        (
+            -(10**5000),
+            "a negative integer of about 5001 digits is beyond ±2**53 - 1 and would lose ",
+        ),
         (math.inf, "cannot be sent as JSON: inf is not finite"),
         ({1, 2}, "cannot be sent as JSON: a set is not a JSON value"),
         (b"raw", "cannot be sent as JSON: a bytes is not a JSON value"),
@@ -292,7 +295,10 @@ async def test_huge_integers_are_described_not_written_out() -> None:
     error = await refused(
         lambda c: c.features.set_access(company_id="c1", feature_code="f", quantity_limit=-(10**99))
     )
-    assert str(error) == "quantity_limit: must not be negative, got -an integer of about 100 digits"
+    assert (
+        str(error)
+        == "quantity_limit: must not be negative, got a negative integer of about 100 digits"
+    )
 
 
 # --- strings that cannot be UTF-8 -------------------------------------------------------------
