@@ -14,6 +14,7 @@ Retry policy, as the issue asks and the best SDKs do:
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from ._exceptions import APIConnectionError, APIStatusError, ChatarminOSError
+from ._exceptions import APIConnectionError, APIStatusError, ConfigurationError
 from ._types import NotGiven, Timeout, Transformer
 from ._version import __version__
 
@@ -29,6 +30,8 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
+    "MAX_RETRIES",
+    "MAX_TIMEOUT",
     "ClientConfig",
     "retry_delay",
     "should_retry",
@@ -52,13 +55,201 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 USER_AGENT = f"chatarmin-os-python/{__version__}"
 
 
+MAX_RETRIES = 1000
+"""The most retries a client may be given (the backoff's ``2**retry`` overflows past 1023)."""
+
+MAX_TIMEOUT = 1_000_000.0
+"""The longest timeout accepted, in seconds (~11.6 days); for no timeout at all pass ``None``.
+
+Beyond ~10**10 s the operating system's clock arithmetic overflows inside the socket layer.
+"""
+
+# RFC 9110 "token": the characters a header name may hold.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Visible ASCII, with single spaces or tabs between (no leading or trailing whitespace).
+_HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20\x09]*[\x21-\x7e])*)?")
+
+
 def _redact(key: str) -> str:
     return "<redacted>" if key else "<missing>"
 
 
+class _Secret:
+    """Holds the API key while the configuration is checked: its ``repr`` never shows it.
+
+    A traceback printed with its frames' local variables shows ``repr`` of each; the key
+    lives in this box (and the caller's argument is dropped) so such a traceback of a
+    configuration error cannot contain it.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<redacted>"
+
+
+def _api_key_problem(key: object, source: str) -> str | None:
+    """What is wrong with an API key, in words that never quote it; ``None`` when fine."""
+    if key is None or key == "":
+        return (
+            "No API key: pass api_key=... or set the OS_API_KEY environment variable "
+            "(keys look like os_sk_..., from ChatarminOS → Settings → Developers)."
+        )
+    if not isinstance(key, str):
+        return f"api_key must be a string, got {type(key).__name__}"
+    if key != key.strip():
+        return f"{source} has whitespace around it (a stray space or newline when copied?)"
+    for position, char in enumerate(key):
+        if char.isspace():
+            what = f"whitespace (U+{ord(char):04X})"
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            what = f"a control character (U+{ord(char):04X})"
+        elif not char.isascii():
+            what = (
+                f"a non-ASCII character (U+{ord(char):04X}; an invisible character such as "
+                "a zero-width space copied with it?)"
+            )
+        else:
+            continue
+        return f"{source} contains {what} at position {position}; API keys are printable ASCII"
+    return None
+
+
+def _show(value: str, limit: int = 100) -> str:
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}…"
+
+
+def _show_url(value: str) -> str:
+    """A base URL for a message; not shown when it may hold credentials (``user:pw@``)."""
+    return "(not shown: it contains '@')" if "@" in value else _show(value)
+
+
+def _base_url(value: object) -> httpx.URL:
+    """The base URL, checked, always ending in ``/`` so procedure paths join onto it."""
+    source = "base_url"
+    if value is None:
+        value = os.environ.get("CHATARMIN_OS_BASE_URL") or None
+        source = "CHATARMIN_OS_BASE_URL" if value is not None else "base_url"
+        if value is None:
+            value = DEFAULT_BASE_URL
+    if isinstance(value, httpx.URL):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"base_url must be a string or an httpx.URL, got {type(value).__name__}"
+        )
+    if not value.strip():
+        raise ConfigurationError(f"{source} is empty: give an http(s) URL or leave it out")
+    if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise ConfigurationError(
+            f"{source} contains whitespace or a control character: {_show_url(value)}"
+        )
+    try:
+        url = httpx.URL(value)
+        port = url.port
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise ConfigurationError(f"{source} is not a valid URL ({_show(str(exc))})") from None
+    if url.userinfo:
+        # Credentials in the URL would be sent as Basic auth instead of the API key, and
+        # show in every repr and log line: refused, and not quoted.
+        raise ConfigurationError(
+            f"{source} must not contain a user name or password (user:password@host): "
+            "the API key goes in api_key / OS_API_KEY"
+        )
+    if url.scheme not in ("http", "https"):
+        raise ConfigurationError(
+            f"{source} must be an http:// or https:// URL, got {_show_url(value)}"
+        )
+    if not url.host:
+        raise ConfigurationError(f"{source} has no host: {_show_url(value)}")
+    if port is not None and not 0 < port < 65536:
+        raise ConfigurationError(f"{source} has a port out of range: {port}")
+    if url.query or "?" in value:
+        raise ConfigurationError(
+            f"{source} must not have a query string (?...): procedure paths and their "
+            "input are added to it"
+        )
+    if url.fragment or "#" in value:
+        raise ConfigurationError(f"{source} must not have a fragment (#...)")
+    # "https://h" and "https://h/api/v1" both become ".../" so "tiers.list" joins right.
+    path = url.raw_path if url.raw_path.endswith(b"/") else url.raw_path + b"/"
+    joined = url.copy_with(raw_path=path)
+    if not str(joined).endswith("/"):  # pragma: no cover - httpx always writes the path
+        raise ConfigurationError(f"{source} cannot be joined with procedure paths")
+    return joined
+
+
+def _timeout(value: object) -> Timeout:
+    if isinstance(value, NotGiven):
+        return DEFAULT_TIMEOUT
+    if value is None:
+        return None
+    if isinstance(value, httpx.Timeout):
+        for phase in ("connect", "read", "write", "pool"):
+            seconds = getattr(value, phase)
+            if seconds is not None:
+                _timeout_seconds(seconds, f"timeout.{phase}")
+        return value
+    return _timeout_seconds(value, "timeout")
+
+
+def _timeout_seconds(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(
+            f"{name} must be seconds (a number), an httpx.Timeout or None, "
+            f"got {type(value).__name__}"
+        )
+    if not 0 < value <= MAX_TIMEOUT:  # also refuses nan
+        shown = repr(value) if isinstance(value, float) or abs(value) < 10**15 else "a huge int"
+        raise ConfigurationError(
+            f"{name} must be more than 0 and at most {MAX_TIMEOUT:,.0f} seconds, got {shown} "
+            "(None means no timeout)"
+        )
+    return float(value)
+
+
+def _default_headers(value: object) -> dict[str, str]:
+    """The caller's extra headers, checked; values are never quoted (they may be secrets)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"default_headers must be a dict of header name to value, got {type(value).__name__}"
+        )
+    headers: dict[str, str] = {}
+    for name, header_value in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            shown = _show(name, 40) if isinstance(name, str) else f"a {type(name).__name__}"
+            raise ConfigurationError(f"default_headers: {shown} is not a valid HTTP header name")
+        if name.lower() in _FRAMING_HEADERS:
+            raise ConfigurationError(f"default_headers: {name} is set by the SDK for each request")
+        if not isinstance(header_value, str):
+            raise ConfigurationError(
+                f"default_headers[{_show(name, 40)}] must be a string, "
+                f"got {type(header_value).__name__}"
+            )
+        if not _HEADER_VALUE.fullmatch(header_value):
+            raise ConfigurationError(
+                f"default_headers[{_show(name, 40)}] must be printable ASCII without line breaks or "
+                "surrounding whitespace (the value is not shown: it may be a secret)"
+            )
+        headers[name] = header_value
+    return headers
+
+
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
+
+
 @dataclass(frozen=True)
 class ClientConfig:
-    """Everything a client is configured with; ``with_options`` makes a changed copy."""
+    """Everything a client is configured with; ``with_options`` makes a changed copy.
+
+    :meth:`create` checks every option and raises :class:`~chatarmin_os.ConfigurationError`
+    for a bad one, so a misconfigured client fails when it is made, never on a call.
+    """
 
     api_key: str = field(repr=False)
     base_url: httpx.URL
@@ -85,43 +276,54 @@ class ClientConfig:
         transformer: Transformer,
         default_headers: Mapping[str, str] | None,
     ) -> ClientConfig:
-        """Resolve arguments and environment (``OS_API_KEY``, ``CHATARMIN_OS_BASE_URL``)."""
+        """Resolve arguments and environment (``OS_API_KEY``, ``CHATARMIN_OS_BASE_URL``).
+
+        Refused, with a :class:`~chatarmin_os.ConfigurationError` whose message never
+        contains the key: a missing key; a key that is not a string, has whitespace around
+        or inside it, a control character or a non-ASCII character (from ``OS_API_KEY``
+        too, and the message says so); a ``base_url`` that is not an absolute http(s) URL,
+        has a user name or password, a query, a fragment or whitespace; a ``timeout`` that
+        is not a number of seconds in (0, 1,000,000], an ``httpx.Timeout`` of such, or
+        ``None``; ``max_retries`` that is not an ``int`` from 0 to 1000; ``default_headers`` with a
+        name that is not an HTTP token or a value that is not printable ASCII.
+        """
+        source = "api_key"
         if api_key is None:
             api_key = os.environ.get("OS_API_KEY")
-        if not api_key:
-            raise ChatarminOSError(
-                "No API key: pass api_key=... or set the OS_API_KEY environment variable "
-                "(keys look like os_sk_..., from ChatarminOS → Settings → Developers)."
-            )
-        if not isinstance(api_key, str) or api_key != api_key.strip():
-            raise ChatarminOSError("api_key must be a string without surrounding whitespace")
-        if base_url is None:
-            base_url = os.environ.get("CHATARMIN_OS_BASE_URL") or DEFAULT_BASE_URL
-        url = httpx.URL(str(base_url))
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ChatarminOSError(f"base_url must be an http(s) URL, got {str(base_url)!r}")
-        # Keep a path prefix such as /api/v1 when procedure paths are joined onto it.
-        if not url.raw_path.endswith(b"/"):
-            url = url.copy_with(raw_path=url.raw_path + b"/")
+            source = "OS_API_KEY"
+        key = _Secret(api_key) if isinstance(api_key, str) else None
+        problem = _api_key_problem(api_key, source)
+        api_key = None  # from here on only `key` holds it (see _Secret)
+        if problem is not None or key is None:
+            raise ConfigurationError(problem or "No API key")
+        url = _base_url(base_url)
         if transformer not in ("json", "superjson"):
-            raise ChatarminOSError(
-                f"transformer must be 'json' or 'superjson', got {transformer!r}"
+            shown = (
+                _show(transformer, 40)
+                if isinstance(transformer, str)
+                else "a " + type(transformer).__name__
             )
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ChatarminOSError(f"max_retries must be an int >= 0, got {max_retries!r}")
-        if isinstance(timeout, NotGiven):
-            timeout = DEFAULT_TIMEOUT
-        elif timeout is not None and not isinstance(timeout, (int, float, httpx.Timeout)):
-            raise ChatarminOSError(
-                f"timeout must be seconds, an httpx.Timeout or None, got {timeout!r}"
+            raise ConfigurationError(f"transformer must be 'json' or 'superjson', got {shown}")
+        if (
+            isinstance(max_retries, bool)
+            or not isinstance(max_retries, int)
+            or not 0 <= max_retries <= MAX_RETRIES
+        ):
+            shown = (
+                str(max_retries)
+                if type(max_retries) is int and abs(max_retries) < 10**15
+                else type(max_retries).__name__
+            )
+            raise ConfigurationError(
+                f"max_retries must be an int from 0 to {MAX_RETRIES}, got {shown}"
             )
         return cls(
-            api_key=api_key,
+            api_key=key.value,
             base_url=url,
-            timeout=timeout,
+            timeout=_timeout(timeout),
             max_retries=max_retries,
             transformer=transformer,
-            default_headers=dict(default_headers or {}),
+            default_headers=_default_headers(default_headers),
         )
 
     def changed(self, **changes: Any) -> ClientConfig:
@@ -134,12 +336,22 @@ class ClientConfig:
             "transformer": self.transformer,
             "default_headers": self.default_headers,
         }
-        for name, value in changes.items():
-            if not isinstance(value, NotGiven):
-                values[name] = value
-        if "default_headers" in changes and not isinstance(changes["default_headers"], NotGiven):
-            values["default_headers"] = {**self.default_headers, **changes["default_headers"]}
-        return ClientConfig.create(**values)
+        values.update({k: v for k, v in changes.items() if not isinstance(v, NotGiven)})
+        new_headers = changes.get("default_headers")
+        if new_headers is not None and not isinstance(new_headers, NotGiven):
+            if not isinstance(new_headers, Mapping):
+                values.clear()
+                raise ConfigurationError(
+                    "default_headers must be a dict of header name to value, "
+                    f"got {type(new_headers).__name__}"
+                )
+            values["default_headers"] = {**self.default_headers, **new_headers}
+        try:
+            return ClientConfig.create(**values)
+        except ConfigurationError:
+            values.clear()  # no key left in this frame's locals (see _Secret)
+            changes.clear()
+            raise
 
     def headers(self) -> dict[str, str]:
         """The headers every request carries (caller's defaults first, then ours)."""

@@ -12,10 +12,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, TypedDict
 
 import pydantic
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from ._types import Timeout, Transformer
+from ._types import NotGiven, Timeout, Transformer
+from ._validate import free_map
 
 __all__ = [
     "ApplyTierInput",
@@ -70,13 +71,20 @@ class ContactInput(_InputModel):
     avatar_url: str | None = Field(default=None, min_length=1, pattern=r"\S")
     metadata: dict[str, Any] | None = None
 
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _metadata_is_json(cls, value: Any) -> Any:
+        """The same rules as every free-form map (see ``_validate.free_map``)."""
+        checked = free_map("metadata", value)
+        return None if isinstance(checked, NotGiven) else checked
+
 
 class HintsDict(TypedDict, total=False):
     """``hints`` as a plain dict."""
 
-    company_name: str
-    domain: str
-    emails: list[str]
+    company_name: str | None
+    domain: str | None
+    emails: list[str] | None
 
 
 class _ContactInputRequired(TypedDict):
@@ -86,22 +94,22 @@ class _ContactInputRequired(TypedDict):
 class ContactInputDict(_ContactInputRequired, total=False):
     """One of ``contacts`` as a plain dict."""
 
-    name: str
-    role: str
-    is_primary: bool
-    avatar_url: str
-    metadata: dict[str, Any]
+    name: str | None
+    role: str | None
+    is_primary: bool | None
+    avatar_url: str | None
+    metadata: dict[str, Any] | None
 
 
 class ChatarminOSConfig(TypedDict, total=False):
     """The client's keyword arguments (TypeScript: ``ChatarminOSConfig``)."""
 
-    api_key: str
-    base_url: str
+    api_key: str | None
+    base_url: str | None
     timeout: Timeout
     max_retries: int
     transformer: Transformer
-    default_headers: dict[str, str]
+    default_headers: dict[str, str] | None
 
 
 class _CreateCompanyRequired(TypedDict):
@@ -111,12 +119,12 @@ class _CreateCompanyRequired(TypedDict):
 class CreateCompanyInput(_CreateCompanyRequired, total=False):
     """Keyword arguments of ``companies.create``."""
 
-    domain: str
-    external_org_id: str
-    label: str
-    contact_email: str
-    contact_name: str
-    created_at: datetime | str
+    domain: str | None
+    external_org_id: str | None
+    label: str | None
+    contact_email: str | None
+    contact_name: str | None
+    created_at: datetime | str | None
 
 
 class _SmartLinkRequired(TypedDict):
@@ -127,8 +135,8 @@ class _SmartLinkRequired(TypedDict):
 class SmartLinkInput(_SmartLinkRequired, total=False):
     """Keyword arguments of ``companies.smart_link``."""
 
-    hints: Hints | HintsDict
-    min_confidence: float
+    hints: Hints | HintsDict | None
+    min_confidence: float | None
 
 
 class FeatureCheckInput(TypedDict):
@@ -145,13 +153,13 @@ class _FeatureSetAccessRequired(TypedDict):
 class FeatureSetAccessInput(_FeatureSetAccessRequired, total=False):
     """Keyword arguments of ``features.set_access`` (give ``company_id`` or ``external_org_id``)."""
 
-    company_id: str
-    external_org_id: str
-    is_enabled: bool
+    company_id: str | None
+    external_org_id: str | None
+    is_enabled: bool | None
     quantity_limit: int | None
     included_quantity: int | None
-    config: dict[str, Any]
-    source: Literal["subscription", "manual", "trial", "api"]
+    config: dict[str, Any] | None
+    source: Literal["subscription", "manual", "trial", "api"] | None
     valid_until: datetime | str | None
 
 
@@ -164,8 +172,8 @@ class _TrackUsageRequired(TypedDict):
 class TrackUsageInput(_TrackUsageRequired, total=False):
     """Keyword arguments of ``billing.track_usage``."""
 
-    idempotency_key: str
-    metadata: dict[str, Any]
+    idempotency_key: str | None
+    metadata: dict[str, Any] | None
 
 
 class _OnboardRequired(TypedDict):
@@ -176,14 +184,14 @@ class _OnboardRequired(TypedDict):
 class OnboardInput(_OnboardRequired, total=False):
     """Keyword arguments of ``onboard``."""
 
-    hints: Hints | HintsDict
-    tier_code: str
-    checkout_session_id: str
-    stripe_subscription_id: str
-    stripe_customer_id: str
-    contact_email: str
-    contact_name: str
-    created_at: datetime | str
+    hints: Hints | HintsDict | None
+    tier_code: str | None
+    checkout_session_id: str | None
+    stripe_subscription_id: str | None
+    stripe_customer_id: str | None
+    contact_email: str | None
+    contact_name: str | None
+    created_at: datetime | str | None
 
 
 class _ApplyTierRequired(TypedDict):
@@ -193,7 +201,7 @@ class _ApplyTierRequired(TypedDict):
 class ApplyTierInput(_ApplyTierRequired, total=False):
     """Keyword arguments of ``tiers.apply`` after the tier code."""
 
-    features: dict[str, dict[str, Any]]
+    features: dict[str, dict[str, Any]] | None
 
 
 class ClaimCheckoutInput(TypedDict):
@@ -211,6 +219,6 @@ class _LinkSubscriptionRequired(TypedDict):
 class LinkSubscriptionInput(_LinkSubscriptionRequired, total=False):
     """Keyword arguments of ``billing.link_subscription``."""
 
-    stripe_customer_id: str
-    tier_code: str
-    display_name: str
+    stripe_customer_id: str | None
+    tier_code: str | None
+    display_name: str | None

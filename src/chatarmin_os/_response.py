@@ -2,34 +2,84 @@
 
 Everything that is not a tRPC envelope (HTML from a proxy, an empty or invalid body, a 200
 without ``result``) becomes a typed error carrying the status and a short body snippet.
+Hostile answers too: an odd charset, a superjson ``meta`` that points into nothing, a body
+nested too deeply to decode, huge numbers. Whatever an answer holds, decoding it raises
+only :class:`~chatarmin_os.ChatarminOSError`: the class of the HTTP status for an error
+status, :class:`~chatarmin_os.APIResponseValidationError` for a 2xx, the cause chained.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from ._exceptions import APIResponseValidationError, APIStatusError, error_class_for
+from ._exceptions import (
+    APIResponseValidationError,
+    APIStatusError,
+    ChatarminOSError,
+    error_class_for,
+    shorten,
+)
 from ._types import Transformer
 from ._wire import is_superjson_shaped, superjson_deserialize
 
 __all__ = ["decode_response"]
 
 _SNIPPET_CHARS = 200
+_CONTENT_TYPE_CHARS = 100
+# Enough bytes for a 200-character snippet in any encoding (UTF-32: 4 bytes a character).
+_SNIPPET_BYTES = 4 * (_SNIPPET_CHARS + 1)
+_MAX_INT_DIGITS = 4300  # Python 3.11's default limit; 3.10 has none and parses in O(n^2)
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > _MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits")
+    return int(text)
+
+
+_JSON_OPTIONS: dict[str, Any] = {} if sys.version_info >= (3, 11) else {"parse_int": _parse_int}
+
+
+def _charset(response: httpx.Response) -> str:
+    """The answer's declared charset when Python has a text codec for it, else UTF-8."""
+    _, _, params = response.headers.get("content-type", "").partition(";")
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.strip().lower() == "charset":
+            try:
+                info = codecs.lookup(value.strip().strip("\"'"))
+            except (LookupError, ValueError):
+                return "utf-8"
+            # Only real text encodings: not rot13/base64 (str<->str, bytes<->bytes) or idna.
+            if getattr(info, "_is_text_encoding", True) and info.name not in ("idna", "punycode"):
+                return info.name
+    return "utf-8"
 
 
 def _snippet(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())
+    """The start of the body as text, on one line: never a decoding error, never long."""
+    raw = response.content[:_SNIPPET_BYTES]
+    try:
+        text = raw.decode(_charset(response), errors="replace")
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        text = raw.decode("utf-8", errors="replace")
+    text = " ".join(text.split())
     if not text:
         return "(empty body)"
-    return text if len(text) <= _SNIPPET_CHARS else text[:_SNIPPET_CHARS] + "…"
+    cut = len(text) > _SNIPPET_CHARS or len(response.content) > len(raw)
+    return text[:_SNIPPET_CHARS] + "…" if cut else text
 
 
-def _not_trpc(response: httpx.Response, path: str, why: str) -> Exception:
-    content_type = response.headers.get("content-type", "no content-type")
+def _not_trpc(response: httpx.Response, path: str, why: str) -> ChatarminOSError:
+    content_type = shorten(
+        response.headers.get("content-type", "no content-type"), _CONTENT_TYPE_CHARS
+    )
     message = (
         f"Expected a tRPC answer from {path} but got {why} "
         f"(HTTP {response.status_code}, {content_type}): {_snippet(response)}"
@@ -50,7 +100,7 @@ def _error_from_envelope(
     if not isinstance(message, str) or not message:
         message = code or f"HTTP {response.status_code}"
     error_path = data.get("path")
-    if not isinstance(error_path, str):
+    if not isinstance(error_path, str) or not error_path:
         error_path = path
     cls = error_class_for(response.status_code, code)
     return cls(message, response=response, path=error_path, code=code, body=dict(error))
@@ -60,19 +110,38 @@ def decode_response(response: httpx.Response, *, path: str, transformer: Transfo
     """The output of a call, or the typed error its answer stands for (raised).
 
     Anything that is not a tRPC envelope (HTML from a proxy, an empty or invalid body, a
-    200 without ``result``) raises a typed error carrying the status and a body snippet.
+    200 without ``result``) raises a typed error carrying the status and a body snippet;
+    nothing but a :class:`~chatarmin_os.ChatarminOSError` ever escapes.
     """
     try:
-        body = json.loads(response.content) if response.content else None
-    except ValueError:
-        raise _not_trpc(response, path, "a body that is not JSON") from None
+        return _decode(response, path, transformer)
+    except ChatarminOSError:
+        raise
+    except Exception as exc:  # a hostile answer nobody foresaw: still an SDK error
+        raise _not_trpc(
+            response, path, f"an answer the SDK cannot decode ({type(exc).__name__})"
+        ) from exc
+
+
+def _decode(response: httpx.Response, path: str, transformer: Transformer) -> Any:
+    content = response.content
+    try:
+        body = json.loads(content, **_JSON_OPTIONS) if content else None
+    except RecursionError as exc:
+        raise _not_trpc(response, path, "JSON nested too deeply to decode") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a huge number
+        raise _not_trpc(response, path, "a body that is not JSON") from exc
     if not isinstance(body, Mapping):
         raise _not_trpc(response, path, "an empty body" if body is None else "unexpected JSON")
 
     error = body.get("error")
     if isinstance(error, Mapping):
         if is_superjson_shaped(error):  # superjson-wrapped
-            error = superjson_deserialize(error)
+            try:
+                error = superjson_deserialize(error)
+            except ValueError:
+                # A meta that does not fit: the error itself is still in "json".
+                error = error["json"]
         if isinstance(error, Mapping):
             raise _error_from_envelope(response, path, error)
         raise _not_trpc(response, path, "an error envelope of an unknown shape")
@@ -84,15 +153,21 @@ def decode_response(response: httpx.Response, *, path: str, transformer: Transfo
     if transformer == "superjson":
         if data is None:
             return None
-        try:
-            return superjson_deserialize(data)
-        except ValueError:
+        if not isinstance(data, Mapping) or "json" not in data:
             raise _not_trpc(
                 response,
                 path,
                 "a result that is not superjson (is the server set up without a transformer? "
                 "then use transformer='json')",
-            ) from None
+            )
+        try:
+            return superjson_deserialize(data)
+        except ValueError as exc:
+            raise _not_trpc(
+                response,
+                path,
+                f"a superjson result whose meta does not fit it ({shorten(str(exc), 100)})",
+            ) from exc
     if is_superjson_shaped(data):
         raise _not_trpc(
             response,

@@ -172,6 +172,8 @@ def _escape_key(key: str) -> str:
 
 
 def _split_path(path: str) -> list[str]:
+    if "\\" not in path:
+        return path.split(".")
     parts: list[str] = []
     current: list[str] = []
     i = 0
@@ -221,27 +223,39 @@ def superjson_serialize(value: Any) -> dict[str, Any]:
 
 _UNDEFINED = object()
 
+_MAX_BIGINT_DIGITS = 4300
+"""The longest ``bigint`` string decoded (Python 3.11's own limit for ``int(str)``)."""
+
+
+def _kind(annotation: Any) -> Any:
+    return annotation[0] if isinstance(annotation, list) and annotation else annotation
+
 
 def _apply_annotation(value: Any, annotation: Any) -> Any:
-    kind = annotation[0] if isinstance(annotation, list) and annotation else annotation
-    if kind == "Date" and isinstance(value, str):
-        return parse_datetime(value)
+    kind = _kind(annotation)
     if kind == "undefined":
         return _UNDEFINED
-    if kind == "bigint" and isinstance(value, str):
+    if kind not in ("Date", "bigint", "number"):
+        return value  # a kind this API never sends (set, map, custom, ...): as sent
+    if not isinstance(value, str):
+        raise ValueError(f"a superjson {kind} annotation on a {type(value).__name__}")
+    if kind == "Date":
+        return parse_datetime(value)
+    if kind == "bigint":
+        if len(value) > _MAX_BIGINT_DIGITS:
+            raise ValueError(f"a superjson bigint of {len(value)} digits")
         return int(value)
-    if kind == "number" and isinstance(value, str):
-        return float(value)  # "NaN", "Infinity", "-Infinity"
-    if kind == "set" and isinstance(value, list):
-        return value
-    return value
+    return float(value)  # "NaN", "Infinity", "-Infinity"
 
 
 def superjson_deserialize(payload: Any) -> Any:
     """Unwrap a superjson payload, applying its ``Date``/``undefined``/``bigint`` annotations.
 
     Keys annotated ``undefined`` are dropped from their object (``None`` inside a list or at
-    the root). A payload that is not superjson-shaped (no ``json`` key) raises ``ValueError``.
+    the root). Annotations of kinds this API never sends (``set``, ``map``, ``custom``, ...)
+    leave the value as sent. Whatever the payload, the only error is ``ValueError``: for a
+    payload that is not superjson-shaped (no ``json`` key) and for a ``meta`` that does not
+    fit its value (a path that leads nowhere, a ``Date`` that is no ISO-8601 string, ...).
     """
     if not isinstance(payload, Mapping) or "json" not in payload:
         raise ValueError("not a superjson payload: expected an object with a 'json' key")
@@ -250,36 +264,52 @@ def superjson_deserialize(payload: Any) -> Any:
     values = meta.get("values") if isinstance(meta, Mapping) else None
     if values is None:
         return value
-    if isinstance(values, list):  # the root itself is annotated
-        result = _apply_annotation(value, values)
-        return None if result is _UNDEFINED else result
-    if not isinstance(values, Mapping):
-        return value
-    for dotted, annotation in values.items():
-        parts = _split_path(dotted)
-        parent: Any = None
-        key: Any = None
-        node = value
-        for part in parts:
-            parent, key = node, part
-            if isinstance(node, list):
-                key = int(part)
-                node = node[key] if 0 <= key < len(node) else None
-            elif isinstance(node, dict):
-                node = node.get(part)
-            else:
-                node = None
-        if parent is None:
-            continue
-        new = _apply_annotation(node, annotation)
-        if isinstance(parent, dict):
-            if new is _UNDEFINED:
-                parent.pop(key, None)
-            else:
-                parent[key] = new
-        elif isinstance(parent, list) and isinstance(key, int) and 0 <= key < len(parent):
-            parent[key] = None if new is _UNDEFINED else new
+    try:
+        if isinstance(values, list):  # the root itself is annotated
+            result = _apply_annotation(value, values)
+            return None if result is _UNDEFINED else result
+        if not isinstance(values, Mapping):
+            raise ValueError("a superjson meta whose values are neither an object nor a list")
+        for dotted, annotation in values.items():
+            _annotate_at(value, dotted, annotation)
+    except ValueError:
+        raise
+    except (TypeError, LookupError, ArithmeticError, RecursionError) as exc:
+        raise ValueError(f"a superjson meta that does not fit its value ({exc})") from exc
     return value
+
+
+def _annotate_at(value: Any, dotted: str, annotation: Any) -> None:
+    """Apply one annotation at its dotted path in ``value``, in place."""
+    parts = _split_path(dotted)
+    parent: Any = None
+    key: Any = None
+    node = value
+    for i, part in enumerate(parts):
+        if isinstance(node, list):
+            if not (part.isascii() and part.isdigit() and len(part) <= 18):
+                raise ValueError("a superjson meta path that indexes a list with a non-number")
+            key = int(part)
+            if key >= len(node):
+                raise ValueError("a superjson meta path past the end of a list")
+        elif isinstance(node, dict):
+            key = part
+            if key not in node:
+                if i == len(parts) - 1 and _kind(annotation) == "undefined":
+                    return  # undefined, and already left out
+                raise ValueError("a superjson meta path to a key that is not there")
+        else:
+            raise ValueError("a superjson meta path into a value that is no object or list")
+        parent = node
+        node = node[key]
+    new = _apply_annotation(node, annotation)
+    if new is _UNDEFINED:
+        if isinstance(parent, dict):
+            del parent[key]
+        else:
+            parent[key] = None
+    else:
+        parent[key] = new
 
 
 @dataclass(frozen=True)
@@ -304,7 +334,18 @@ def encode_request(
 
     ``has_input=False`` is a procedure that takes no input: plain JSON sends no ``input``
     parameter at all; superjson sends the encoded ``undefined``, as ``@trpc/client`` does.
+    Input that cannot be encoded (not JSON, circular, too deep, a timestamp out of range, a
+    string that is not UTF-8) raises ``TypeError`` or ``ValueError``, nothing else.
     """
+    try:
+        return _encode_request(kind, path, input, transformer, has_input)
+    except (RecursionError, OverflowError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _encode_request(
+    kind: Kind, path: str, input: Any, transformer: Transformer, has_input: bool
+) -> EncodedRequest:
     if kind == "query":
         if has_input:
             encoded = dumps(_encode_value(input, transformer))

@@ -1956,7 +1956,7 @@ async def test_metadata_that_is_not_json_is_refused_before_sending(
         with pytest.raises(InvalidInputError) as info:
             await client.contacts.create(company_id="comp_1", email="a@acme.com", metadata=metadata)
     assert isinstance(info.value, ValueError)
-    assert info.value.argument == "metadata"
+    assert info.value.argument == f"metadata.{next(iter(metadata))}"
     assert info.value.problem.startswith("cannot be sent as JSON: ")
     assert api.call_count == 0
 

@@ -18,7 +18,6 @@ from chatarmin_os import (
     ChatarminOS,
     ChatarminOSError,
     InternalServerError,
-    InvalidInputError,
 )
 from chatarmin_os._sync._http import KEEPALIVE_EXPIRY
 from tests.helpers import API_KEY, BASE_URL
@@ -201,17 +200,6 @@ def test_whatever_a_transport_raises_is_an_sdk_error(raised: Exception) -> None:
         client.billing.track_usage(company_id="c1", feature_code="ai_credit", quantity=1)
     assert info.value.__cause__ is raised
     assert type(raised).__name__ in str(info.value)
-
-
-def test_a_query_too_long_for_a_url_is_refused_before_sending() -> None:
-    handler = Recorder(httpx.Response(200, json={"result": {"data": ACCESS}}))
-    client = client_over(handler)
-    with pytest.raises(InvalidInputError) as info:
-        client.features.check(company_id="c1", feature_code="x" * 70_000)
-    message = str(info.value)
-    assert "65,536" in message and "70,1" in message  # the size and the limit
-    assert len(message) < 200
-    assert handler.requests == []
 
 
 def test_a_query_just_under_the_limit_is_sent() -> None:

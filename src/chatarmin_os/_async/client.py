@@ -10,6 +10,7 @@ import httpx
 
 from .._base import DEFAULT_MAX_RETRIES, ClientConfig
 from .._concurrency import AsyncSleeper
+from .._exceptions import ChatarminOSError
 from .._inputs import Hints, HintsDict
 from .._models import OnboardResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
@@ -61,14 +62,18 @@ class AsyncChatarminOS(AsyncBaseClient):
         default_headers: Mapping[str, str] | None = None,
         sleep: AsyncSleeper | None = None,
     ) -> None:
-        config = ClientConfig.create(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            transformer=transformer,
-            default_headers=default_headers,
-        )
+        try:
+            config = ClientConfig.create(
+                api_key=api_key,
+                base_url=base_url,
+                timeout=timeout,
+                max_retries=max_retries,
+                transformer=transformer,
+                default_headers=default_headers,
+            )
+        except ChatarminOSError:
+            api_key = default_headers = None  # no secrets in tracebacks that show locals
+            raise
         self._setup(config, self._make_pool(http_client), sleep, owns_pool=True)
         self._init_resources()
 
@@ -149,14 +154,18 @@ class AsyncChatarminOS(AsyncBaseClient):
             patient = client.with_options(timeout=120, max_retries=5)
         """
         copy = object.__new__(type(self))
-        config = self._config.changed(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            transformer=transformer,
-            default_headers=default_headers,
-        )
+        try:
+            config = self._config.changed(
+                api_key=api_key,
+                base_url=base_url,
+                timeout=timeout,
+                max_retries=max_retries,
+                transformer=transformer,
+                default_headers=default_headers,
+            )
+        except ChatarminOSError:
+            api_key = default_headers = NOT_GIVEN  # no secrets in tracebacks that show locals
+            raise
         copy._setup(config, self._pool, self._sleep, owns_pool=False)
         copy._init_resources()
         return copy
@@ -166,14 +175,14 @@ class AsyncChatarminOS(AsyncBaseClient):
         *,
         external_org_id: str,
         label: str,
-        hints: Hints | HintsDict | NotGiven = NOT_GIVEN,
-        tier_code: str | NotGiven = NOT_GIVEN,
-        checkout_session_id: str | NotGiven = NOT_GIVEN,
-        stripe_subscription_id: str | NotGiven = NOT_GIVEN,
-        stripe_customer_id: str | NotGiven = NOT_GIVEN,
-        contact_email: str | NotGiven = NOT_GIVEN,
-        contact_name: str | NotGiven = NOT_GIVEN,
-        created_at: datetime | str | NotGiven = NOT_GIVEN,
+        hints: Hints | HintsDict | NotGiven | None = NOT_GIVEN,
+        tier_code: str | NotGiven | None = NOT_GIVEN,
+        checkout_session_id: str | NotGiven | None = NOT_GIVEN,
+        stripe_subscription_id: str | NotGiven | None = NOT_GIVEN,
+        stripe_customer_id: str | NotGiven | None = NOT_GIVEN,
+        contact_email: str | NotGiven | None = NOT_GIVEN,
+        contact_name: str | NotGiven | None = NOT_GIVEN,
+        created_at: datetime | str | NotGiven | None = NOT_GIVEN,
     ) -> OnboardResult:
         """Onboard a customer in one call (procedure ``onboard``).
 

@@ -24,6 +24,7 @@ from .._exceptions import (
     APIStatusError,
     APITimeoutError,
     ChatarminOSError,
+    ConfigurationError,
     InvalidInputError,
     error_class_for,
 )
@@ -31,6 +32,7 @@ from .._logs import logger, setup_logging
 from .._procedures import NO_INPUT, PROCEDURES
 from .._response import decode_response
 from .._urls import url_joiner
+from .._validate import check_url_length
 from .._wire import encode_request
 from ._http import OWN_POOL_HEADERS, BodyDecodingError, HTTPPool
 
@@ -41,9 +43,6 @@ _T = TypeVar("_T")
 
 # Transport failures after which the request certainly never reached the server.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-MAX_URL_LENGTH = 65_536
-"""The longest URL httpx sends; a query whose input makes a longer one is refused before."""
 
 _MAX_DETAIL = 200
 
@@ -108,7 +107,7 @@ class BaseClient:
     _post_headers: httpx.Headers
     _extensions: dict[str, Any]
     _url: Callable[[str], httpx.URL]
-    _base_url_length: int
+    _base_url_text: str
 
     def _setup(
         self,
@@ -123,6 +122,8 @@ class BaseClient:
         self._pool = pool
         self._owns_pool = owns_pool
         self._closed = False
+        if sleeper is not None and not callable(sleeper):
+            raise ConfigurationError(f"sleep must be callable, got {type(sleeper).__name__}")
         self._sleep = sleeper or sleep
         # Built once: every request of this client carries the same headers and timeout.
         headers = httpx.Headers(OWN_POOL_HEADERS if pool.owned else None)
@@ -134,7 +135,7 @@ class BaseClient:
         self._merged: dict[int, tuple[list[tuple[bytes, bytes]], httpx.Headers]] = {}
         self._extensions = {"timeout": httpx.Timeout(config.timeout).as_dict()}
         self._url = url_joiner(config.base_url)
-        self._base_url_length = len(str(config.base_url))
+        self._base_url_text = str(config.base_url)
 
     @staticmethod
     def _make_pool(http_client: httpx.Client | None) -> HTTPPool:
@@ -209,13 +210,7 @@ class BaseClient:
             )
         except (TypeError, ValueError) as exc:
             raise InvalidInputError("input", f"cannot be sent as JSON: {exc}") from None
-        length = self._base_url_length + len(encoded.url)
-        if length > MAX_URL_LENGTH:
-            raise InvalidInputError(
-                "input",
-                f"makes a {length:,}-byte URL, over the {MAX_URL_LENGTH:,}-byte limit of "
-                "httpx; send less at once",
-            )
+        check_url_length(self._base_url_text + encoded.url)
         headers = self._headers if encoded.content is None else self._post_headers
         defaults = self._pool.callers_default_headers()
         if defaults is not None:
@@ -229,6 +224,7 @@ class BaseClient:
                 extensions=self._extensions,
             )
         except httpx.InvalidURL as exc:
+            del headers  # holds the API key: keep it out of tracebacks with locals
             raise ChatarminOSError(f"Cannot build the URL of {path}: {exc}") from None
 
     def _under_callers_defaults(
@@ -343,7 +339,7 @@ class BaseClient:
         try:
             output = decode_response(response, path=path, transformer=self._config.transformer)
         except ChatarminOSError as exc:
-            return _Failure(exc, cause=None, response=response)
+            return _Failure(exc, cause=exc.__cause__, response=response)  # keep decoding's cause
         return _Success(output, response)
 
     def _log_attempt(
@@ -382,4 +378,8 @@ def _parse_output(
             f"({exc.error_count()} problem(s))",
             path=path,
             response=response,
+        ) from exc
+    except Exception as exc:  # e.g. RecursionError on absurdly nested output
+        raise APIResponseValidationError(
+            f"Unexpected output from {path}: {type(exc).__name__}", path=path, response=response
         ) from exc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..._inputs import ContactInput, ContactInputDict
@@ -34,11 +34,11 @@ class AsyncContacts(AsyncAPIResource):
         *,
         company_id: str,
         email: str,
-        name: str | NotGiven = NOT_GIVEN,
-        role: str | NotGiven = NOT_GIVEN,
-        is_primary: bool | NotGiven = NOT_GIVEN,
-        avatar_url: str | NotGiven = NOT_GIVEN,
-        metadata: dict[str, Any] | NotGiven = NOT_GIVEN,
+        name: str | NotGiven | None = NOT_GIVEN,
+        role: str | NotGiven | None = NOT_GIVEN,
+        is_primary: bool | NotGiven | None = NOT_GIVEN,
+        avatar_url: str | NotGiven | None = NOT_GIVEN,
+        metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
     ) -> UpsertedContact:
         """Create a contact, or update the one with that e-mail; ``is_new`` tells which."""
         payload = compact(
@@ -72,7 +72,7 @@ class AsyncContacts(AsyncAPIResource):
             "contacts.bulkUpsert", payload, BulkUpsertResult.model_validate
         )
 
-    async def list(self, company_id: str, primary_only: bool = False) -> list[Contact]:
+    async def list(self, company_id: str, primary_only: bool | None = False) -> list[Contact]:
         """A company's contacts, the primary one first; only it with ``primary_only=True``."""
         payload: dict[str, Any] = {"companyId": require_str("company_id", company_id)}
         if optional_bool("primary_only", primary_only):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, get_args
 
@@ -15,6 +16,7 @@ from ..._validate import (
     optional_bool,
     optional_str,
     require_str,
+    show,
     timestamp,
 )
 from ._resource import AsyncAPIResource, list_of
@@ -55,12 +57,12 @@ class AsyncFeatures(AsyncAPIResource):
         self,
         *,
         feature_code: str,
-        company_id: str | NotGiven = NOT_GIVEN,
-        external_org_id: str | NotGiven = NOT_GIVEN,
-        is_enabled: bool | NotGiven = NOT_GIVEN,
+        company_id: str | NotGiven | None = NOT_GIVEN,
+        external_org_id: str | NotGiven | None = NOT_GIVEN,
+        is_enabled: bool | NotGiven | None = NOT_GIVEN,
         quantity_limit: int | NotGiven | None = NOT_GIVEN,
         included_quantity: int | NotGiven | None = NOT_GIVEN,
-        config: dict[str, Any] | NotGiven = NOT_GIVEN,
+        config: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
         source: FeatureSource | NotGiven | None = NOT_GIVEN,
         valid_until: datetime | str | NotGiven | None = NOT_GIVEN,
     ) -> FeatureAccessDetail:
@@ -78,9 +80,11 @@ class AsyncFeatures(AsyncAPIResource):
             )
         if source is None:
             source = NOT_GIVEN
-        if not isinstance(source, NotGiven) and source not in _SOURCES:
+        if not isinstance(source, NotGiven) and (
+            not isinstance(source, str) or source not in _SOURCES
+        ):
             raise InvalidInputError(
-                "source", f"must be one of {', '.join(_SOURCES)}, got {source!r}"
+                "source", f"must be one of {', '.join(_SOURCES)}, got {show(source)}"
             )
         until: datetime | NotGiven | None = valid_until  # type: ignore[assignment]
         if valid_until is not None and not isinstance(valid_until, NotGiven):

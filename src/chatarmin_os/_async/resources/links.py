@@ -20,8 +20,8 @@ class AsyncLinks(AsyncAPIResource):
         *,
         company_id: str,
         external_org_id: str,
-        label: str | NotGiven = NOT_GIVEN,
-        external_user_id: str | NotGiven = NOT_GIVEN,
+        label: str | NotGiven | None = NOT_GIVEN,
+        external_user_id: str | NotGiven | None = NOT_GIVEN,
     ) -> ProductLink:
         """Link your org id to an existing company (``links.create``)."""
         payload = compact(
@@ -35,7 +35,7 @@ class AsyncLinks(AsyncAPIResource):
         return await self._client._call("links.create", payload, ProductLink.model_validate)
 
     async def reset(
-        self, *, delete_contacts: bool = False, reset_mrr: bool = False
+        self, *, delete_contacts: bool | None = False, reset_mrr: bool | None = False
     ) -> ResetLinksResult:
         """Delete every link of your product, e.g. before a re-import (``links.reset``).
 

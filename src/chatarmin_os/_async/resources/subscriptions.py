@@ -21,7 +21,7 @@ class AsyncSubscriptions(AsyncAPIResource):
         tier_code: str,
         *,
         company_id: str,
-        features: Mapping[str, Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        features: Mapping[str, Mapping[str, Any]] | NotGiven | None = NOT_GIVEN,
     ) -> ApplyTierResult:
         """Apply a subscription tier to a company: an alias of ``tiers.apply``."""
         payload = apply_tier_input(tier_code, company_id, features)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..._ids import new_idempotency_key
@@ -25,7 +26,7 @@ class Billing(APIResource):
         feature_code: str,
         quantity: int,
         idempotency_key: str | NotGiven | None = NOT_GIVEN,
-        metadata: dict[str, Any] | NotGiven = NOT_GIVEN,
+        metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
     ) -> UsageResult:
         """Count usage of a metered feature (``billing.trackUsage``).
 
@@ -70,9 +71,9 @@ class Billing(APIResource):
         *,
         company_id: str,
         stripe_subscription_id: str,
-        stripe_customer_id: str | NotGiven = NOT_GIVEN,
-        tier_code: str | NotGiven = NOT_GIVEN,
-        display_name: str | NotGiven = NOT_GIVEN,
+        stripe_customer_id: str | NotGiven | None = NOT_GIVEN,
+        tier_code: str | NotGiven | None = NOT_GIVEN,
+        display_name: str | NotGiven | None = NOT_GIVEN,
     ) -> LinkSubscriptionResult:
         """Link a Stripe subscription you created to a company (``billing.linkSubscription``).
 

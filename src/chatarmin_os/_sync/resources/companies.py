@@ -7,11 +7,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..._exceptions import InvalidInputError
 from ..._inputs import Hints, HintsDict
 from ..._models import Company, SmartLinkResult
 from ..._types import NOT_GIVEN, NotGiven
-from ..._validate import compact, model_input, optional_str, optional_timestamp, require_str
+from ..._validate import (
+    compact,
+    model_input,
+    optional_str,
+    optional_timestamp,
+    require_str,
+    unit_interval,
+)
 from ._resource import APIResource, optional
 
 __all__ = ["Companies"]
@@ -41,12 +47,12 @@ class Companies(APIResource):
         self,
         *,
         name: str,
-        domain: str | NotGiven = NOT_GIVEN,
-        external_org_id: str | NotGiven = NOT_GIVEN,
-        label: str | NotGiven = NOT_GIVEN,
-        contact_email: str | NotGiven = NOT_GIVEN,
-        contact_name: str | NotGiven = NOT_GIVEN,
-        created_at: datetime | str | NotGiven = NOT_GIVEN,
+        domain: str | NotGiven | None = NOT_GIVEN,
+        external_org_id: str | NotGiven | None = NOT_GIVEN,
+        label: str | NotGiven | None = NOT_GIVEN,
+        contact_email: str | NotGiven | None = NOT_GIVEN,
+        contact_name: str | NotGiven | None = NOT_GIVEN,
+        created_at: datetime | str | NotGiven | None = NOT_GIVEN,
     ) -> Company:
         """Create a company and, with ``external_org_id``, link it to your product."""
         payload = compact(
@@ -66,9 +72,9 @@ class Companies(APIResource):
         self,
         *,
         company_id: str,
-        name: str | NotGiven = NOT_GIVEN,
-        domain: str | NotGiven = NOT_GIVEN,
-        created_at: datetime | str | NotGiven = NOT_GIVEN,
+        name: str | NotGiven | None = NOT_GIVEN,
+        domain: str | NotGiven | None = NOT_GIVEN,
+        created_at: datetime | str | NotGiven | None = NOT_GIVEN,
     ) -> Company:
         """Update a company's name, domain or creation date (e.g. to backfill history)."""
         payload = compact(
@@ -86,7 +92,7 @@ class Companies(APIResource):
         *,
         external_org_id: str,
         label: str,
-        hints: Hints | HintsDict | NotGiven = NOT_GIVEN,
+        hints: Hints | HintsDict | NotGiven | None = NOT_GIVEN,
         min_confidence: float | NotGiven | None = NOT_GIVEN,
     ) -> SmartLinkResult:
         """Find the company your org belongs to by domain, name or e-mail domain, and link it.
@@ -94,24 +100,12 @@ class Companies(APIResource):
         ``min_confidence`` (0–1, server default 0.8) is how sure a single match must be to be
         linked automatically; below it you get ``status="suggestions"``.
         """
-        if min_confidence is None:
-            min_confidence = NOT_GIVEN
-        if not isinstance(min_confidence, NotGiven):
-            if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)):
-                raise InvalidInputError(
-                    "min_confidence",
-                    f"must be a number from 0 to 1, got {type(min_confidence).__name__}",
-                )
-            if not 0 <= min_confidence <= 1:
-                raise InvalidInputError(
-                    "min_confidence", f"must be from 0 to 1, got {min_confidence}"
-                )
         payload = compact(
             {
                 "externalOrgId": require_str("external_org_id", external_org_id),
                 "label": require_str("label", label),
                 "hints": hints_input(hints),
-                "minConfidence": min_confidence,
+                "minConfidence": unit_interval("min_confidence", min_confidence),
             }
         )
         return self._client._call("companies.smartLink", payload, SmartLinkResult.model_validate)

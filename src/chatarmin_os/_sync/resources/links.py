@@ -22,8 +22,8 @@ class Links(APIResource):
         *,
         company_id: str,
         external_org_id: str,
-        label: str | NotGiven = NOT_GIVEN,
-        external_user_id: str | NotGiven = NOT_GIVEN,
+        label: str | NotGiven | None = NOT_GIVEN,
+        external_user_id: str | NotGiven | None = NOT_GIVEN,
     ) -> ProductLink:
         """Link your org id to an existing company (``links.create``)."""
         payload = compact(
@@ -36,7 +36,9 @@ class Links(APIResource):
         )
         return self._client._call("links.create", payload, ProductLink.model_validate)
 
-    def reset(self, *, delete_contacts: bool = False, reset_mrr: bool = False) -> ResetLinksResult:
+    def reset(
+        self, *, delete_contacts: bool | None = False, reset_mrr: bool | None = False
+    ) -> ResetLinksResult:
         """Delete every link of your product, e.g. before a re-import (``links.reset``).
 
         ``delete_contacts`` also deletes the linked companies' contacts; ``reset_mrr`` their

@@ -10,7 +10,7 @@ from typing import Any
 from ..._exceptions import InvalidInputError
 from ..._models import ApplyTierResult, Tier, TierSummary
 from ..._types import NOT_GIVEN, NotGiven
-from ..._validate import compact, require_str
+from ..._validate import compact, free_map, require_str, show
 from ._resource import APIResource, list_of
 
 __all__ = ["Tiers", "apply_tier_input"]
@@ -21,7 +21,11 @@ _list_tiers = list_of(TierSummary)
 def apply_tier_input(
     tier_code: str, company_id: str, features: Mapping[str, Mapping[str, Any]] | NotGiven | None
 ) -> dict[str, Any]:
-    """The input of ``tiers.applyTier``; per-feature override keys are sent untouched."""
+    """The input of ``tiers.applyTier``.
+
+    ``features`` maps feature codes to override maps; each override map is a free-form map
+    (keys sent untouched, the rules of ``metadata``: string keys at every level, JSON values).
+    """
     overrides: dict[str, dict[str, Any]] | NotGiven = NOT_GIVEN
     if features is not None and not isinstance(features, NotGiven):
         if not isinstance(features, Mapping):
@@ -32,11 +36,12 @@ def apply_tier_input(
         overrides = {}
         for code, values in features.items():
             require_str("features key", code)
+            name = f"features[{show(code)}]"
             if not isinstance(values, Mapping):
-                raise InvalidInputError(
-                    f"features[{code!r}]", f"must be a dict, got {type(values).__name__}"
-                )
-            overrides[code] = dict(values)
+                raise InvalidInputError(name, f"must be a dict, got {type(values).__name__}")
+            checked = free_map(name, values)
+            assert not isinstance(checked, NotGiven)
+            overrides[code] = checked
     return compact(
         {
             "tierCode": require_str("tier_code", tier_code),
@@ -64,7 +69,7 @@ class Tiers(APIResource):
         tier_code: str,
         *,
         company_id: str,
-        features: Mapping[str, Mapping[str, Any]] | NotGiven = NOT_GIVEN,
+        features: Mapping[str, Mapping[str, Any]] | NotGiven | None = NOT_GIVEN,
     ) -> ApplyTierResult:
         """Apply a tier's features to a company, without Stripe (procedure ``tiers.applyTier``).
 

@@ -1,0 +1,142 @@
+"""A valid answer for every procedure, and a recording mock server that gives them.
+
+Used by the failure and fuzz tests: whatever the caller passed, a call that is not refused
+reaches this server and gets a well-formed answer, so any error it raises is the SDK's.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from tests.helpers import BASE_URL, envelope
+
+T = "2024-01-15T10:30:00.000Z"
+COMPANY = {"id": "c1", "shortId": "acme", "name": "Acme", "domain": None, "createdAt": T}
+CONTACT = {
+    "id": "p1",
+    "companyId": "c1",
+    "email": "a@acme.com",
+    "name": None,
+    "role": None,
+    "isPrimary": False,
+    "avatarUrl": None,
+    "metadata": {},
+    "createdAt": T,
+    "updatedAt": T,
+}
+UPSERTED = {**CONTACT, "isNew": True}
+ACCESS = {
+    "featureCode": "ai_credit",
+    "isEnabled": True,
+    "canUse": True,
+    "hasQuantity": True,
+    "currentUsage": 1,
+    "quantityLimit": 10,
+    "includedQuantity": 5,
+    "remaining": 9,
+}
+DETAIL = {**ACCESS, "featureName": "AI", "configValues": {}, "source": "manual", "validUntil": None}
+
+OUTPUTS: dict[str, Any] = {
+    "companies.getByProductLink": COMPANY,
+    "companies.create": COMPANY,
+    "companies.update": COMPANY,
+    "companies.smartLink": {
+        "status": "no_match",
+        "companyId": None,
+        "customerName": None,
+        "confidence": None,
+        "suggestions": [],
+    },
+    "contacts.create": UPSERTED,
+    "contacts.bulkUpsert": {"created": 1, "updated": 0, "contacts": [UPSERTED]},
+    "contacts.list": [CONTACT],
+    "features.check": ACCESS,
+    "features.listAccess": [DETAIL],
+    "features.setAccess": DETAIL,
+    "features.getAccessByExternalOrgId": {"companyId": "c1", "features": [DETAIL]},
+    "features.checkByExternalOrgId": ACCESS,
+    "billing.trackUsage": {
+        "featureCode": "ai_credit",
+        "currentUsage": 1,
+        "quantityLimit": None,
+        "includedQuantity": None,
+        "remaining": None,
+        "billableQuantity": 0,
+        "isAtLimit": False,
+    },
+    "billing.claimCheckout": {
+        "subscriptionId": "s1",
+        "alreadyClaimed": False,
+        "tierCode": None,
+        "featuresApplied": 1,
+    },
+    "billing.linkSubscription": {
+        "subscriptionId": "s1",
+        "alreadyLinked": False,
+        "featuresApplied": 1,
+    },
+    "billing.getStatus": {
+        "companyId": "c1",
+        "hasBillingProfile": False,
+        "activeSubscriptions": [],
+        "enabledFeaturesCount": 0,
+    },
+    "tiers.list": [{"code": "free", "name": "Free", "description": None}],
+    "tiers.get": {
+        "code": "free",
+        "name": "Free",
+        "description": None,
+        "baseFee": None,
+        "features": [],
+        "stripePriceIds": [],
+    },
+    "tiers.applyTier": {"companyId": "c1", "tierCode": "free", "featuresApplied": 1},
+    "links.create": {
+        "id": "l1",
+        "companyId": "c1",
+        "externalOrgId": "o1",
+        "label": None,
+        "externalUserId": None,
+        "createdAt": T,
+    },
+    "links.reset": {"linksDeleted": 0, "contactsDeleted": 0, "mrrReset": False},
+    "onboard": {
+        "companyId": "c1",
+        "companyName": "Acme",
+        "linkStatus": "created",
+        "billingStatus": None,
+    },
+}
+"""A valid output (plain JSON, as on the wire) of every procedure."""
+
+
+def procedure_of(request: httpx.Request) -> str:
+    """The procedure a request calls (the path after the base URL)."""
+    return request.url.path.rsplit("/", 1)[-1]
+
+
+class CannedServer:
+    """A ``MockTransport`` handler: records every request, answers each with its output."""
+
+    def __init__(self, transformer: str = "json") -> None:
+        self.transformer = transformer
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        output = OUTPUTS[procedure_of(request)]
+        return httpx.Response(200, json=envelope(output, self.transformer))
+
+
+def wire_json(request: httpx.Request) -> Any:
+    """The JSON a request carries (query ``input`` or body); strict UTF-8, as a server reads it."""
+    if request.method == "GET":
+        assert str(request.url).startswith(f"{BASE_URL}/")
+        values = parse_qs(urlsplit(str(request.url)).query, errors="strict").get("input")
+        return None if values is None else json.loads(values[0])
+    return json.loads(request.content.decode("utf-8"))
