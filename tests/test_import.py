@@ -676,3 +676,21 @@ async def test_an_unreachable_api_stops_the_import(engine: LocalEngine) -> None:
         "Connection error calling onboard: ConnectError: connection refused"
     )
 
+
+def test_the_readme_csv_example_reads_as_documented() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```text\nid,name,domain,plan,adminEmail,createdAt,users\n") + 8
+    text = readme[start : readme.index("```", start)]
+    orgs = [parse_organisation(row.data) for row in parse_organisations(text, "csv")]
+    assert orgs == [
+        Organisation(
+            id="org_1",
+            name="Acme Inc",
+            domain="acme.com",
+            plan="pro",
+            admin_email="admin@acme.com",
+            created_at=datetime(2022, 3, 1, 9, tzinfo=timezone.utc),
+            users=(ContactInput(email="dev@acme.com", name="Dev"),),
+        ),
+        Organisation(id="org_2", name="Globex", domain="globex.com", plan="free"),
+    ]
