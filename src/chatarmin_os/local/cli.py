@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from .. import _import_cli
 from .catalog import SeedError, load_seed
 from .engine import DEFAULT_API_KEY, LocalEngine
 from .protocol import DEFAULT_PREFIX
@@ -126,9 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="answer in plain JSON, superjson, or whichever the request uses (auto)",
     )
     serve.add_argument("--log-level", default="warning", help="uvicorn log level (warning)")
+    _import_cli.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "import":
+        return _import_cli.run(args)
     parser.error(f"unknown command {args.command}")
     return 2
 
