@@ -41,7 +41,7 @@ try:
     from django.core.exceptions import ImproperlyConfigured
     from django.core.signals import setting_changed
     from django.http import HttpRequest, HttpResponse, JsonResponse
-except ImportError as _error:  # pragma: no cover - depends on the environment
+except ImportError as _error:
     raise ImportError(
         'chatarmin_os.django needs Django: pip install "chatarmin-os[django]"'
     ) from _error

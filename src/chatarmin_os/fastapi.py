@@ -38,7 +38,7 @@ from typing import Any
 try:
     from fastapi import BackgroundTasks, Depends, FastAPI, Header, HTTPException, Request
     from fastapi.params import Depends as DependsParam
-except ImportError as _error:  # pragma: no cover - depends on the environment
+except ImportError as _error:
     raise ImportError(
         'chatarmin_os.fastapi needs FastAPI: pip install "chatarmin-os[fastapi]"'
     ) from _error
