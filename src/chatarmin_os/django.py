@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
 try:
+    from asgiref.sync import iscoroutinefunction  # also sees views marked as coroutines
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
     from django.core.signals import setting_changed
@@ -280,7 +281,7 @@ def require_feature(
         return _gating.idempotency_key(gate.feature, request.headers.get("Idempotency-Key"))
 
     def decorator(view: _View) -> _View:
-        if inspect.iscoroutinefunction(view):
+        if iscoroutinefunction(view):
 
             @functools.wraps(view)
             async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:

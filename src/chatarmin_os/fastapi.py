@@ -247,18 +247,22 @@ def require_feature(
     ``unavailable`` (logged). An unknown feature code raises ``NotFoundError`` (a bug).
     """
     gate = Gate.create(feature, quantity=quantity, statuses=statuses)
-    org_parameter = _org_parameter(external_org_id)
+    source = external_org_id
+    org_parameter = _org_parameter(source)
 
     def refused(refusal: Refusal) -> Exception:
         return on_refusal(refusal) if on_refusal is not None else FeatureRefused(refusal)
 
-    async def dependency(
+    # FastAPI fills these keyword arguments by the signature set below (``external_org_id``
+    # only when FastAPI reads the org id: a header or a Depends).
+    async def require(
+        *,
         request: Request,
         background_tasks: BackgroundTasks,
         client: AsyncChatarminOS,
-        external_org_id_value: Any = None,
+        external_org_id: Any = None,
     ) -> FeatureAccess:
-        org = await _org_from(external_org_id, request, external_org_id_value)
+        org = await _org_from(source, request, external_org_id)
         if org is None:
             raise refused(gate.missing_org())
         outcome = await acheck(client, gate, org)
@@ -275,14 +279,6 @@ def require_feature(
                 idempotency_key=key,
             )
         return outcome
-
-    async def require(**kwargs: Any) -> FeatureAccess:
-        return await dependency(
-            kwargs["request"],
-            kwargs["background_tasks"],
-            kwargs["client"],
-            kwargs.get("external_org_id"),
-        )
 
     parameters = [
         inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
