@@ -5,7 +5,12 @@ test a fresh in-memory ChatarminOS and clients bound to it:
 
 * ``chatarmin_os_local`` — a :class:`LocalChatarminOS`: seed it, read what was tracked;
 * ``chatarmin_os_client`` — a :class:`~chatarmin_os.ChatarminOS` bound to it;
-* ``chatarmin_os_async_client`` — an :class:`~chatarmin_os.AsyncChatarminOS` bound to it.
+* ``chatarmin_os_async_client`` — an :class:`~chatarmin_os.AsyncChatarminOS` bound to it;
+* ``chatarmin_os_server`` — a :class:`ChatarminOSServer`: the same ChatarminOS over HTTP on a
+  free port of 127.0.0.1, with ``OS_API_KEY`` and ``CHATARMIN_OS_BASE_URL`` set for the test.
+
+``chatarmin_os_local.faults`` (:class:`Faults`) makes the next calls to a procedure fail:
+an error status (429 with ``Retry-After``, 503, ...), a timeout or a dropped answer.
 
 Example::
 
@@ -24,12 +29,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .._async.client import AsyncChatarminOS
-from .._sync.client import ChatarminOS
-from .._types import Transformer
-from ..local.engine import DEFAULT_API_KEY, LocalEngine
+import httpx
 
-__all__ = ["LocalChatarminOS"]
+from .._async.client import AsyncChatarminOS
+from .._base import DEFAULT_MAX_RETRIES
+from .._concurrency import AsyncSleeper, Sleeper
+from .._sync.client import ChatarminOS
+from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
+from ..local.engine import DEFAULT_API_KEY, LocalEngine
+from ..local.transport import AsyncLocalTransport, LocalTransport
+from ._faults import AsyncFaultTransport, Fault, Faults, FaultTransport, FiredFault
+
+__all__ = ["ChatarminOSServer", "Fault", "Faults", "FiredFault", "LocalChatarminOS"]
+
+IN_PROCESS_BASE_URL = "http://chatarmin-os.local/api/v1"
 
 
 class LocalChatarminOS:
@@ -47,21 +60,85 @@ class LocalChatarminOS:
         """The :class:`~chatarmin_os.local.LocalEngine` behind every client."""
         self.api_key = api_key
         self._clients: list[ChatarminOS] = []
+        self.faults = Faults()
+        """Fault injection: make the next calls to a procedure fail (:class:`Faults`)."""
+        self.retry_waits: list[float] = []
+        """The waits between retries of the clients made here (they do not really wait)."""
 
     def __repr__(self) -> str:
         return f"<LocalChatarminOS {self.engine!r}>"
 
     # -- clients -------------------------------------------------------------------------
 
-    def client(self, *, transformer: Transformer = "json") -> ChatarminOS:
-        """A blocking client bound to this ChatarminOS (closed by :meth:`close`)."""
-        client = ChatarminOS.local(self.engine, api_key=self.api_key, transformer=transformer)
+    @property
+    def base_url(self) -> str:
+        """Where its clients send requests (in-process: a name no network resolves)."""
+        return IN_PROCESS_BASE_URL
+
+    def _http_client(self) -> httpx.Client:
+        return httpx.Client(transport=FaultTransport(LocalTransport(self.engine), self.faults))
+
+    def _async_http_client(self) -> httpx.AsyncClient:
+        transport = AsyncFaultTransport(AsyncLocalTransport(self.engine), self.faults)
+        return httpx.AsyncClient(transport=transport)
+
+    def _record_wait(self, seconds: float) -> None:
+        self.retry_waits.append(seconds)
+
+    async def _record_async_wait(self, seconds: float) -> None:
+        self.retry_waits.append(seconds)
+
+    def client(
+        self,
+        *,
+        transformer: Transformer = "json",
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+        sleep: Sleeper | None = None,
+    ) -> ChatarminOS:
+        """A blocking client bound to this ChatarminOS (closed by :meth:`close`).
+
+        It sees :attr:`faults`. Between retries it does not wait but records the wait in
+        :attr:`retry_waits`, unless you pass your own ``sleep``.
+        """
+        http_client = self._http_client()
+        client = ChatarminOS(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            transformer=transformer,
+            max_retries=max_retries,
+            timeout=timeout,
+            http_client=http_client,
+            sleep=sleep or self._record_wait,
+        )
+        client._owns_client = True  # closing the SDK client closes the pool made here
         self._clients.append(client)
         return client
 
-    def async_client(self, *, transformer: Transformer = "json") -> AsyncChatarminOS:
-        """An async client bound to this ChatarminOS (in-process: nothing to close)."""
-        return AsyncChatarminOS.local(self.engine, api_key=self.api_key, transformer=transformer)
+    def async_client(
+        self,
+        *,
+        transformer: Transformer = "json",
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+        sleep: AsyncSleeper | None = None,
+    ) -> AsyncChatarminOS:
+        """An async client bound to this ChatarminOS; see :meth:`client`.
+
+        In-process it holds nothing to close; over HTTP (:class:`ChatarminOSServer`), close
+        it with ``aclose()`` or ``async with``.
+        """
+        client = AsyncChatarminOS(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            transformer=transformer,
+            max_retries=max_retries,
+            timeout=timeout,
+            http_client=self._async_http_client(),
+            sleep=sleep or self._record_async_wait,
+        )
+        client._owns_client = True
+        return client
 
     def close(self) -> None:
         """Close the blocking clients made here and the engine."""
@@ -170,3 +247,6 @@ class LocalChatarminOS:
                 f"expected {expected} {feature_code} tracked for {company_id}, got {total}; "
                 f"events: {listing}"
             )
+
+
+from ._server import ChatarminOSServer  # noqa: E402  (it derives from LocalChatarminOS)

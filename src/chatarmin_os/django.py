@@ -1,0 +1,321 @@
+"""Django integration: the client from settings, one per process, and a feature-gate decorator.
+
+Install with ``pip install "chatarmin-os[django]"``. ``import chatarmin_os`` never imports
+this module.
+
+Settings (all optional; the keys are the client's keyword arguments in upper case)::
+
+    CHATARMIN_OS = {
+        "API_KEY": "os_sk_...",  # default: $OS_API_KEY
+        "BASE_URL": "https://os.chatarmin.com/api/v1",  # default: $CHATARMIN_OS_BASE_URL
+        "TIMEOUT": 10.0,
+        "MAX_RETRIES": 2,
+    }
+
+Views::
+
+    from chatarmin_os.django import feature_access, require_feature
+
+    @require_feature("ai_credit", external_org_id="X-Org-Id")
+    def summarise(request):
+        access = feature_access(request, "ai_credit")
+        return JsonResponse({"remaining": access.remaining})
+
+:func:`get_client` (blocking views, scripts, Celery tasks) and :func:`get_async_client`
+(async views) give the process's client; both are rebuilt after a fork, when the
+``CHATARMIN_OS`` setting changes (``override_settings`` in tests) and when ``OS_API_KEY`` or
+``CHATARMIN_OS_BASE_URL`` change.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, cast
+
+try:
+    from asgiref.sync import iscoroutinefunction  # also sees views marked as coroutines
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+    from django.core.signals import setting_changed
+    from django.http import HttpRequest, HttpResponse, JsonResponse
+except ImportError as _error:
+    raise ImportError(
+        'chatarmin_os.django needs Django: pip install "chatarmin-os[django]"'
+    ) from _error
+
+from . import _gating
+from ._async.client import AsyncChatarminOS
+from ._gating import Gate, LoopClients, Refusal, RefusalReason
+from ._models import FeatureAccess
+from ._sync.client import ChatarminOS
+
+__all__ = [
+    "SETTING",
+    "Refusal",
+    "RefusalReason",
+    "client_options",
+    "feature_access",
+    "get_async_client",
+    "get_client",
+    "require_feature",
+    "reset_clients",
+]
+
+SETTING = "CHATARMIN_OS"
+"""The name of the Django setting read by :func:`client_options`."""
+
+_ACCESS_ATTRIBUTE = "chatarmin_access"
+
+_View = TypeVar("_View", bound=Callable[..., Any])
+OrgIdSource = str | Callable[[HttpRequest], str | Awaitable[str | None] | None]
+
+
+# -- the client ---------------------------------------------------------------------------
+
+
+def client_options() -> dict[str, Any]:
+    """The client's keyword arguments from ``settings.CHATARMIN_OS`` (keys lower-cased).
+
+    Missing keys fall back to the client's defaults: ``OS_API_KEY``,
+    ``CHATARMIN_OS_BASE_URL``, 30 s timeout, 2 retries.
+    """
+    raw = getattr(settings, SETTING, None)
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ImproperlyConfigured(f"settings.{SETTING} must be a dict")
+    options: dict[str, Any] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            raise ImproperlyConfigured(f"settings.{SETTING}: keys must be strings, got {key!r}")
+        options[key.lower()] = value
+    return options
+
+
+def _environment_key() -> tuple[int, str | None, str | None]:
+    """What a process's clients depend on besides settings: the process and the environment."""
+    return (
+        os.getpid(),
+        os.environ.get("OS_API_KEY"),
+        os.environ.get("CHATARMIN_OS_BASE_URL"),
+    )
+
+
+_T = TypeVar("_T", ChatarminOS, AsyncChatarminOS)
+
+
+def _build(cls: type[_T]) -> _T:
+    # The one place client options are turned into a client (a default such as cache=True
+    # goes here).
+    options = client_options()
+    try:
+        return cls(**options)
+    except TypeError as error:
+        raise ImproperlyConfigured(f"settings.{SETTING}: {error}") from None
+
+
+class _Clients:
+    """The process's clients: one blocking client, one async client per event loop."""
+
+    lock: threading.Lock
+    key: tuple[int, str | None, str | None] | None
+    sync: ChatarminOS | None
+    by_loop: LoopClients
+
+    def __init__(self) -> None:
+        self.start_over()
+
+    def start_over(self) -> None:
+        """No clients, fresh locks: at import, and in a forked child (parent's pool untouched)."""
+        self.lock = threading.Lock()
+        self.key = None
+        self.sync = None
+        self.by_loop = LoopClients()
+
+    def forget(self) -> None:
+        """Drop the clients (lock held); close the blocking one unless a fork inherited it."""
+        if self.sync is not None and self.key is not None and self.key[0] == os.getpid():
+            self.sync.close()  # a forked child leaves its parent's pool alone
+        self.sync = None
+        self.by_loop.clear()
+        self.key = None
+
+    def current(self) -> None:
+        """Forget the clients when the process or the environment changed (lock held)."""
+        key = _environment_key()
+        if key != self.key:
+            self.forget()
+            self.key = key
+
+
+_clients = _Clients()
+if hasattr(os, "register_at_fork"):  # a forked child starts with no clients and free locks
+    os.register_at_fork(after_in_child=_clients.start_over)
+
+
+def get_client() -> ChatarminOS:
+    """The process's blocking :class:`~chatarmin_os.ChatarminOS`, made from settings on first use.
+
+    Share it between threads; each process (a gunicorn or Celery worker after the fork) makes
+    its own. Raises ``ImproperlyConfigured`` for unknown options and
+    :class:`~chatarmin_os.ChatarminOSError` when no API key is configured.
+    """
+    with _clients.lock:
+        _clients.current()
+        if _clients.sync is None:
+            _clients.sync = _build(ChatarminOS)
+        return _clients.sync
+
+
+def get_async_client() -> AsyncChatarminOS:
+    """The :class:`~chatarmin_os.AsyncChatarminOS` of the running event loop, for async views.
+
+    Under ASGI there is one loop, so one client per process; a WSGI server running async
+    views gives each request its own loop, and each loop its own client.
+    """
+    with _clients.lock:
+        _clients.current()
+    return _clients.by_loop.get(lambda: _build(AsyncChatarminOS))
+
+
+def reset_clients() -> None:
+    """Forget the clients so the next call builds them anew from settings (closes the blocking one).
+
+    Called on Django's ``setting_changed`` for ``CHATARMIN_OS``.
+    """
+    with _clients.lock:
+        _clients.forget()
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING:
+        reset_clients()
+
+
+setting_changed.connect(_on_setting_changed, dispatch_uid="chatarmin_os.django.reset_clients")
+
+
+# -- the gate -----------------------------------------------------------------------------
+
+
+def feature_access(request: HttpRequest, feature: str) -> FeatureAccess:
+    """The :class:`~chatarmin_os.FeatureAccess` a ``require_feature`` gate found for ``feature``.
+
+    Raises ``LookupError`` when the view has no gate on that feature.
+    """
+    found: dict[str, FeatureAccess] = getattr(request, _ACCESS_ATTRIBUTE, {})
+    try:
+        return found[feature]
+    except KeyError:
+        raise LookupError(f"no require_feature({feature!r}) gate ran for this request") from None
+
+
+def _remember(request: HttpRequest, access: FeatureAccess) -> None:
+    found: dict[str, FeatureAccess] | None = getattr(request, _ACCESS_ATTRIBUTE, None)
+    if found is None:
+        found = {}
+        setattr(request, _ACCESS_ATTRIBUTE, found)
+    found[access.feature_code] = access
+
+
+def _org_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"the org id must be a str or None, got {type(value).__name__}")
+    return value.strip() or None
+
+
+def _org_source(source: OrgIdSource) -> Callable[[HttpRequest], Any]:
+    if isinstance(source, str):
+        if not source.strip():
+            raise ValueError("external_org_id: a header name must not be empty")
+        return lambda request: request.headers.get(source)
+    if callable(source):
+        return source
+    raise TypeError("external_org_id must be a header name or a function of the request")
+
+
+def require_feature(
+    feature: str,
+    *,
+    external_org_id: OrgIdSource,
+    quantity: int = 1,
+    track: bool = False,
+    statuses: Mapping[RefusalReason, int] | None = None,
+    on_refusal: Callable[[HttpRequest, Refusal], HttpResponse] | None = None,
+) -> Callable[[_View], _View]:
+    """Decorate a view (sync or async) so it runs only when the org may use ``feature``.
+
+    Args:
+        feature: the feature code.
+        external_org_id: a request header name (``"X-Org-Id"``) or a function of the
+            request returning the org id or ``None`` (it may be async for async views).
+        quantity: how much the request needs; fewer remaining is ``feature_limit_reached``.
+        track: track ``quantity`` once the view answered with a status below 400 (with an
+            idempotency key from the request's ``Idempotency-Key`` header, else random);
+            errors are logged, not raised.
+        statuses: other HTTP statuses for refusals, e.g. ``{"feature_limit_reached": 429}``.
+        on_refusal: build the response of a refusal yourself (default: a ``JsonResponse`` of
+            ``refusal.body()`` with ``refusal.status``).
+
+    The view reads the access with :func:`feature_access`. Refusals: no org id -> 400
+    ``missing_org_id``; unknown org -> 403 ``unknown_org``; not enabled -> 403
+    ``feature_not_enabled``; fewer than ``quantity`` left -> 402 ``feature_limit_reached``;
+    ChatarminOS unreachable -> 503 ``unavailable``. Class-based views:
+    ``method_decorator(require_feature(...), name="dispatch")``.
+    """
+    gate = Gate.create(feature, quantity=quantity, statuses=statuses)
+    org_of = _org_source(external_org_id)
+
+    def respond(request: HttpRequest, refusal: Refusal) -> HttpResponse:
+        if on_refusal is not None:
+            return on_refusal(request, refusal)
+        return JsonResponse(refusal.body(), status=refusal.status)
+
+    def key_of(request: HttpRequest) -> str:
+        return _gating.idempotency_key(gate.feature, request.headers.get("Idempotency-Key"))
+
+    def decorator(view: _View) -> _View:
+        if iscoroutinefunction(view):
+
+            @functools.wraps(view)
+            async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                found = org_of(request)
+                org = _org_value(await found if inspect.isawaitable(found) else found)
+                if org is None:
+                    return respond(request, gate.missing_org())
+                client = get_async_client()
+                outcome = await _gating.acheck(client, gate, org)
+                if isinstance(outcome, Refusal):
+                    return respond(request, outcome)
+                _remember(request, outcome)
+                response = await view(request, *args, **kwargs)
+                if track and getattr(response, "status_code", 500) < 400:
+                    await _gating.atrack(client, gate.feature, org, gate.quantity, key_of(request))
+                return response
+
+            return cast(_View, async_view)
+
+        @functools.wraps(view)
+        def sync_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            org = _org_value(org_of(request))
+            if org is None:
+                return respond(request, gate.missing_org())
+            client = get_client()
+            outcome = _gating.check(client, gate, org)
+            if isinstance(outcome, Refusal):
+                return respond(request, outcome)
+            _remember(request, outcome)
+            response = view(request, *args, **kwargs)
+            if track and getattr(response, "status_code", 500) < 400:
+                _gating.track(client, gate.feature, org, gate.quantity, key_of(request))
+            return response
+
+        return cast(_View, sync_view)
+
+    return decorator
