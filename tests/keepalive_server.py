@@ -109,11 +109,13 @@ class KeepAliveServer:
                     with self._lock:
                         self.dropped += 1
                     return  # the keep-alive timer fired: close, answer nothing
+                # The idle timer starts now, before the client can have the answer (and the
+                # test move the clock on).
+                last_answer = self.clock.monotonic()
+                with self._lock:
+                    self.answered += 1
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                     + f"content-length: {len(ANSWER)}\r\n\r\n".encode()
                     + ANSWER
                 )
-                with self._lock:
-                    self.answered += 1
-                last_answer = self.clock.monotonic()

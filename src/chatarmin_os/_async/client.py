@@ -16,7 +16,6 @@ from .._models import OnboardResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import AsyncBaseClient
-from ._http import AsyncHTTPPool
 from .resources.billing import AsyncBilling
 from .resources.companies import AsyncCompanies, hints_input
 from .resources.contacts import AsyncContacts
@@ -104,18 +103,14 @@ class AsyncChatarminOS(AsyncBaseClient):
         from ..local.transport import AsyncLocalTransport
 
         transport = AsyncLocalTransport(engine if engine is not None else _LocalEngine())
-        config = ClientConfig.create(
+        client = cls(
             api_key=api_key or DEFAULT_API_KEY,
             base_url="http://chatarmin-os.local/api/v1",
-            timeout=NOT_GIVEN,
-            max_retries=max_retries,
             transformer=transformer,
+            max_retries=max_retries,
             default_headers=default_headers,
         )
-        client = object.__new__(cls)
-        pool = AsyncHTTPPool(factory=lambda: httpx.AsyncClient(transport=transport))
-        client._setup(config, pool, None, owns_pool=True)
-        client._init_resources()
+        client._own_pool(lambda: httpx.AsyncClient(transport=transport))
         return client
 
     def _init_resources(self) -> None:

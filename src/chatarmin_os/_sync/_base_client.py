@@ -145,6 +145,16 @@ class BaseClient:
             )
         return HTTPPool(http_client)
 
+    def _own_pool(self, factory: Callable[[], httpx.Client]) -> None:
+        """Send through httpx clients made by ``factory``, as our own pool (made on first use,
+        made again after a fork or under another event loop, closed with this client).
+
+        For in-process transports (the local ChatarminOS, test doubles); call it right after
+        construction.
+        """
+        self._pool = HTTPPool(factory=factory)
+        self._owns_pool = True
+
     @property
     def base_url(self) -> httpx.URL:
         """The URL procedure paths are joined onto (always ends in ``/``)."""

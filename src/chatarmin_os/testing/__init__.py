@@ -101,17 +101,15 @@ class LocalChatarminOS:
         It sees :attr:`faults`. Between retries it does not wait but records the wait in
         :attr:`retry_waits`, unless you pass your own ``sleep``.
         """
-        http_client = self._http_client()
         client = ChatarminOS(
             api_key=self.api_key,
             base_url=self.base_url,
             transformer=transformer,
             max_retries=max_retries,
             timeout=timeout,
-            http_client=http_client,
             sleep=sleep or self._record_wait,
         )
-        client._owns_client = True  # closing the SDK client closes the pool made here
+        client._own_pool(self._http_client)  # closing the SDK client closes the pool
         self._clients.append(client)
         return client
 
@@ -134,10 +132,9 @@ class LocalChatarminOS:
             transformer=transformer,
             max_retries=max_retries,
             timeout=timeout,
-            http_client=self._async_http_client(),
             sleep=sleep or self._record_async_wait,
         )
-        client._owns_client = True
+        client._own_pool(self._async_http_client)
         return client
 
     def close(self) -> None:
