@@ -50,6 +50,8 @@ REPLACEMENTS: dict[str, str] = {
     "asleep": "sleep",
     "AsyncSleeper": "Sleeper",
     "current_loop": "no_loop",
+    "AsyncBackground": "Background",
+    "AsyncWork": "Work",
     # httpx
     "AsyncClient": "Client",
     "AsyncLocalTransport": "LocalTransport",

@@ -9,17 +9,35 @@ trio alike.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
-__all__ = ["AsyncSleeper", "Sleeper", "asleep", "current_loop", "no_loop", "sleep"]
+__all__ = [
+    "AsyncBackground",
+    "AsyncSleeper",
+    "AsyncWork",
+    "Background",
+    "Sleeper",
+    "Work",
+    "asleep",
+    "current_loop",
+    "no_loop",
+    "sleep",
+]
 
 AsyncSleeper: TypeAlias = Callable[[float], Awaitable[None]]
 """An async function that waits for the given number of seconds."""
 
 Sleeper: TypeAlias = Callable[[float], None]
 """A function that blocks for the given number of seconds."""
+
+AsyncWork: TypeAlias = Callable[[], Awaitable[None]]
+"""A piece of work to run later: an async function without arguments."""
+
+Work: TypeAlias = Callable[[], None]
+"""A piece of work to run later: a function without arguments."""
 
 
 async def asleep(seconds: float) -> None:
@@ -58,3 +76,102 @@ def current_loop() -> object | None:
 def no_loop() -> object | None:
     """The sync twin of :func:`current_loop`: blocking code has no event loop."""
     return None
+
+
+class _Handle:
+    """A started piece of background work: is it still running where we are?"""
+
+    __slots__ = ("_done", "_loop", "_thread")
+
+    def __init__(self, loop: object | None, thread: threading.Thread | None = None) -> None:
+        self._done = False
+        self._loop = loop
+        self._thread = thread
+
+    def alive(self) -> bool:
+        """Still running, in this process and (async) under the running event loop."""
+        if self._thread is not None:
+            return self._thread.is_alive()  # threads do not survive a fork
+        return not self._done and self._loop is current_loop()
+
+
+class AsyncBackground:
+    """Where an async client runs background work (flushing usage, refreshing the cache).
+
+    Under asyncio, work runs as tasks of the running loop that the client keeps and cancels
+    when it closes, whether or not it is used as ``async with`` (so entering the client in one
+    task and leaving it in another, as pytest-asyncio fixtures do, is fine). Under trio, work
+    needs a nursery: ``async with client:`` opens one (enter and leave it in one task, trio's
+    rule), and :meth:`start` outside it says so. Work started under a loop that has since
+    closed is not alive: start it again.
+    """
+
+    def __init__(self) -> None:
+        self._group: Any = None
+        self._group_cm: Any = None
+        self._tasks: set[Any] = set()
+
+    async def open(self) -> None:
+        """Under trio, open the client's nursery (from ``__aenter__``)."""
+        asyncio = sys.modules.get("asyncio")
+        if asyncio is not None and asyncio._get_running_loop() is not None:
+            return  # asyncio: tasks of the running loop, nothing to enter
+        import anyio
+
+        self._group_cm = anyio.create_task_group()
+        self._group = await self._group_cm.__aenter__()
+
+    async def close(self) -> None:
+        """Cancel what still runs and leave the task group (from ``__aexit__``/``aclose``)."""
+        group, cm, self._group, self._group_cm = self._group, self._group_cm, None, None
+        loop = current_loop()
+        for task in list(self._tasks):
+            if task.get_loop() is loop:
+                task.cancel()
+        self._tasks.clear()
+        if group is not None:
+            group.cancel_scope.cancel()
+            await cm.__aexit__(None, None, None)
+
+    def start(self, work: AsyncWork, name: str) -> _Handle:
+        """Run ``work()`` in the background; the handle tells whether it still runs."""
+        handle = _Handle(current_loop())
+
+        async def run() -> None:
+            try:
+                await work()
+            finally:
+                handle._done = True
+
+        asyncio = sys.modules.get("asyncio")
+        loop = asyncio._get_running_loop() if asyncio is not None else None
+        if loop is None:
+            if self._group is not None:
+                self._group.start_soon(run, name=name)
+                return handle
+            from ._exceptions import ChatarminOSError
+
+            raise ChatarminOSError(
+                f"{name} needs the client in `async with` under trio (or a running asyncio loop)"
+            )
+        task = loop.create_task(run(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return handle
+
+
+class Background:
+    """The blocking client's background work: daemon threads (see :class:`AsyncBackground`)."""
+
+    def open(self) -> None:
+        """Nothing to enter for threads."""
+
+    def close(self) -> None:
+        """Threads stop on their own once the client's shutdown steps told them to."""
+
+    def start(self, work: Work, name: str) -> _Handle:
+        """Run ``work()`` in a daemon thread; the handle tells whether it still runs."""
+        thread = threading.Thread(target=work, name=name, daemon=True)
+        handle = _Handle(None, thread)
+        thread.start()
+        return handle

@@ -15,7 +15,7 @@ import httpx
 import pydantic
 
 from .._base import ClientConfig, retry_delay, should_retry
-from .._concurrency import AsyncSleeper, asleep
+from .._concurrency import AsyncBackground, AsyncSleeper, AsyncWork, asleep
 from .._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -99,6 +99,7 @@ class AsyncBaseClient:
     _config: ClientConfig
     _pool: AsyncHTTPPool
     _owns_pool: bool
+    _background: AsyncBackground
     _closed: bool
     _sleep: AsyncSleeper
     _headers: httpx.Headers
@@ -113,13 +114,20 @@ class AsyncBaseClient:
         pool: AsyncHTTPPool,
         sleeper: AsyncSleeper | None,
         *,
-        owns_pool: bool,
+        parent: AsyncBaseClient | None = None,
     ) -> None:
+        """Configure; a ``with_options`` copy shares its ``parent``'s pool and background work."""
         setup_logging()
         self._config = config
         self._pool = pool
-        self._owns_pool = owns_pool
+        self._owns_pool = parent is None
         self._closed = False
+        if parent is None:
+            self._background = AsyncBackground()
+            self._closing_steps: list[AsyncWork] = []
+        else:
+            self._background = parent._background
+            self._closing_steps = parent._closing_steps
         if sleeper is not None and not callable(sleeper):
             raise ConfigurationError(f"sleep must be callable, got {type(sleeper).__name__}")
         self._sleep = sleeper or asleep
@@ -178,16 +186,34 @@ class AsyncBaseClient:
         """Whether this client was closed (or the pool it sends through was)."""
         return self._closed or self._pool.is_closed
 
+    def _on_close(self, step: AsyncWork) -> None:
+        """Run ``step`` when the client (the one owning the pool) closes, before the pool.
+
+        For what a client holds besides its pool (a usage buffer to flush, a cache's
+        subscriptions); each step bounds its own waiting.
+        """
+        self._closing_steps.append(step)
+
     async def aclose(self) -> None:
         """Close this client; its pool too, unless it was passed in or belongs to a parent.
 
         Safe to call more than once. Calls made after it raise ``ChatarminOSError``.
         """
+        if self._closed:
+            return
         self._closed = True
-        if self._owns_pool:
-            await self._pool.aclose()
+        if not self._owns_pool:
+            return
+        for step in self._closing_steps:
+            try:
+                await step()
+            except Exception:
+                logger.exception("chatarmin_os: a closing step failed")
+        await self._pool.aclose()
 
     async def __aenter__(self: _Self) -> _Self:
+        if self._owns_pool:
+            await self._background.open()
         return self
 
     async def __aexit__(
@@ -196,7 +222,11 @@ class AsyncBaseClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        try:
+            await self.aclose()
+        finally:
+            if self._owns_pool:
+                await self._background.close()
 
     def __repr__(self) -> str:
         config = getattr(self, "_config", None)

@@ -73,7 +73,7 @@ class AsyncChatarminOS(AsyncBaseClient):
         except ChatarminOSError:
             api_key = default_headers = None  # no secrets in tracebacks that show locals
             raise
-        self._setup(config, self._make_pool(http_client), sleep, owns_pool=True)
+        self._setup(config, self._make_pool(http_client), sleep)
         self._init_resources()
 
     @classmethod
@@ -161,7 +161,7 @@ class AsyncChatarminOS(AsyncBaseClient):
         except ChatarminOSError:
             api_key = default_headers = NOT_GIVEN  # no secrets in tracebacks that show locals
             raise
-        copy._setup(config, self._pool, self._sleep, owns_pool=False)
+        copy._setup(config, self._pool, self._sleep, parent=self)
         copy._init_resources()
         return copy
 

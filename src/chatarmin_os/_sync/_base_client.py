@@ -17,7 +17,7 @@ import httpx
 import pydantic
 
 from .._base import ClientConfig, retry_delay, should_retry
-from .._concurrency import Sleeper, sleep
+from .._concurrency import Background, Sleeper, Work, sleep
 from .._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -101,6 +101,7 @@ class BaseClient:
     _config: ClientConfig
     _pool: HTTPPool
     _owns_pool: bool
+    _background: Background
     _closed: bool
     _sleep: Sleeper
     _headers: httpx.Headers
@@ -115,13 +116,20 @@ class BaseClient:
         pool: HTTPPool,
         sleeper: Sleeper | None,
         *,
-        owns_pool: bool,
+        parent: BaseClient | None = None,
     ) -> None:
+        """Configure; a ``with_options`` copy shares its ``parent``'s pool and background work."""
         setup_logging()
         self._config = config
         self._pool = pool
-        self._owns_pool = owns_pool
+        self._owns_pool = parent is None
         self._closed = False
+        if parent is None:
+            self._background = Background()
+            self._closing_steps: list[Work] = []
+        else:
+            self._background = parent._background
+            self._closing_steps = parent._closing_steps
         if sleeper is not None and not callable(sleeper):
             raise ConfigurationError(f"sleep must be callable, got {type(sleeper).__name__}")
         self._sleep = sleeper or sleep
@@ -180,16 +188,34 @@ class BaseClient:
         """Whether this client was closed (or the pool it sends through was)."""
         return self._closed or self._pool.is_closed
 
+    def _on_close(self, step: Work) -> None:
+        """Run ``step`` when the client (the one owning the pool) closes, before the pool.
+
+        For what a client holds besides its pool (a usage buffer to flush, a cache's
+        subscriptions); each step bounds its own waiting.
+        """
+        self._closing_steps.append(step)
+
     def close(self) -> None:
         """Close this client; its pool too, unless it was passed in or belongs to a parent.
 
         Safe to call more than once. Calls made after it raise ``ChatarminOSError``.
         """
+        if self._closed:
+            return
         self._closed = True
-        if self._owns_pool:
-            self._pool.close()
+        if not self._owns_pool:
+            return
+        for step in self._closing_steps:
+            try:
+                step()
+            except Exception:
+                logger.exception("chatarmin_os: a closing step failed")
+        self._pool.close()
 
     def __enter__(self: _Self) -> _Self:
+        if self._owns_pool:
+            self._background.open()
         return self
 
     def __exit__(
@@ -198,7 +224,11 @@ class BaseClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        try:
+            self.close()
+        finally:
+            if self._owns_pool:
+                self._background.close()
 
     def __repr__(self) -> str:
         config = getattr(self, "_config", None)
