@@ -52,6 +52,8 @@ REPLACEMENTS: dict[str, str] = {
     "current_loop": "no_loop",
     "AsyncBackground": "Background",
     "AsyncWork": "Work",
+    "AsyncEvent": "Event",
+    "AsyncBatcher": "Batcher",
     # httpx
     "AsyncClient": "Client",
     "AsyncLocalTransport": "LocalTransport",
@@ -62,6 +64,7 @@ REPLACEMENTS: dict[str, str] = {
     "_async": "_sync",
     # tests
     "AsyncIterator": "Iterator",
+    "arun_all": "run_all",
 }
 
 # Words inside strings and comments (docstrings, messages).

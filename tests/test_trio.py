@@ -68,3 +68,53 @@ def test_local_client_under_trio() -> None:
             return "accepted"
 
     assert trio.run(main) == "PRECONDITION_FAILED"
+
+
+def _batched_checks(inside_async_with: bool) -> list[str]:
+    requests: list[str] = []
+
+    async def main() -> list[str]:
+        async with AsyncChatarminOS.local() as setup:
+            result = await setup.onboard(external_org_id="org_b", label="Trio", tier_code="pro")
+            engine = setup._pool.client()._transport.engine  # type: ignore[attr-defined]
+        client = AsyncChatarminOS.local(engine, batching=True)
+        transport = client._pool.client()._transport
+        answer = transport.handle_async_request
+
+        async def counting(request: httpx.Request) -> httpx.Response:
+            requests.append(request.url.path)
+            return await answer(request)
+
+        transport.handle_async_request = counting  # type: ignore[method-assign]
+        codes = ["ai_credit", "sso", "api_access", "team_seats"]
+        found: list[str] = []
+
+        async def check(code: str) -> None:
+            access = await client.features.check(company_id=result.company_id, feature_code=code)
+            found.append(access.feature_code)
+
+        async def run_all() -> None:
+            async with trio.open_nursery() as nursery:
+                for code in codes:
+                    nursery.start_soon(check, code)
+
+        if inside_async_with:
+            async with client:
+                await run_all()
+        else:
+            await run_all()
+        return sorted(found)
+
+    assert trio.run(main) == sorted(["ai_credit", "sso", "api_access", "team_seats"])
+    return requests
+
+
+def test_batching_under_trio_in_async_with() -> None:
+    [path] = _batched_checks(inside_async_with=True)
+    assert path.endswith("/features.check,features.check,features.check,features.check")
+
+
+def test_batching_under_trio_without_async_with() -> None:
+    # No nursery of the client's: the first call of the batch sends it itself.
+    [path] = _batched_checks(inside_async_with=False)
+    assert path.endswith("/features.check,features.check,features.check,features.check")

@@ -15,6 +15,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from ._async.client import AsyncChatarminOS
     from ._base import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+    from ._batching import BatchOptions
     from ._exceptions import (
         APIConnectionError,
         APIResponseValidationError,
@@ -101,6 +102,7 @@ __all__ = [
     "BadRequestError",
     "BaseFee",
     "BaseModel",
+    "BatchOptions",
     "BillingStatus",
     "BulkUpsertResult",
     "ChatarminOS",
@@ -164,6 +166,7 @@ _LAZY: dict[str, str] = {
     "DEFAULT_BASE_URL": "._base",
     "DEFAULT_MAX_RETRIES": "._base",
     "DEFAULT_TIMEOUT": "._base",
+    "BatchOptions": "._batching",
     "APIConnectionError": "._exceptions",
     "APIResponseValidationError": "._exceptions",
     "APIStatusError": "._exceptions",

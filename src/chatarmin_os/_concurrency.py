@@ -16,9 +16,11 @@ from typing import Any, TypeAlias
 
 __all__ = [
     "AsyncBackground",
+    "AsyncEvent",
     "AsyncSleeper",
     "AsyncWork",
     "Background",
+    "Event",
     "Sleeper",
     "Work",
     "asleep",
@@ -78,6 +80,33 @@ def no_loop() -> object | None:
     return None
 
 
+class AsyncEvent:
+    """Something tasks wait for until it is set (anyio: asyncio and trio). Make it in a task."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        import anyio
+
+        self._event = anyio.Event()
+
+    def set(self) -> None:
+        """Wake every task waiting, now and later."""
+        self._event.set()
+
+    def is_set(self) -> bool:
+        """Whether :meth:`set` was called."""
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        """Wait until :meth:`set` is called."""
+        await self._event.wait()
+
+
+Event = threading.Event
+"""The blocking twin of :class:`AsyncEvent`."""
+
+
 class _Handle:
     """A started piece of background work: is it still running where we are?"""
 
@@ -133,6 +162,13 @@ class AsyncBackground:
             group.cancel_scope.cancel()
             await cm.__aexit__(None, None, None)
 
+    def can_start(self) -> bool:
+        """Whether :meth:`start` works here: an asyncio loop runs, or our nursery is open."""
+        asyncio = sys.modules.get("asyncio")
+        if asyncio is not None and asyncio._get_running_loop() is not None:
+            return True
+        return self._group is not None
+
     def start(self, work: AsyncWork, name: str) -> _Handle:
         """Run ``work()`` in the background; the handle tells whether it still runs."""
         handle = _Handle(current_loop())
@@ -168,6 +204,10 @@ class Background:
 
     def close(self) -> None:
         """Threads stop on their own once the client's shutdown steps told them to."""
+
+    def can_start(self) -> bool:
+        """Threads can always start."""
+        return True
 
     def start(self, work: Work, name: str) -> _Handle:
         """Run ``work()`` in a daemon thread; the handle tells whether it still runs."""

@@ -28,7 +28,7 @@ from ._exceptions import (
 from ._types import Transformer
 from ._wire import is_superjson_shaped, superjson_deserialize
 
-__all__ = ["decode_response"]
+__all__ = ["decode_batch", "decode_response"]
 
 _SNIPPET_CHARS = 200
 _CONTENT_TYPE_CHARS = 100
@@ -91,19 +91,26 @@ def _not_trpc(response: httpx.Response, path: str, why: str) -> ChatarminOSError
 
 
 def _error_from_envelope(
-    response: httpx.Response, path: str, error: Mapping[str, Any]
+    response: httpx.Response, path: str, error: Mapping[str, Any], *, in_batch: bool = False
 ) -> APIStatusError:
     data = error.get("data")
     data = data if isinstance(data, Mapping) else {}
     code = data.get("code") if isinstance(data.get("code"), str) else None
+    status = response.status_code
+    if in_batch:  # one call of a batch: its own status, not the batch's (207, ...)
+        own = data.get("httpStatus")
+        if isinstance(own, int) and not isinstance(own, bool) and 100 <= own <= 599:
+            status = own
     message = error.get("message")
     if not isinstance(message, str) or not message:
-        message = code or f"HTTP {response.status_code}"
+        message = code or f"HTTP {status}"
     error_path = data.get("path")
     if not isinstance(error_path, str) or not error_path:
         error_path = path
-    cls = error_class_for(response.status_code, code)
-    return cls(message, response=response, path=error_path, code=code, body=dict(error))
+    cls = error_class_for(status, code)
+    exc = cls(message, response=response, path=error_path, code=code, body=dict(error))
+    exc.status_code = status
+    return exc
 
 
 def decode_response(response: httpx.Response, *, path: str, transformer: Transformer) -> Any:
@@ -123,17 +130,79 @@ def decode_response(response: httpx.Response, *, path: str, transformer: Transfo
         ) from exc
 
 
-def _decode(response: httpx.Response, path: str, transformer: Transformer) -> Any:
+def _json(response: httpx.Response, path: str) -> Any:
     content = response.content
     try:
-        body = json.loads(content, **_JSON_OPTIONS) if content else None
+        return json.loads(content, **_JSON_OPTIONS) if content else None
     except RecursionError as exc:
         raise _not_trpc(response, path, "JSON nested too deeply to decode") from exc
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a huge number
         raise _not_trpc(response, path, "a body that is not JSON") from exc
+
+
+def _decode(response: httpx.Response, path: str, transformer: Transformer) -> Any:
+    body = _json(response, path)
     if not isinstance(body, Mapping):
         raise _not_trpc(response, path, "an empty body" if body is None else "unexpected JSON")
+    return _decode_envelope(body, response, path, transformer)
 
+
+def decode_batch(
+    response: httpx.Response, *, paths: list[str], transformer: Transformer
+) -> list[Any]:
+    """Each call's output, or the SDK error it ended in (returned, not raised), in order.
+
+    The answer to a batch is an array of envelopes, one per call, whatever its HTTP status
+    (200, 207, or the status all calls share). An answer that is not an array stands for
+    the whole request (a tRPC error for the batch, an HTML page): its error is raised, for
+    the caller to give every call. A call the array has no envelope for gets an
+    :class:`~chatarmin_os.APIResponseValidationError`.
+    """
+    label = ",".join(paths)
+    try:
+        body = _json(response, label)
+        if not isinstance(body, list):
+            if isinstance(body, Mapping):
+                _decode_envelope(body, response, label, transformer)  # raises for an error
+            raise _not_trpc(response, label, "an answer that is not an array, to a batch")
+    except ChatarminOSError:
+        raise
+    except Exception as exc:
+        raise _not_trpc(
+            response, label, f"an answer the SDK cannot decode ({type(exc).__name__})"
+        ) from exc
+    outcomes: list[Any] = []
+    for index, path in enumerate(paths):
+        try:
+            if index >= len(body):
+                raise APIResponseValidationError(
+                    f"The batch answer has no result for call {index} ({path}).",
+                    path=path,
+                    response=response,
+                )
+            item = body[index]
+            if not isinstance(item, Mapping):
+                raise _not_trpc(response, path, f"a batch item {index} that is not an envelope")
+            outcomes.append(_decode_envelope(item, response, path, transformer, in_batch=True))
+        except ChatarminOSError as exc:
+            outcomes.append(exc)
+        except Exception as exc:
+            error = _not_trpc(
+                response, path, f"an answer the SDK cannot decode ({type(exc).__name__})"
+            )
+            error.__cause__ = exc
+            outcomes.append(error)
+    return outcomes
+
+
+def _decode_envelope(
+    body: Mapping[str, Any],
+    response: httpx.Response,
+    path: str,
+    transformer: Transformer,
+    *,
+    in_batch: bool = False,
+) -> Any:
     error = body.get("error")
     if isinstance(error, Mapping):
         if is_superjson_shaped(error):  # superjson-wrapped
@@ -143,11 +212,12 @@ def _decode(response: httpx.Response, path: str, transformer: Transformer) -> An
                 # A meta that does not fit: the error itself is still in "json".
                 error = error["json"]
         if isinstance(error, Mapping):
-            raise _error_from_envelope(response, path, error)
+            raise _error_from_envelope(response, path, error, in_batch=in_batch)
         raise _not_trpc(response, path, "an error envelope of an unknown shape")
 
     result = body.get("result")
-    if not isinstance(result, Mapping) or not response.is_success:
+    # A call of a batch may succeed in a 207 answer; a lone call only in a 2xx.
+    if not isinstance(result, Mapping) or not (in_batch or response.is_success):
         raise _not_trpc(response, path, "JSON without a tRPC 'result'")
     data = result.get("data")
     if transformer == "superjson":

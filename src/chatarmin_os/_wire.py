@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Literal
@@ -31,7 +31,11 @@ __all__ = [
     "TRPC_CODE_STATUS",
     "EncodedRequest",
     "Kind",
+    "batch_input",
+    "batch_query_length",
     "dumps",
+    "encode_batch",
+    "encode_input",
     "encode_request",
     "encode_uri_component",
     "format_datetime",
@@ -325,6 +329,49 @@ def _encode_value(value: Any, transformer: Transformer) -> Any:
     if transformer == "superjson":
         return superjson_serialize(value)
     return to_plain_json(value)
+
+
+def encode_input(input: Any, *, transformer: Transformer) -> str:
+    """The JSON text one call sends as its input (superjson: wrapped on its own).
+
+    Raises ``TypeError`` or ``ValueError`` for input that cannot be encoded, like
+    :func:`encode_request`.
+    """
+    try:
+        return dumps(_encode_value(input, transformer))
+    except (RecursionError, OverflowError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def batch_input(values: Sequence[str | None]) -> str:
+    """The input object of a batch, ``{"0": ..., "1": ...}``, from each call's JSON text.
+
+    ``None`` is a call without input: its key is left out (``undefined`` to the server).
+    """
+    return "{" + ",".join(f'"{i}":{v}' for i, v in enumerate(values) if v is not None) + "}"
+
+
+def batch_query_length(quoted: Sequence[str | None]) -> int:
+    """``len(encode_uri_component(batch_input(values)))``, from each value's quoted length.
+
+    encodeURIComponent works character by character, so the parts' lengths add up: the
+    braces and commas quote to 3 characters each, ``"i":`` to ``9 + len(str(i))``.
+    """
+    items = [(i, q) for i, q in enumerate(quoted) if q is not None]
+    return 6 + sum(9 + len(str(i)) + len(q) for i, q in items) + 3 * max(0, len(items) - 1)
+
+
+def encode_batch(kind: Kind, paths: Sequence[str], values: Sequence[str | None]) -> EncodedRequest:
+    """Encode a tRPC batch: ``{p0},{p1}?batch=1``, the inputs keyed ``"0"``, ``"1"``, ...
+
+    ``values`` are each call's input as :func:`encode_input` made it (``None``: no input).
+    A query batch carries them in the URL, a mutation batch in the body.
+    """
+    target = ",".join(paths) + "?batch=1"
+    body = batch_input(values)
+    if kind == "query":
+        return EncodedRequest("GET", f"{target}&input={encode_uri_component(body)}", None)
+    return EncodedRequest("POST", target, body.encode("utf-8"))
 
 
 def encode_request(

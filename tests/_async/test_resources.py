@@ -1193,7 +1193,8 @@ async def test_the_table_covers_every_public_method(http_client: httpx.AsyncClie
                 for name in dir(type(resource))
                 if not name.startswith("_") and callable(getattr(resource, name))
             }
-    assert {case.id.split("-")[0] for case in CASES} == public
+    # features.check_many sends many features.check calls: tests/_async/test_batching.py
+    assert {case.id.split("-")[0] for case in CASES} == public - {"features.check_many"}
 
 
 @pytest.mark.parametrize("transformer", TRANSFORMERS)

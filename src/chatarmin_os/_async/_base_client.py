@@ -5,9 +5,10 @@ Hand-written; ``scripts/gen_sync.py`` turns it into ``_sync/_base_client.py``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
@@ -15,6 +16,7 @@ import httpx
 import pydantic
 
 from .._base import ClientConfig, retry_delay, should_retry
+from .._batching import BatchOptions, Call, plan_batches, refuses_batching
 from .._concurrency import AsyncBackground, AsyncSleeper, AsyncWork, asleep
 from .._exceptions import (
     APIConnectionError,
@@ -28,10 +30,11 @@ from .._exceptions import (
 )
 from .._logs import logger, setup_logging
 from .._procedures import NO_INPUT, PROCEDURES
-from .._response import decode_response
+from .._response import decode_batch, decode_response
 from .._urls import url_joiner
 from .._validate import check_url_length
-from .._wire import encode_request
+from .._wire import encode_batch, encode_input, encode_uri_component
+from ._batcher import AsyncBatcher
 from ._http import OWN_POOL_HEADERS, AsyncHTTPPool, BodyDecodingError
 
 __all__ = ["AsyncBaseClient"]
@@ -43,6 +46,9 @@ _T = TypeVar("_T")
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 _MAX_DETAIL = 200
+
+_DEFAULT_BATCHING = BatchOptions()
+_QUOTED_UNDEFINED = encode_uri_component('{"json":null,"meta":{"values":["undefined"],"v":1}}')
 
 
 def _short(exc: BaseException) -> str:
@@ -100,6 +106,7 @@ class AsyncBaseClient:
     _pool: AsyncHTTPPool
     _owns_pool: bool
     _background: AsyncBackground
+    _batcher: AsyncBatcher | None
     _closed: bool
     _sleep: AsyncSleeper
     _headers: httpx.Headers
@@ -114,11 +121,13 @@ class AsyncBaseClient:
         pool: AsyncHTTPPool,
         sleeper: AsyncSleeper | None,
         *,
+        batching: BatchOptions | None = None,
         parent: AsyncBaseClient | None = None,
     ) -> None:
         """Configure; a ``with_options`` copy shares its ``parent``'s pool and background work."""
         setup_logging()
         self._config = config
+        self._batcher = AsyncBatcher(self, batching) if batching is not None else None
         self._pool = pool
         self._owns_pool = parent is None
         self._closed = False
@@ -175,6 +184,11 @@ class AsyncBaseClient:
     def timeout(self) -> float | httpx.Timeout | None:
         """The timeout of every request."""
         return self._config.timeout
+
+    @property
+    def batching(self) -> BatchOptions | None:
+        """How concurrent calls are batched, or ``None`` when each goes on its own."""
+        return self._batcher.options if self._batcher is not None else None
 
     @property
     def transformer(self) -> str:
@@ -237,33 +251,55 @@ class AsyncBaseClient:
             f"transformer={config.transformer!r}, max_retries={config.max_retries})"
         )
 
-    def _build_request(self, path: str, input: Any) -> httpx.Request:
-        try:
-            encoded = encode_request(
-                PROCEDURES[path],
-                path,
-                input,
-                transformer=self._config.transformer,
-                has_input=path not in NO_INPUT,
+    def _prepare(self, path: str, input: Any, *, idempotent: bool = False) -> Call:
+        """Encode one call (bad input is refused here, before anything is sent)."""
+        kind = PROCEDURES[path]
+        value = quoted = None
+        if path not in NO_INPUT:
+            try:
+                value = encode_input(input, transformer=self._config.transformer)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError("input", f"cannot be sent as JSON: {exc}") from None
+            if kind == "query":
+                quoted = encode_uri_component(value)
+                check_url_length(f"{self._base_url_text}{path}?input={quoted}")
+        return Call(path, kind, value, quoted, idempotent=idempotent)
+
+    def _request_for(self, calls: list[Call]) -> httpx.Request:
+        """The HTTP request of one call, or of a tRPC batch of calls of one kind."""
+        first = calls[0]
+        if len(calls) > 1:
+            encoded = encode_batch(
+                first.kind, [call.path for call in calls], [call.value for call in calls]
             )
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError("input", f"cannot be sent as JSON: {exc}") from None
-        check_url_length(self._base_url_text + encoded.url)
-        headers = self._headers if encoded.content is None else self._post_headers
+            target, content = encoded.url, encoded.content
+        elif first.kind == "query":
+            quoted = first.quoted
+            if quoted is None and self._config.transformer == "superjson":
+                quoted = _QUOTED_UNDEFINED  # what @trpc/client sends for "no input"
+            target = first.path if quoted is None else f"{first.path}?input={quoted}"
+            content = None
+        else:
+            target = first.path
+            value = first.value
+            if value is None:
+                value = encode_input(None, transformer=self._config.transformer)
+            content = value.encode("utf-8")
+        headers = self._headers if content is None else self._post_headers
         defaults = self._pool.callers_default_headers()
         if defaults is not None:
             headers = self._under_callers_defaults(headers, defaults)
         try:
             return httpx.Request(
-                encoded.method,
-                self._url(encoded.url),
+                "GET" if content is None else "POST",
+                self._url(target),
                 headers=headers,
-                content=encoded.content,
+                content=content,
                 extensions=self._extensions,
             )
         except httpx.InvalidURL as exc:
             del headers  # holds the API key: keep it out of tracebacks with locals
-            raise ChatarminOSError(f"Cannot build the URL of {path}: {exc}") from None
+            raise ChatarminOSError(f"Cannot build the URL of {first.path}: {exc}") from None
 
     def _under_callers_defaults(
         self, headers: httpx.Headers, defaults: list[tuple[bytes, bytes]]
@@ -288,50 +324,132 @@ class AsyncBaseClient:
         """Call a procedure; return its output passed through ``parse``, or raise its error.
 
         ``idempotent`` marks a mutation that may safely be sent twice (it carries an
-        idempotency key); queries always may.
+        idempotency key); queries always may. With batching on, the call may travel in a
+        batch with others made at the same time; its result and error are its own.
         """
         if self._closed:
             raise ChatarminOSError("This client is closed; make a new one to go on.")
-        request = self._build_request(path, input)
-        is_query = PROCEDURES[path] == "query"
+        call = self._prepare(path, input, idempotent=idempotent)
+        batcher = self._batcher
+        if batcher is None or self._pool.batching_refused:
+            await self._send([call])
+            if call.error is not None:
+                raise call.error from call.cause
+        else:
+            call = await batcher.submit(call)
+            if call.error is not None:  # the call may be shared: raise a copy of its own
+                raise copy.copy(call.error) from call.cause
+        assert call.response is not None
+        return _parse_output(parse, call.output, path, call.response)
+
+    async def _call_many(
+        self,
+        path: str,
+        inputs: Sequence[Any],
+        parse: Callable[[Any], _T],
+        *,
+        idempotent: bool = False,
+        max_retries: int | None = None,
+    ) -> list[_T | ChatarminOSError]:
+        """Call one procedure with many inputs, in tRPC batches; each call's result or error.
+
+        Every input is checked before anything is sent. Batches follow the client's
+        ``BatchOptions`` (the defaults when batching is off) and are sent one after the
+        other; errors are returned in place, not raised. ``max_retries`` overrides the
+        client's for these calls.
+        """
+        if self._closed:
+            raise ChatarminOSError("This client is closed; make a new one to go on.")
+        calls = [self._prepare(path, input, idempotent=idempotent) for input in inputs]
+        options = self._batcher.options if self._batcher is not None else _DEFAULT_BATCHING
+        for batch in plan_batches(calls, options, len(self._base_url_text)):
+            await self._send(batch, max_retries=max_retries)
+        results: list[_T | ChatarminOSError] = []
+        for call in calls:
+            if call.error is not None:
+                results.append(call.error)
+                continue
+            assert call.response is not None
+            try:
+                results.append(_parse_output(parse, call.output, path, call.response))
+            except ChatarminOSError as exc:
+                results.append(exc)
+        return results
+
+    async def _send(self, calls: list[Call], *, max_retries: int | None = None) -> None:
+        """Send calls of one kind (one request: a call, or a batch) until each has an outcome.
+
+        Retries follow the client's policy call by call: a retried batch carries only the
+        calls that may be sent again; the others keep their error. A server that refuses
+        batches gets every call on its own, from now on.
+        """
+        budget = self._config.max_retries if max_retries is None else max_retries
+        pending = calls
         retries_taken = 0
         while True:
+            if len(pending) > 1 and self._pool.batching_refused:
+                for call in pending:
+                    await self._send([call], max_retries=max_retries)
+                return
+            request = self._request_for(pending)
+            label = pending[0].path if len(pending) == 1 else f"batch of {len(pending)}"
             started = time.perf_counter()
-            outcome = await self._attempt(request, path)
-            if not isinstance(outcome, _Failure):
-                self._log_attempt(
-                    request, path, outcome.response.status_code, started, retries_taken
-                )
-                return _parse_output(parse, outcome.output, path, outcome.response)
-            error, response, was_sent, retryable = (
-                outcome.error,
-                outcome.response,
-                outcome.was_sent,
-                outcome.retryable,
+            outcomes = await self._attempt(request, pending)
+            if isinstance(outcomes, _Failure):
+                if len(pending) > 1 and refuses_batching(outcomes.error):
+                    self._pool.refuse_batching(str(self._config.base_url))
+                    continue  # nothing was run: send them one by one
+                outcomes = [outcomes] * len(pending)
+            first_failure = next((o for o in outcomes if isinstance(o, _Failure)), None)
+            answer = (first_failure or outcomes[0]).response
+            self._log_attempt(
+                request,
+                label,
+                answer.status_code if answer is not None else None,
+                started,
+                retries_taken,
+                first_failure.error if first_failure is not None else None,
             )
-            status = response.status_code if response is not None else None
-            self._log_attempt(request, path, status, started, retries_taken, error)
-            retry = (
-                retryable
-                and retries_taken < self._config.max_retries
-                and should_retry(error, is_query=is_query, was_sent=was_sent, idempotent=idempotent)
-            )
-            if not retry:
-                raise error from outcome.cause
+            again: list[Call] = []
+            for call, outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, _Success):
+                    call.succeed(outcome.output, outcome.response)
+                elif (
+                    outcome.retryable
+                    and retries_taken < budget
+                    and should_retry(
+                        outcome.error,
+                        is_query=call.kind == "query",
+                        was_sent=outcome.was_sent,
+                        idempotent=call.idempotent,
+                    )
+                ):
+                    again.append(call)
+                else:
+                    error = outcome.error if len(pending) == 1 else copy.copy(outcome.error)
+                    call.fail(error, outcome.cause)
+            if not again:
+                return
+            assert first_failure is not None
+            response = first_failure.response
             delay = retry_delay(retries_taken, response.headers if response is not None else None)
             logger.info(
                 "Retrying %s %s in %.2f s (retry %d of %d)",
                 request.method,
-                path,
+                label,
                 delay,
                 retries_taken + 1,
-                self._config.max_retries,
+                budget,
             )
             await self._sleep(delay)
             retries_taken += 1
+            pending = again
 
-    async def _attempt(self, request: httpx.Request, path: str) -> _Success | _Failure:
-        """Send once; the decoded output, or the SDK error this attempt ended in."""
+    async def _attempt(
+        self, request: httpx.Request, calls: list[Call]
+    ) -> _Failure | list[_Success | _Failure]:
+        """Send once; each call's output or error, or the failure of the whole request."""
+        path = calls[0].path if len(calls) == 1 else ",".join(call.path for call in calls)
         try:
             response = await self._pool.send(request)
         except httpx.TimeoutException as exc:
@@ -374,11 +492,25 @@ class AsyncBaseClient:
                 ),
                 cause=exc,
             )
+        transformer = self._config.transformer
+        if len(calls) == 1:
+            try:
+                output = decode_response(response, path=path, transformer=transformer)
+            except ChatarminOSError as exc:  # keep decoding's cause
+                return _Failure(exc, cause=exc.__cause__, response=response)
+            return [_Success(output, response)]
         try:
-            output = decode_response(response, path=path, transformer=self._config.transformer)
-        except ChatarminOSError as exc:
-            return _Failure(exc, cause=exc.__cause__, response=response)  # keep decoding's cause
-        return _Success(output, response)
+            decoded = decode_batch(
+                response, paths=[call.path for call in calls], transformer=transformer
+            )
+        except ChatarminOSError as exc:  # an answer for the whole batch
+            return _Failure(exc, cause=exc.__cause__, response=response)
+        return [
+            _Failure(item, cause=item.__cause__, response=response)
+            if isinstance(item, ChatarminOSError)
+            else _Success(item, response)
+            for item in decoded
+        ]
 
     def _log_attempt(
         self,

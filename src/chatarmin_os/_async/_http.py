@@ -31,6 +31,7 @@ import httpx
 from .. import _fork
 from .._concurrency import current_loop
 from .._exceptions import ChatarminOSError
+from .._logs import logger as _logger
 
 __all__ = ["KEEPALIVE_EXPIRY", "OWN_POOL_HEADERS", "AsyncHTTPPool", "BodyDecodingError"]
 
@@ -121,6 +122,8 @@ class AsyncHTTPPool:
         self._loop: object | None = None
         self._closed = False
         self._lock = threading.Lock()
+        self.batching_refused = False
+        """Whether the server answered a batch "Batching is not enabled on the server"."""
         _fork.register(self)
 
     @property
@@ -134,6 +137,14 @@ class AsyncHTTPPool:
         if self._closed:
             return True
         return self._client is not None and not self._owned and self._client.is_closed
+
+    def refuse_batching(self, where: str) -> None:
+        """Send calls one by one from now on (logged once per pool)."""
+        if not self.batching_refused:
+            self.batching_refused = True
+            _logger.warning(
+                "The server at %s does not take tRPC batches; sending calls one by one.", where
+            )
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()

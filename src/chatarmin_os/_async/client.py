@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from .._base import DEFAULT_MAX_RETRIES, ClientConfig
+from .._batching import BatchOptions
 from .._concurrency import AsyncSleeper
 from .._exceptions import ChatarminOSError
 from .._inputs import Hints, HintsDict
@@ -45,6 +46,9 @@ class AsyncChatarminOS(AsyncBaseClient):
             It is yours: closing this client leaves it open.
         default_headers: extra headers sent with every request.
         sleep: how to wait between retries (default: really wait); inject a fake in tests.
+        batching: ``True`` or a :class:`~chatarmin_os.BatchOptions` to send calls made at the
+            same time (tasks of ``asyncio.gather``, a task group) as tRPC batch requests;
+            off by default. Each call keeps its own result and error.
 
     Use it in ``async with``, or call :meth:`aclose` when done.
     """
@@ -60,8 +64,10 @@ class AsyncChatarminOS(AsyncBaseClient):
         http_client: httpx.AsyncClient | None = None,
         default_headers: Mapping[str, str] | None = None,
         sleep: AsyncSleeper | None = None,
+        batching: bool | BatchOptions = False,
     ) -> None:
         try:
+            options = BatchOptions.resolve(batching)
             config = ClientConfig.create(
                 api_key=api_key,
                 base_url=base_url,
@@ -73,7 +79,7 @@ class AsyncChatarminOS(AsyncBaseClient):
         except ChatarminOSError:
             api_key = default_headers = None  # no secrets in tracebacks that show locals
             raise
-        self._setup(config, self._make_pool(http_client), sleep)
+        self._setup(config, self._make_pool(http_client), sleep, batching=options)
         self._init_resources()
 
     @classmethod
@@ -85,6 +91,7 @@ class AsyncChatarminOS(AsyncBaseClient):
         transformer: Transformer = "json",
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Mapping[str, str] | None = None,
+        batching: bool | BatchOptions = False,
     ) -> AsyncChatarminOS:
         """A client answered by a local ChatarminOS in this process: no socket, no network.
 
@@ -109,6 +116,7 @@ class AsyncChatarminOS(AsyncBaseClient):
             transformer=transformer,
             max_retries=max_retries,
             default_headers=default_headers,
+            batching=batching,
         )
         client._own_pool(lambda: httpx.AsyncClient(transport=transport))
         return client
@@ -138,6 +146,7 @@ class AsyncChatarminOS(AsyncBaseClient):
         max_retries: int | NotGiven = NOT_GIVEN,
         transformer: Transformer | NotGiven = NOT_GIVEN,
         default_headers: Mapping[str, str] | NotGiven = NOT_GIVEN,
+        batching: bool | BatchOptions | NotGiven = NOT_GIVEN,
     ) -> AsyncChatarminOS:
         """A copy with some options changed, sharing this client's connection pool.
 
@@ -161,7 +170,10 @@ class AsyncChatarminOS(AsyncBaseClient):
         except ChatarminOSError:
             api_key = default_headers = NOT_GIVEN  # no secrets in tracebacks that show locals
             raise
-        copy._setup(config, self._pool, self._sleep, parent=self)
+        options = (
+            self.batching if isinstance(batching, NotGiven) else BatchOptions.resolve(batching)
+        )
+        copy._setup(config, self._pool, self._sleep, batching=options, parent=self)
         copy._init_resources()
         return copy
 

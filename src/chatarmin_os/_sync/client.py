@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from .._base import DEFAULT_MAX_RETRIES, ClientConfig
+from .._batching import BatchOptions
 from .._concurrency import Sleeper
 from .._exceptions import ChatarminOSError
 from .._inputs import Hints, HintsDict
@@ -47,6 +48,9 @@ class ChatarminOS(BaseClient):
             It is yours: closing this client leaves it open.
         default_headers: extra headers sent with every request.
         sleep: how to wait between retries (default: really wait); inject a fake in tests.
+        batching: ``True`` or a :class:`~chatarmin_os.BatchOptions` to send calls made at the
+            same time (tasks of ``asyncio.gather``, a task group) as tRPC batch requests;
+            off by default. Each call keeps its own result and error.
 
     Use it in ``with``, or call :meth:`close` when done.
     """
@@ -62,8 +66,10 @@ class ChatarminOS(BaseClient):
         http_client: httpx.Client | None = None,
         default_headers: Mapping[str, str] | None = None,
         sleep: Sleeper | None = None,
+        batching: bool | BatchOptions = False,
     ) -> None:
         try:
+            options = BatchOptions.resolve(batching)
             config = ClientConfig.create(
                 api_key=api_key,
                 base_url=base_url,
@@ -75,7 +81,7 @@ class ChatarminOS(BaseClient):
         except ChatarminOSError:
             api_key = default_headers = None  # no secrets in tracebacks that show locals
             raise
-        self._setup(config, self._make_pool(http_client), sleep)
+        self._setup(config, self._make_pool(http_client), sleep, batching=options)
         self._init_resources()
 
     @classmethod
@@ -87,6 +93,7 @@ class ChatarminOS(BaseClient):
         transformer: Transformer = "json",
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Mapping[str, str] | None = None,
+        batching: bool | BatchOptions = False,
     ) -> ChatarminOS:
         """A client answered by a local ChatarminOS in this process: no socket, no network.
 
@@ -111,6 +118,7 @@ class ChatarminOS(BaseClient):
             transformer=transformer,
             max_retries=max_retries,
             default_headers=default_headers,
+            batching=batching,
         )
         client._own_pool(lambda: httpx.Client(transport=transport))
         return client
@@ -140,6 +148,7 @@ class ChatarminOS(BaseClient):
         max_retries: int | NotGiven = NOT_GIVEN,
         transformer: Transformer | NotGiven = NOT_GIVEN,
         default_headers: Mapping[str, str] | NotGiven = NOT_GIVEN,
+        batching: bool | BatchOptions | NotGiven = NOT_GIVEN,
     ) -> ChatarminOS:
         """A copy with some options changed, sharing this client's connection pool.
 
@@ -163,7 +172,10 @@ class ChatarminOS(BaseClient):
         except ChatarminOSError:
             api_key = default_headers = NOT_GIVEN  # no secrets in tracebacks that show locals
             raise
-        copy._setup(config, self._pool, self._sleep, parent=self)
+        options = (
+            self.batching if isinstance(batching, NotGiven) else BatchOptions.resolve(batching)
+        )
+        copy._setup(config, self._pool, self._sleep, batching=options, parent=self)
         copy._init_resources()
         return copy
 

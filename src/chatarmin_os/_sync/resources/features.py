@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any, Literal, get_args, overload
 
-from ..._exceptions import InvalidInputError
+from ..._exceptions import ChatarminOSError, InvalidInputError
+from ..._inputs import FeatureCheckInput
 from ..._models import FeatureAccess, FeatureAccessDetail, FeatureSource, OrgFeatureAccess
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import (
@@ -29,6 +30,24 @@ _SOURCES = get_args(FeatureSource)
 _list_details = list_of(FeatureAccessDetail)
 
 
+def _check_input(name: str, check: Any) -> dict[str, str]:
+    if isinstance(check, Mapping):
+        unknown = set(check) - {"company_id", "feature_code"}
+        if unknown:
+            raise InvalidInputError(name, f"unknown key {show(sorted(map(str, unknown))[0])}")
+        company_id, feature_code = check.get("company_id"), check.get("feature_code")
+    elif isinstance(check, tuple) and len(check) == 2:
+        company_id, feature_code = check
+    else:
+        raise InvalidInputError(
+            name, "must be a (company_id, feature_code) tuple or a dict with those keys"
+        )
+    return {
+        "companyId": require_str(f"{name}.company_id", company_id),
+        "featureCode": require_str(f"{name}.feature_code", feature_code),
+    }
+
+
 class Features(APIResource):
     """Feature entitlements: ``check``, ``list_access``, ``set_access`` and by-org lookups."""
 
@@ -46,6 +65,50 @@ class Features(APIResource):
             "featureCode": require_str("feature_code", feature_code),
         }
         return self._client._call("features.check", payload, FeatureAccess.model_validate)
+
+    @overload
+    def check_many(
+        self,
+        checks: Iterable[tuple[str, str] | FeatureCheckInput],
+        *,
+        return_exceptions: Literal[False] = False,
+    ) -> list[FeatureAccess]: ...
+
+    @overload
+    def check_many(
+        self,
+        checks: Iterable[tuple[str, str] | FeatureCheckInput],
+        *,
+        return_exceptions: Literal[True],
+    ) -> list[FeatureAccess | ChatarminOSError]: ...
+
+    def check_many(
+        self,
+        checks: Iterable[tuple[str, str] | FeatureCheckInput],
+        *,
+        return_exceptions: bool = False,
+    ) -> list[FeatureAccess] | list[FeatureAccess | ChatarminOSError]:
+        """Many :meth:`check` calls in tRPC batch requests, results in the order given.
+
+        Each check is ``(company_id, feature_code)`` or a dict with those keys; all are
+        checked before anything is sent. They travel in batches of the client's
+        :class:`~chatarmin_os.BatchOptions` (the defaults when batching is off), one request
+        per ``max_items`` checks, whatever ``batching=`` says. The first failed check raises
+        its error, unless ``return_exceptions=True``, which puts each error in its place.
+
+        Example::
+
+            checks = [(cid, "ai_credit"), (cid, "sso"), (other_cid, "ai_credit")]
+            for access in client.features.check_many(checks):
+                print(access.feature_code, access.can_use)
+        """
+        payloads = [_check_input(f"checks[{i}]", check) for i, check in enumerate(checks)]
+        results = self._client._call_many("features.check", payloads, FeatureAccess.model_validate)
+        if not return_exceptions:
+            for result in results:
+                if isinstance(result, ChatarminOSError):
+                    raise result
+        return results
 
     def list_access(self, company_id: str) -> list[FeatureAccessDetail]:
         """Every feature and the company's access to it (``features.listAccess``)."""

@@ -1,0 +1,48 @@
+"""Run calls at the same time: tasks in async tests, threads in the generated sync tests.
+
+``arun_all`` is what ``tests/_async`` uses; ``scripts/gen_sync.py`` rewrites it to
+``run_all`` in ``tests/_sync``. Each result is the call's return value or the exception it
+raised, in the order given.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+
+async def arun_all(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
+    """Await every call in its own task; their results (or exceptions) in order."""
+    results: list[Any] = [None] * len(calls)
+
+    async def one(index: int, call: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            results[index] = await call()
+        except Exception as exc:
+            results[index] = exc
+
+    async with anyio.create_task_group() as group:
+        for index, call in enumerate(calls):
+            group.start_soon(one, index, call)
+    return results
+
+
+def run_all(*calls: Callable[[], Any]) -> list[Any]:
+    """Run every call in its own thread; their results (or exceptions) in order."""
+    results: list[Any] = [None] * len(calls)
+
+    def one(index: int, call: Callable[[], Any]) -> None:
+        try:
+            results[index] = call()
+        except Exception as exc:
+            results[index] = exc
+
+    threads = [threading.Thread(target=one, args=item) for item in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
