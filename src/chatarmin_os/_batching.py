@@ -76,6 +76,7 @@ class Call:
     """
 
     __slots__ = (
+        "batch_size",
         "cause",
         "done",
         "error",
@@ -86,6 +87,7 @@ class Call:
         "path",
         "quoted",
         "response",
+        "retries",
         "value",
     )
 
@@ -109,6 +111,8 @@ class Call:
         self.error: ChatarminOSError | None = None
         self.cause: BaseException | None = None
         self.done: Any = None  # the waiting primitive of the client variant
+        self.retries = 0  # times sent again
+        self.batch_size = 1  # calls in the last request that carried it
 
     @property
     def finished(self) -> bool:

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pydantic
@@ -33,6 +33,7 @@ from .._exceptions import (
 from .._logs import logger, setup_logging
 from .._procedures import NO_INPUT, PROCEDURES
 from .._response import decode_batch, decode_response
+from .._telemetry import current_tracer, span
 from .._urls import url_joiner
 from .._validate import check_url_length
 from .._wire import encode_batch, encode_input, encode_uri_component
@@ -58,9 +59,14 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "…"
 
 
-class _Success(NamedTuple):
-    output: Any
-    response: httpx.Response
+class _Success:
+    """One call's decoded output and the answer that carried it."""
+
+    __slots__ = ("output", "response")
+
+    def __init__(self, output: Any, response: httpx.Response) -> None:
+        self.output = output
+        self.response = response
 
 
 class _Failure:
@@ -332,6 +338,23 @@ class BaseClient:
         if self._closed:
             raise ChatarminOSError("This client is closed; make a new one to go on.")
         call = self._prepare(path, input, idempotent=idempotent)
+        tracer = current_tracer()
+        if tracer is None:
+            return self._complete(call, parse)
+        with span(tracer, path, call.kind, self._config.base_url.host) as current:
+            try:
+                return self._complete(call, parse)
+            finally:
+                if call.response is not None or call.error is not None:
+                    status = call.response.status_code if call.response is not None else None
+                    status = getattr(call.error, "status_code", status)
+                    if status is not None:
+                        current.set_attribute("http.response.status_code", status)
+                    current.set_attribute("chatarmin_os.retries", call.retries)
+                    current.set_attribute("chatarmin_os.batch_size", call.batch_size)
+
+    def _complete(self, call: Call, parse: Callable[[Any], _T]) -> _T:
+        """Send ``call`` (alone or batched), then parse its output or raise its error."""
         batcher = self._batcher
         if batcher is None or self._pool.batching_refused:
             self._send([call])
@@ -342,7 +365,7 @@ class BaseClient:
             if call.error is not None:  # the call may be shared: raise a copy of its own
                 raise copy.copy(call.error) from call.cause
         assert call.response is not None
-        return _parse_output(parse, call.output, path, call.response)
+        return _parse_output(parse, call.output, call.path, call.response)
 
     def _call_many(
         self,
@@ -414,6 +437,7 @@ class BaseClient:
             )
             again: list[Call] = []
             for call, outcome in zip(pending, outcomes, strict=True):
+                call.retries, call.batch_size = retries_taken, len(pending)
                 if isinstance(outcome, _Success):
                     call.succeed(outcome.output, outcome.response)
                 elif (
