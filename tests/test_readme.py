@@ -17,8 +17,21 @@ def test_the_readme_has_examples() -> None:
     assert len(BLOCKS) >= 10
 
 
+@pytest.fixture
+def no_global_tracer_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OpenTelemetry example sets the process-wide tracer provider: undo it after."""
+    from opentelemetry import trace
+
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", trace._TRACER_PROVIDER)
+    monkeypatch.setattr(
+        trace._TRACER_PROVIDER_SET_ONCE, "_done", trace._TRACER_PROVIDER_SET_ONCE._done
+    )
+
+
 @pytest.mark.parametrize("source", BLOCKS, ids=[f"block{i:02d}" for i in range(1, len(BLOCKS) + 1)])
-def test_readme_example_runs(source: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_example_runs(
+    source: str, capsys: pytest.CaptureFixture[str], no_global_tracer_left: None
+) -> None:
     code = compile(source, "<README.md>", "exec")
     exec(code, {"__name__": "__main__"})
     capsys.readouterr()
