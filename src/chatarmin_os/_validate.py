@@ -21,7 +21,7 @@ import pydantic
 
 from ._exceptions import InvalidInputError
 from ._types import NOT_GIVEN, NotGiven
-from ._wire import MAX_SAFE_INTEGER, dumps, parse_datetime, to_plain_json
+from ._wire import ISO_8601_EXAMPLE, MAX_SAFE_INTEGER, dumps, parse_datetime, to_plain_json
 
 __all__ = [
     "compact",
@@ -106,7 +106,7 @@ def timestamp(name: str, value: Any) -> datetime:
             raise InvalidInputError(
                 name,
                 f"must be an ISO-8601 timestamp with a UTC offset, e.g. "
-                f"'2024-01-15T10:30:00.000Z', got {value!r}",
+                f"{ISO_8601_EXAMPLE!r}, got {value!r}",
             ) from None
     raise InvalidInputError(
         name, f"must be a datetime or an ISO-8601 string, got {_type_name(value)}"
