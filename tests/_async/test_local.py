@@ -691,7 +691,11 @@ async def test_same_idempotency_key_counts_once(
         company_id=company_id, feature_code="ai_credit", quantity=20, idempotency_key="request_2"
     )
     again = await client.billing.track_usage(
-        company_id=company_id, feature_code="ai_credit", quantity=10, idempotency_key="request_1"
+        company_id=company_id,
+        feature_code="ai_credit",
+        quantity=10,
+        idempotency_key="request_1",
+        metadata={"model": "gpt-4"},
     )
     assert again.duplicate is True
     # The first call's figures, not the current ones.
