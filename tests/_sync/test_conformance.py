@@ -41,7 +41,7 @@ from chatarmin_os import (
 from chatarmin_os._exceptions import error_class_for
 from chatarmin_os._procedures import PROCEDURES
 from chatarmin_os._sync import _base_client as base_client_module
-from tests.conformance_server import CONFORMANCE_DIR, ConformanceServer
+from tests.conformance.reference_server import CONFORMANCE_DIR, ReferenceServer
 
 API_KEY = "os_sk_conformance"
 OUTPUTS: dict[str, Any] = json.loads((CONFORMANCE_DIR / "outputs.json").read_text("utf-8"))
@@ -54,7 +54,7 @@ NO_INPUT = "<no input parameter>"
 SSL_CONTEXT = ssl.create_default_context()
 
 
-def make_client(server: ConformanceServer, **kwargs: Any) -> ChatarminOS:
+def make_client(server: ReferenceServer, **kwargs: Any) -> ChatarminOS:
     """A client of the server in its mode; without ``http_client`` it has its own pool."""
     kwargs.setdefault("api_key", API_KEY)
     kwargs.setdefault("transformer", server.mode)
@@ -73,7 +73,7 @@ def http_client() -> Any:
 
 
 @pytest.fixture
-def client(conformance: ConformanceServer, http_client: httpx.Client) -> Any:
+def client(conformance: ReferenceServer, http_client: httpx.Client) -> Any:
     with make_client(conformance, http_client=http_client) as client:
         yield client
 
@@ -148,7 +148,7 @@ def sent_input(request: dict[str, Any]) -> Any:
 
 
 def assert_one_call(
-    server: ConformanceServer,
+    server: ReferenceServer,
     path: str,
     kind: str,
     expected_input: Any,
@@ -811,7 +811,7 @@ CASES = [
 
 @pytest.mark.parametrize(("path", "kind", "call", "expected_input"), CASES)
 def test_method(
-    conformance: ConformanceServer,
+    conformance: ReferenceServer,
     client: ChatarminOS,
     path: str,
     kind: str,
@@ -824,7 +824,7 @@ def test_method(
 
 
 def test_get_by_product_link_of_an_unlinked_org_is_none(
-    conformance: ConformanceServer,
+    conformance: ReferenceServer,
     client: ChatarminOS,
 ) -> None:
     company = client.companies.get_by_product_link(external_org_id="org_unlinked")
@@ -834,7 +834,7 @@ def test_get_by_product_link_of_an_unlinked_org_is_none(
     )
 
 
-def test_tiers_list_sends_no_input(conformance: ConformanceServer, client: ChatarminOS) -> None:
+def test_tiers_list_sends_no_input(conformance: ReferenceServer, client: ChatarminOS) -> None:
     tiers = client.tiers.list()
     # As @trpc/client's httpLink: no `input` in json mode, the encoded `undefined` in superjson.
     wire = (
@@ -848,7 +848,7 @@ def test_tiers_list_sends_no_input(conformance: ConformanceServer, client: Chata
 
 @pytest.mark.parametrize("no_key", [{}, {"idempotency_key": None}], ids=["omitted", "None"])
 def test_track_usage_without_a_key_sends_a_uuid4(
-    conformance: ConformanceServer, client: ChatarminOS, no_key: dict[str, Any]
+    conformance: ReferenceServer, client: ChatarminOS, no_key: dict[str, Any]
 ) -> None:
     usage = client.billing.track_usage(
         company_id="comp_123", feature_code="ai_credit", quantity=1, **no_key
@@ -865,7 +865,7 @@ def test_track_usage_without_a_key_sends_a_uuid4(
     assert_output(usage, "billing.trackUsage")
 
 
-def test_parsed_values(conformance: ConformanceServer, client: ChatarminOS) -> None:
+def test_parsed_values(conformance: ReferenceServer, client: ChatarminOS) -> None:
     """A few results read as attributes: snake_case names, aware datetimes, nested models."""
     company = client.companies.create(name="Globex GmbH")
     status = client.billing.get_status("comp_123")
@@ -1020,7 +1020,7 @@ NONE_CASES = [
 
 @pytest.mark.parametrize(("path", "kind", "call", "expected_input", "argument"), NONE_CASES)
 def test_none_is_the_same_as_leaving_an_argument_out(
-    conformance: ConformanceServer,
+    conformance: ReferenceServer,
     client: ChatarminOS,
     path: str,
     kind: str,
@@ -1046,7 +1046,7 @@ def test_none_is_the_same_as_leaving_an_argument_out(
     ],
 )
 def test_timestamps_before_year_1000_keep_four_year_digits(
-    conformance: ConformanceServer, client: ChatarminOS, created_at: Any, iso: str
+    conformance: ReferenceServer, client: ChatarminOS, created_at: Any, iso: str
 ) -> None:
     """As JavaScript's toISOString writes them; zod and superjson refuse `999-01-15T...`."""
     company = client.companies.create(name="Globex GmbH", created_at=created_at)
@@ -1127,7 +1127,7 @@ def assert_trpc_error(error: APIStatusError, code: str, path: str, message: str)
 
 @pytest.mark.parametrize("code", list(TRPC_ERRORS))
 def test_injected_error_on_a_query(
-    conformance: ConformanceServer, client: ChatarminOS, code: str
+    conformance: ReferenceServer, client: ChatarminOS, code: str
 ) -> None:
     with pytest.raises(APIStatusError) as info:
         client.features.check(company_id=f"error:{code}", feature_code="ai_credit")
@@ -1142,7 +1142,7 @@ def test_injected_error_on_a_query(
 
 @pytest.mark.parametrize("code", list(TRPC_ERRORS))
 def test_injected_error_on_a_mutation(
-    conformance: ConformanceServer, client: ChatarminOS, code: str
+    conformance: ReferenceServer, client: ChatarminOS, code: str
 ) -> None:
     with pytest.raises(APIStatusError) as info:
         client.billing.track_usage(
@@ -1166,7 +1166,7 @@ def test_injected_error_on_a_mutation(
 
 
 def test_unknown_injected_code_is_a_bad_request(
-    conformance: ConformanceServer, client: ChatarminOS
+    conformance: ReferenceServer, client: ChatarminOS
 ) -> None:
     with pytest.raises(BadRequestError) as info:
         client.tiers.get("error:TEAPOT")
@@ -1175,7 +1175,7 @@ def test_unknown_injected_code_is_a_bad_request(
 
 @pytest.mark.parametrize("api_key", ["sk_live_not_an_os_key", "os_sk"])
 def test_wrong_api_key_is_an_authentication_error(
-    conformance: ConformanceServer, api_key: str
+    conformance: ReferenceServer, api_key: str
 ) -> None:
     with make_client(conformance, api_key=api_key) as client:
         with pytest.raises(AuthenticationError) as info:
@@ -1199,7 +1199,7 @@ def validator_issues(error: APIStatusError) -> list[dict[str, Any]]:
 
 
 def test_input_the_server_rejects_is_a_bad_request(
-    conformance: ConformanceServer, client: ChatarminOS
+    conformance: ReferenceServer, client: ChatarminOS
 ) -> None:
     with pytest.raises(BadRequestError) as info:
         client._call("billing.trackUsage", {"bogus": 1}, dict)
@@ -1220,7 +1220,7 @@ def test_input_the_server_rejects_is_a_bad_request(
 
 
 def test_quantity_beyond_the_safe_integer_range_is_refused_before_sending(
-    conformance: ConformanceServer,
+    conformance: ReferenceServer,
     client: ChatarminOS,
 ) -> None:
     """zod 4 refuses integers beyond 2**53 - 1; the SDK refuses them before sending."""
@@ -1239,7 +1239,7 @@ def test_quantity_beyond_the_safe_integer_range_is_refused_before_sending(
 
 
 def test_input_refused_by_the_sdk_is_never_sent(
-    conformance: ConformanceServer, client: ChatarminOS
+    conformance: ReferenceServer, client: ChatarminOS
 ) -> None:
     with pytest.raises(InvalidInputError, match="quantity_limit"):
         client.features.set_access(
@@ -1300,7 +1300,7 @@ PROTOCOL_ERRORS = [
     ("kind", "path", "payload", "has_input", "code", "message"), PROTOCOL_ERRORS
 )
 def test_errors_raised_by_trpc_itself(
-    conformance: ConformanceServer,
+    conformance: ReferenceServer,
     client: ChatarminOS,
     monkeypatch: pytest.MonkeyPatch,
     kind: Any,
@@ -1326,7 +1326,7 @@ def test_errors_raised_by_trpc_itself(
 
 
 def test_a_transformer_the_server_does_not_use_is_a_bad_request(
-    conformance: ConformanceServer, http_client: httpx.Client
+    conformance: ReferenceServer, http_client: httpx.Client
 ) -> None:
     other = "json" if conformance.mode == "superjson" else "superjson"
     with make_client(conformance, transformer=other, http_client=http_client) as client:
@@ -1342,7 +1342,7 @@ def test_a_transformer_the_server_does_not_use_is_a_bad_request(
 
 
 def test_a_failing_query_is_retried(
-    conformance: ConformanceServer, http_client: httpx.Client
+    conformance: ReferenceServer, http_client: httpx.Client
 ) -> None:
     sleeps = Sleeps()
     with make_client(conformance, max_retries=2, sleep=sleeps, http_client=http_client) as client:
@@ -1355,7 +1355,7 @@ def test_a_failing_query_is_retried(
 
 
 def test_a_retried_track_usage_sends_the_same_idempotency_key(
-    conformance: ConformanceServer, http_client: httpx.Client
+    conformance: ReferenceServer, http_client: httpx.Client
 ) -> None:
     sleeps = Sleeps()
     with make_client(conformance, max_retries=2, sleep=sleeps, http_client=http_client) as client:
@@ -1373,7 +1373,7 @@ def test_a_retried_track_usage_sends_the_same_idempotency_key(
 
 
 def test_a_mutation_without_idempotency_key_is_not_retried(
-    conformance: ConformanceServer, http_client: httpx.Client
+    conformance: ReferenceServer, http_client: httpx.Client
 ) -> None:
     sleeps = Sleeps()
     with make_client(conformance, max_retries=2, sleep=sleeps, http_client=http_client) as client:
