@@ -121,9 +121,11 @@ _DDL = (
         current_usage INTEGER NOT NULL DEFAULT 0,
         updated_at TEXT NOT NULL,
         PRIMARY KEY (company_id, feature_code))""",
+    # Written on every billing.trackUsage: as few indexes as possible (each is a page per
+    # commit); rows are never deleted, so the plain rowid keeps insertion order.
     """CREATE TABLE IF NOT EXISTS usage_events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
         company_id TEXT NOT NULL REFERENCES companies (id),
         feature_code TEXT NOT NULL,
         quantity INTEGER NOT NULL,
@@ -153,7 +155,6 @@ _INDEXES = (
     """CREATE UNIQUE INDEX IF NOT EXISTS usage_events_key
         ON usage_events (product_id, company_id, idempotency_key)
         WHERE idempotency_key IS NOT NULL""",
-    "CREATE INDEX IF NOT EXISTS usage_events_company ON usage_events (company_id, feature_code)",
     "CREATE INDEX IF NOT EXISTS subscriptions_company ON subscriptions (company_id)",
 )
 

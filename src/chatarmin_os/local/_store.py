@@ -38,7 +38,7 @@ def new_id() -> str:
 class Store:
     """One call's view of the database: connection, product, instant, and lookups."""
 
-    __slots__ = ("conn", "now", "product", "stamp")
+    __slots__ = ("_stamp", "conn", "now", "product")
 
     def __init__(self, conn: sqlite3.Connection, product: str, now: datetime) -> None:
         """Bind to ``conn`` (inside a transaction), the caller's product and ``now`` (UTC)."""
@@ -48,8 +48,14 @@ class Store:
         """The caller's product id (a hash of its API key)."""
         self.now = now
         """The instant of this call (aware, UTC): every row written gets it."""
-        self.stamp = format_ts(now)
-        """:attr:`now` in storage form."""
+        self._stamp: str | None = None
+
+    @property
+    def stamp(self) -> str:
+        """:attr:`now` in storage form (made when first needed: reads never need it)."""
+        if self._stamp is None:
+            self._stamp = format_ts(self.now)
+        return self._stamp
 
     # -- SQL -----------------------------------------------------------------------------
 

@@ -114,6 +114,8 @@ class LocalEngine:
         }
         self._clock = clock or _system_clock
         self._lock = threading.Lock()
+        self._known: dict[str, str] = {}  # accepted API key -> product, so far
+        self._private = database == ":memory:"
         catalog = normalize_catalog(seed, source="seed") if seed is not None else None
         conn = sqlite3.connect(
             database,
@@ -165,6 +167,10 @@ class LocalEngine:
         with self._lock:
             conn = self._open_conn()
             store = Store(conn, product, self._now())
+            if procedure.kind == "query" and self._private:
+                # Only this connection can see a private database, and the lock keeps
+                # writers out: a read needs no transaction to see one consistent state.
+                return procedure.handler(store, args)
             conn.execute("BEGIN IMMEDIATE" if procedure.kind == "mutation" else "BEGIN")
             try:
                 result = procedure.handler(store, args)
@@ -250,6 +256,9 @@ class LocalEngine:
 
     def authenticate(self, api_key: str | None) -> str:
         """The product id of an API key, or :class:`ProcedureError` ``UNAUTHORIZED``."""
+        known = self._known.get(api_key) if isinstance(api_key, str) else None
+        if known is not None:
+            return known
         if api_key is None:
             raise ProcedureError("UNAUTHORIZED", "Missing API key")
         if not isinstance(api_key, str):
@@ -258,6 +267,7 @@ class LocalEngine:
         product = self._products.get(digest)
         if product is None:
             raise ProcedureError("UNAUTHORIZED", "Invalid API key")
+        self._known[api_key] = product
         return product
 
     def _open_conn(self) -> sqlite3.Connection:
