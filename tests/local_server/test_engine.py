@@ -26,6 +26,7 @@ from chatarmin_os.local import (
     load_seed,
 )
 from chatarmin_os.local._registry import REGISTRY, mutation, query
+from chatarmin_os.local.procedures import companies as companies_module
 from tests.helpers import T0, Clock
 
 KEY = DEFAULT_API_KEY
@@ -612,26 +613,33 @@ def test_smart_link_follows_renames_and_domain_changes(engine: LocalEngine) -> N
     assert smart(engine, "o5", domain="zebra.io")["status"] == "no_match"
 
 
-def test_smart_link_scores_only_indexed_candidates(engine: LocalEngine) -> None:
-    # 300 similar names: the hint's name is scored against at most 200 of them, those
-    # sharing the most trigrams, and the exact one is among them.
+def test_smart_link_scores_only_indexed_candidates(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 300 similar names: a hint's name is scored against the exact match and at most 50
+    # others (those sharing the most trigrams), not against every company.
     for i in range(300):
-        company(engine, f"Company {i:03d}")
+        company(engine, f"Company {i:03d}", domain="big.example")
     target = company(engine, "Company 777")
+    scored: list[str] = []
+    original = companies_module._name_score
+
+    def counting(hint: str, key: str) -> float:
+        scored.append(key)
+        return original(hint, key)
+
+    monkeypatch.setattr(companies_module, "_name_score", counting)
     exact = smart(engine, companyName="Company 777", min_confidence=1.0)
     assert exact["status"] == "suggestions"  # "Company 077" etc. score high too
     assert exact["suggestions"][0]["companyId"] == target["id"]
     assert exact["suggestions"][0]["confidence"] == 80.0
-    sql = []
-    conn = engine._conn
-    assert conn is not None
-    conn.set_trace_callback(sql.append)
-    try:
-        smart(engine, "o2", companyName="Company 123", domain="nowhere.example")
-    finally:
-        conn.set_trace_callback(None)
-    selects = [s for s in sql if s.startswith("SELECT") and "companies" in s]
-    assert not any("FROM companies ORDER BY" in s for s in selects)  # no full scan
+    assert "company 777" in scored
+    assert len(scored) <= companies_module.MAX_NAME_CANDIDATES + 1
+    # 300 companies share one domain: they all score 95, the first five are suggested.
+    scored.clear()
+    by_domain = smart(engine, "o2", domain="big.example")
+    assert [s["confidence"] for s in by_domain["suggestions"]] == [95.0] * 5
+    assert len(scored) == 0
 
 
 # -- contacts ----------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 Timestamps are stored as fixed-width UTC ISO-8601 text (see ``_store.format_ts``), JSON maps
 as text, booleans as 0/1. Companies and contacts are global; product links and idempotency
 keys are per product (``product_id`` is a hash of the API key, never the key). Companies
-carry their domain and normalised name as indexed keys, and ``company_name_grams`` the
-trigrams of that name: smart linking finds its candidates through them.
+carry their domain and normalised name as indexed keys, ``company_name_grams`` the
+trigrams of that name and ``name_gram_counts`` how common each trigram is: smart linking
+finds its candidates through them.
 
 Version 2 added those keys and the per-product idempotency keys; a version-1 database is
 upgraded in place when it is opened (its existing idempotency keys stay unscoped: a later
@@ -85,6 +86,9 @@ _DDL = (
         gram TEXT NOT NULL,
         company_seq INTEGER NOT NULL,
         PRIMARY KEY (gram, company_seq)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS name_gram_counts (
+        gram TEXT PRIMARY KEY,
+        companies INTEGER NOT NULL) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS product_links (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL UNIQUE,
@@ -151,6 +155,7 @@ _DDL = (
 
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS companies_domain_key ON companies (domain_key)",
+    "CREATE INDEX IF NOT EXISTS companies_name_key ON companies (name_key)",
     "CREATE INDEX IF NOT EXISTS company_name_grams_company ON company_name_grams (company_seq)",
     """CREATE UNIQUE INDEX IF NOT EXISTS usage_events_key
         ON usage_events (product_id, company_id, idempotency_key)
@@ -161,7 +166,7 @@ _INDEXES = (
 
 def _upgrade_from_1(conn: sqlite3.Connection) -> None:
     """Version 1 -> 2: the companies' matching keys and trigrams; per-product idempotency."""
-    from .procedures.companies import domain_key, name_grams, normalize_name
+    from .procedures.companies import domain_key, index_name, normalize_name
 
     conn.execute("ALTER TABLE companies ADD COLUMN domain_key TEXT")
     conn.execute("ALTER TABLE companies ADD COLUMN name_key TEXT NOT NULL DEFAULT ''")
@@ -173,10 +178,7 @@ def _upgrade_from_1(conn: sqlite3.Connection) -> None:
             "UPDATE companies SET domain_key = ?, name_key = ? WHERE seq = ?",
             (domain_key(domain), key, seq),
         )
-        conn.executemany(
-            "INSERT OR IGNORE INTO company_name_grams (gram, company_seq) VALUES (?, ?)",
-            [(gram, seq) for gram in name_grams(key)],
-        )
+        index_name(conn, seq, None, key)
 
 
 def create_schema(conn: sqlite3.Connection) -> None:

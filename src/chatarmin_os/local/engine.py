@@ -26,9 +26,9 @@ Where the wire contract is silent, this engine decides:
   not change when the company is renamed. ``domain: ""`` is stored as null.
 - Smart linking compares scores rounded to one decimal; ``confidence`` is 100 for
   ``already_linked``, the score for ``linked``, null otherwise; ``suggestions`` is empty
-  unless the status is ``suggestions``; ties keep the companies' creation order. Name
-  matching considers the companies sharing a trigram of the normalised name (at most 200,
-  those sharing the most), not every company.
+  unless the status is ``suggestions``; ties keep the companies' creation order. Only
+  companies found by index are scored: those of the hint's domains, those with the same
+  normalised name, and at most 50 sharing the most of the name's rarer trigrams.
 - A company without an access row reports ``source: "manual"``. ``validUntil`` equal to
   now counts as expired. ``remaining`` is not clamped (a lowered limit can make it < 0).
 - ``billing.trackUsage`` on a feature that is not metered is ``BAD_REQUEST``; an

@@ -30,6 +30,7 @@ __all__ = [
     "create",
     "create_company",
     "get_by_product_link",
+    "index_name",
     "name_grams",
     "normalize_name",
     "similarity",
@@ -47,8 +48,11 @@ MAX_SUGGESTIONS = 5
 CANDIDATE_THRESHOLD = 50.0
 """A company scoring at least this is a smart-link candidate."""
 
-MAX_NAME_CANDIDATES = 200
+MAX_NAME_CANDIDATES = 50
 """Fuzzy name matching scores at most this many companies: those sharing the most trigrams."""
+
+GRAM_POSTINGS_BUDGET = 5000
+"""How many (trigram, company) index entries one name lookup reads at most, rarest first."""
 
 LEGAL_SUFFIXES = frozenset(
     {
@@ -130,11 +134,23 @@ def domain_key(domain: str | None) -> str | None:
     return (domain or "").strip().lower() or None
 
 
-def _index_name(store: Store, seq: int, key: str) -> None:
-    store.execute("DELETE FROM company_name_grams WHERE company_seq = ?", (seq,))
-    store.conn.executemany(
+def index_name(conn: sqlite3.Connection, seq: int, old_key: str | None, key: str) -> None:
+    """Index company ``seq``'s normalised name ``key`` (replacing ``old_key``'s trigrams)."""
+    if old_key:
+        old = [(gram,) for gram in name_grams(old_key)]
+        conn.execute("DELETE FROM company_name_grams WHERE company_seq = ?", (seq,))
+        conn.executemany(
+            "UPDATE name_gram_counts SET companies = companies - 1 WHERE gram = ?", old
+        )
+    grams = name_grams(key)
+    conn.executemany(
         "INSERT INTO company_name_grams (gram, company_seq) VALUES (?, ?)",
-        [(gram, seq) for gram in name_grams(key)],
+        [(gram, seq) for gram in grams],
+    )
+    conn.executemany(
+        "INSERT INTO name_gram_counts (gram, companies) VALUES (?, 1)"
+        " ON CONFLICT (gram) DO UPDATE SET companies = companies + 1",
+        [(gram,) for gram in grams],
     )
 
 
@@ -163,7 +179,7 @@ def create_company(
     )
     seq = cursor.lastrowid
     assert seq is not None
-    _index_name(store, seq, key)
+    index_name(store.conn, seq, None, key)
     row = store.one("SELECT * FROM companies WHERE seq = ?", (seq,))
     assert row is not None
     return row
@@ -175,28 +191,52 @@ def create_company(
 def _candidates(
     store: Store, hint_name: str, hint_domain: str | None, email_domains: set[str]
 ) -> list[sqlite3.Row]:
-    """Every company the hints could score >= 50 on, found by index, in creation order."""
+    """The companies worth scoring against the hints, found by index, in creation order.
+
+    By domain: the first few companies of each domain (they all score the same). By name:
+    the companies with exactly the hint's normalised name, and the
+    :data:`MAX_NAME_CANDIDATES` sharing the most of its rarest trigrams (grams shared by
+    more than :data:`GRAM_POSTINGS_BUDGET` companies in total are left out, as stop words).
+    """
     seqs: set[int] = set()
-    domains = sorted(email_domains | ({hint_domain} if hint_domain else set()))
-    if domains:
-        marks = ", ".join("?" * len(domains))
+    enough = MAX_SUGGESTIONS + 1  # within one domain every company scores the same
+    for domain in sorted(email_domains | ({hint_domain} if hint_domain else set())):
         seqs.update(
             row[0]
             for row in store.rows(
-                f"SELECT seq FROM companies WHERE domain_key IN ({marks})", domains
+                "SELECT seq FROM companies WHERE domain_key = ? ORDER BY seq LIMIT ?",
+                (domain, enough),
             )
         )
     if hint_name:
-        grams = sorted(name_grams(hint_name))
-        marks = ", ".join("?" * len(grams))
         seqs.update(
             row[0]
-            for row in store.rows(
-                f"SELECT company_seq FROM company_name_grams WHERE gram IN ({marks})"
-                " GROUP BY company_seq ORDER BY COUNT(*) DESC, company_seq LIMIT ?",
-                (*grams, MAX_NAME_CANDIDATES),
-            )
+            for row in store.rows("SELECT seq FROM companies WHERE name_key = ?", (hint_name,))
         )
+        grams = sorted(name_grams(hint_name))
+        marks = ", ".join("?" * len(grams))
+        counts = store.rows(
+            f"SELECT companies, gram FROM name_gram_counts WHERE gram IN ({marks})"
+            " AND companies > 0 ORDER BY companies, gram",
+            grams,
+        )
+        chosen: list[str] = []
+        postings = 0
+        for companies, gram in counts:
+            if chosen and postings + companies > GRAM_POSTINGS_BUDGET:
+                break
+            chosen.append(gram)
+            postings += companies
+        if chosen:
+            marks = ", ".join("?" * len(chosen))
+            seqs.update(
+                row[0]
+                for row in store.rows(
+                    f"SELECT company_seq FROM company_name_grams WHERE gram IN ({marks})"
+                    " GROUP BY company_seq ORDER BY COUNT(*) DESC, company_seq LIMIT ?",
+                    (*chosen, MAX_NAME_CANDIDATES),
+                )
+            )
     if not seqs:
         return []
     ordered = sorted(seqs)
@@ -357,7 +397,7 @@ def update(store: Store, args: dict[str, Any]) -> dict[str, Any]:
         f"UPDATE companies SET {assignments} WHERE seq = ?", (*changes.values(), row["seq"])
     )
     if "name_key" in changes:
-        _index_name(store, row["seq"], changes["name_key"])
+        index_name(store.conn, row["seq"], row["name_key"], changes["name_key"])
     return _shapes.company(store.company(row["id"]))
 
 
