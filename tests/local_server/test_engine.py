@@ -392,6 +392,25 @@ def test_create_company_short_ids_unique(engine: LocalEngine) -> None:
     assert company(engine, "ACME inc")["shortId"] == "acme-inc-3"
     assert company(engine, "  Müller & Söhne GmbH ")["shortId"] == "muller-sohne-gmbh"
     assert company(engine, "!!!")["shortId"] == "company"
+    # A name whose slug looks like a numbered one is skipped over.
+    assert company(engine, "Acme Inc 4")["shortId"] == "acme-inc-4"
+    assert company(engine, "Acme Inc")["shortId"] == "acme-inc-5"
+
+
+def test_the_thousandth_namesake_costs_what_the_second_did(engine: LocalEngine) -> None:
+    conn = engine._conn
+    assert conn is not None
+    statements: list[str] = []
+    for _ in range(300):
+        statements.clear()
+        conn.set_trace_callback(statements.append)
+        try:
+            last = company(engine, "Acme")
+        finally:
+            conn.set_trace_callback(None)
+    assert last["shortId"] == "acme-300"
+    lookups = sum("FROM companies WHERE short_id =" in sql for sql in statements)
+    assert 1 <= lookups <= 3
 
 
 def test_create_company_with_link_and_contact(engine: LocalEngine) -> None:
@@ -1090,6 +1109,20 @@ def test_idempotency_keys_are_per_product(engine: LocalEngine) -> None:
     )
     assert other["duplicate"] is False
     assert other["currentUsage"] == 5
+
+
+def test_unlimited_usage_stops_at_the_largest_safe_integer(engine: LocalEngine) -> None:
+    acme = company(engine)
+    enable(engine, acme["id"], quantityLimit=None)
+    top = 2**53 - 1
+    assert track(engine, acme["id"], top)["currentUsage"] == top
+    message = fails(
+        engine,
+        "PRECONDITION_FAILED",
+        "billing.trackUsage",
+        {"companyId": acme["id"], "featureCode": "ai_credit", "quantity": 1},
+    )
+    assert message == f"Usage limit exceeded for ai_credit: {top} + 1 > {top}"
 
 
 def test_a_refused_call_leaves_no_trace_of_its_key(engine: LocalEngine) -> None:

@@ -86,6 +86,9 @@ _DDL = (
         gram TEXT NOT NULL,
         company_seq INTEGER NOT NULL,
         PRIMARY KEY (gram, company_seq)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS short_id_counters (
+        base TEXT PRIMARY KEY,
+        next INTEGER NOT NULL) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS name_gram_counts (
         gram TEXT PRIMARY KEY,
         companies INTEGER NOT NULL) WITHOUT ROWID""",

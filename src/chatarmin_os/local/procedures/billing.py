@@ -9,7 +9,8 @@ company, with the call's ``featureCode``, ``quantity`` and ``metadata`` (a missi
 ``metadata`` is ``{}``). The same key with the same three answers the first call's figures
 with ``duplicate: true`` and counts nothing; with any of them different it is ``CONFLICT``
 naming the key, and counts nothing. A refused call (``FORBIDDEN``, ``PRECONDITION_FAILED``,
-``BAD_REQUEST``) leaves no trace of its key.
+``BAD_REQUEST``) leaves no trace of its key. Usage never passes 2**53 - 1, the largest count
+a JavaScript client reads exactly: beyond it a call is refused as over a limit.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..._wire import MAX_SAFE_INTEGER
 from .. import _shapes
 from .._checks import ID, LABEL, OPTIONAL_ID, F, Obj, integer, json_object
 from .._errors import ProcedureError
@@ -115,10 +117,11 @@ def track_usage(store: Store, args: dict[str, Any]) -> dict[str, Any]:
         )
     usage: int = state["current_usage"]
     limit: int | None = state["quantity_limit"]
-    if limit is not None and usage + quantity > limit:
+    ceiling = MAX_SAFE_INTEGER if limit is None else min(limit, MAX_SAFE_INTEGER)
+    if usage + quantity > ceiling:  # unlimited still stops where JavaScript numbers do
         raise ProcedureError(
             "PRECONDITION_FAILED",
-            f"Usage limit exceeded for {code}: {usage} + {quantity} > {limit}",
+            f"Usage limit exceeded for {code}: {usage} + {quantity} > {ceiling}",
         )
     usage += quantity
     store.execute(

@@ -154,14 +154,32 @@ def index_name(conn: sqlite3.Connection, seq: int, old_key: str | None, key: str
     )
 
 
+def _free_short_id(store: Store, base: str) -> str:
+    """``base``, else ``base-N`` with the next N not taken (remembered per base, so that the
+    thousandth "Acme" does not try 999 taken ids first)."""
+
+    def taken(short_id: str) -> bool:
+        return store.one("SELECT 1 FROM companies WHERE short_id = ?", (short_id,)) is not None
+
+    if not taken(base):
+        return base
+    row = store.one("SELECT next FROM short_id_counters WHERE base = ?", (base,))
+    number = row[0] if row is not None else 2
+    while taken(f"{base}-{number}"):
+        number += 1
+    store.execute(
+        "INSERT INTO short_id_counters (base, next) VALUES (?, ?)"
+        " ON CONFLICT (base) DO UPDATE SET next = excluded.next",
+        (base, number + 1),
+    )
+    return f"{base}-{number}"
+
+
 def create_company(
     store: Store, name: str, domain: str | None, created_at: datetime | None
 ) -> sqlite3.Row:
     """Insert a company with a unique ``shortId`` slug (``acme-inc``, ``acme-inc-2``, ...)."""
-    base = slugify(name)
-    short_id, number = base, 2
-    while store.one("SELECT 1 FROM companies WHERE short_id = ?", (short_id,)) is not None:
-        short_id, number = f"{base}-{number}", number + 1
+    short_id = _free_short_id(store, slugify(name))
     key = normalize_name(name)
     cursor = store.execute(
         "INSERT INTO companies (id, short_id, name, domain, domain_key, name_key, created_at,"
