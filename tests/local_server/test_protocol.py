@@ -806,3 +806,37 @@ def test_handler_options_are_checked(engine: LocalEngine) -> None:
     for options in ({"max_batch": 0}, {"max_body": 0}, {"transformer": "xml"}):
         with pytest.raises(ValueError):
             TRPCHandler(engine, **options)  # type: ignore[arg-type]
+
+
+def test_the_transports_answer_an_encoded_request_as_handle_request_does(
+    engine: LocalEngine,
+) -> None:
+    """``answer`` (no httpx objects) and ``handle_request`` give the same bytes."""
+    from chatarmin_os._wire import encode_request
+
+    transport = LocalTransport(engine, prefix="/trpc")
+    company = create_company(engine)
+    calls = [
+        ("query", "features.check", {"companyId": company["id"], "featureCode": "ai_credit"}),
+        ("query", "tiers.get", {"tierCode": "nope"}),
+        ("mutation", "companies.update", {"companyId": company["id"], "name": "Acme GmbH"}),
+    ]
+    for transformer in ("json", "superjson"):
+        for kind, path, payload in calls:
+            encoded = encode_request(kind, path, payload, transformer=transformer)  # type: ignore[arg-type]
+            headers = {"Authorization": f"Bearer {KEY}"}
+            if encoded.content is not None:
+                headers["Content-Type"] = "application/json"
+            direct = transport.answer(encoded.method, encoded.url, headers, encoded.content)
+            response = transport.handle_request(
+                httpx.Request(
+                    encoded.method,
+                    f"http://os.local/trpc/{encoded.url}",
+                    headers=headers,
+                    content=encoded.content,
+                )
+            )
+            assert (direct.status, direct.body) == (response.status_code, response.content)
+            assert response.is_stream_consumed or response.content  # read, ready to use
+    missing = transport.answer("GET", "tiers.list", {})
+    assert missing.status == 401

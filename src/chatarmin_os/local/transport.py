@@ -6,9 +6,17 @@ deployment sees; only the HTTP machinery in between is skipped. ``handle_request
 request's method, raw path, two headers and body, and answers with a ready
 :class:`httpx.Response`, so a client may call it directly instead of going through
 ``httpx.Client.send``.
+
+:meth:`LocalTransport.answer` goes one step further for a client that knows it is local: it
+takes the encoded request itself (``_wire.encode_request``'s method, URL and body) and returns
+the status and body, with no httpx objects on either side — the same bytes, the same tRPC
+handling, a fraction of the cost (building an :class:`httpx.Request` re-parses the long
+``?input=`` URL character by character).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import httpx
 
@@ -17,6 +25,7 @@ from .protocol import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_BODY,
     DEFAULT_PREFIX,
+    HTTPResponse,
     ServerTransformer,
     TRPCHandler,
 )
@@ -73,6 +82,22 @@ class _EngineTransport:
     def engine(self) -> LocalEngine:
         """The engine that answers."""
         return self.handler.engine
+
+    def answer(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes | None = None
+    ) -> HTTPResponse:
+        """Answer an encoded request directly: the fast path of a client bound to this transport.
+
+        ``target`` is the URL relative to the mount point, query string included, as
+        ``_wire.encode_request`` makes it (``"features.check?input=%7B%7D"``); ``headers``
+        need ``authorization`` and, with a body, ``content-type`` (names in any case).
+        Returns the status and the JSON body (``headers`` of the answer say its type).
+        """
+        path, _, query = target.partition("?")
+        lowered = {name.lower(): value for name, value in headers.items()}
+        return self.handler.handle(
+            method, f"{self.handler.prefix}/{path}", query, lowered, body or b""
+        )
 
 
 class LocalTransport(_EngineTransport, httpx.BaseTransport):
