@@ -87,7 +87,9 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         from . import _uvicorn
     except ImportError:
-        return _fail("needs uvicorn: pip install 'chatarmin-os[server]'")
+        return _fail(
+            "needs the server extra (uvicorn, httptools): pip install 'chatarmin-os[server]'"
+        )
     try:
         database = _database(args.db)
     except ValueError as error:
@@ -151,7 +153,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _catalog(args: argparse.Namespace) -> int:
+def _catalog() -> int:
     resource = resources.files("chatarmin_os.local").joinpath("default_catalog.json")
     sys.stdout.write(resource.read_text(encoding="utf-8"))
     return 0
@@ -250,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
-    return _catalog(args)
+    return _catalog()
 
 
 if __name__ == "__main__":
