@@ -163,6 +163,22 @@ class LocalEngine:
             raise ProcedureError("NOT_FOUND", f'No procedure found on path "{path}"')
         return self._run(procedure, product, procedure.parse(input))
 
+    def authenticate(self, api_key: str | None) -> str:
+        """The product id of an API key, or :class:`ProcedureError` ``UNAUTHORIZED``."""
+        known = self._known.get(api_key) if isinstance(api_key, str) else None
+        if known is not None:
+            return known
+        if api_key is None:
+            raise ProcedureError("UNAUTHORIZED", "Missing API key")
+        if not isinstance(api_key, str):
+            raise ProcedureError("UNAUTHORIZED", "Invalid API key")
+        digest = hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()
+        product = self._products.get(digest)
+        if product is None:
+            raise ProcedureError("UNAUTHORIZED", "Invalid API key")
+        self._known[api_key] = product
+        return product
+
     def _run(self, procedure: Procedure, product: str, args: dict[str, Any]) -> Any:
         with self._lock:
             conn = self._open_conn()
@@ -253,22 +269,6 @@ class LocalEngine:
                 raise
 
     # -- internals -----------------------------------------------------------------------
-
-    def authenticate(self, api_key: str | None) -> str:
-        """The product id of an API key, or :class:`ProcedureError` ``UNAUTHORIZED``."""
-        known = self._known.get(api_key) if isinstance(api_key, str) else None
-        if known is not None:
-            return known
-        if api_key is None:
-            raise ProcedureError("UNAUTHORIZED", "Missing API key")
-        if not isinstance(api_key, str):
-            raise ProcedureError("UNAUTHORIZED", "Invalid API key")
-        digest = hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()
-        product = self._products.get(digest)
-        if product is None:
-            raise ProcedureError("UNAUTHORIZED", "Invalid API key")
-        self._known[api_key] = product
-        return product
 
     def _open_conn(self) -> sqlite3.Connection:
         """The connection, or ``RuntimeError`` after :meth:`close`."""
