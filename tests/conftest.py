@@ -1,18 +1,39 @@
-"""Shared fixtures: the Node tRPC conformance server (see tests/conformance_server.py)."""
+"""Shared fixtures: the Node reference tRPC server (see tests/conformance/reference_server.py)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conformance_server import ConformanceServer
+from tests.conformance.reference_server import (
+    NodeUnavailable,
+    ReferenceServer,
+    ReferenceServerError,
+)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def start_reference_server(mode: str, options: tuple[str, ...] = ()) -> ReferenceServer:
+    """Start the reference server; without Node.js skip the test locally, fail it in CI."""
+    try:
+        return ReferenceServer.start(mode, options=options)
+    except NodeUnavailable as error:
+        if _in_ci():
+            pytest.fail(f"Node.js is required in CI for the tRPC conformance suite: {error}")
+        pytest.skip(str(error))
+    except ReferenceServerError as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture(scope="session", params=["json", "superjson"], ids=["json", "superjson"])
-def conformance_server(request: pytest.FixtureRequest) -> Iterator[ConformanceServer]:
-    """The conformance server in each transformer mode, started once per session."""
-    server = ConformanceServer.start(request.param)
+def reference_server(request: pytest.FixtureRequest) -> Iterator[ReferenceServer]:
+    """The reference server in each transformer mode, started once per session."""
+    server = start_reference_server(request.param)
     try:
         yield server
     finally:
@@ -20,7 +41,7 @@ def conformance_server(request: pytest.FixtureRequest) -> Iterator[ConformanceSe
 
 
 @pytest.fixture
-def conformance(conformance_server: ConformanceServer) -> ConformanceServer:
-    """The conformance server with its recordings cleared for this test."""
-    conformance_server.reset()
-    return conformance_server
+def conformance(reference_server: ReferenceServer) -> ReferenceServer:
+    """The reference server with its recordings and canned answers reset for this test."""
+    reference_server.reset()
+    return reference_server

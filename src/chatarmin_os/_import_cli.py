@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, get_args
+from typing import IO, Any, get_args
 
 import anyio
 import anyio.abc
@@ -44,9 +44,6 @@ from .importer import (
     parse_organisations,
     read_organisations,
 )
-
-if TYPE_CHECKING:
-    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 __all__ = ["add_parser", "execute", "run"]
 
@@ -94,9 +91,9 @@ def _label(text: str) -> str:
     return text
 
 
-def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
     """Add the ``import`` command to the ``chatarmin-os`` parser; run it with :func:`run`."""
-    parser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         "import",
         help="onboard organisations and their contacts from a JSON, JSON Lines or CSV file",
         description=DESCRIPTION,

@@ -15,6 +15,7 @@ import pydantic
 from pydantic import ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from ._batching import BatchOptions
 from ._types import NotGiven, Timeout, Transformer
 from ._validate import free_map
 
@@ -110,6 +111,7 @@ class ChatarminOSConfig(TypedDict, total=False):
     max_retries: int
     transformer: Transformer
     default_headers: dict[str, str] | None
+    batching: bool | BatchOptions
 
 
 class _CreateCompanyRequired(TypedDict):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias, TypeVar, final
+from typing import Literal, TypeAlias, final
 
 import httpx
 
-__all__ = ["NOT_GIVEN", "NotGiven", "NotGivenOr", "Timeout", "Transformer"]
-
-_T = TypeVar("_T")
+__all__ = ["NOT_GIVEN", "NotGiven", "Timeout", "Transformer"]
 
 
 @final
@@ -38,9 +36,6 @@ class NotGiven:
 
 NOT_GIVEN = NotGiven()
 """The sentinel default of optional arguments: "the caller did not pass this"."""
-
-NotGivenOr: TypeAlias = _T | NotGiven
-"""``NotGivenOr[int]`` is ``int | NotGiven``."""
 
 Transformer: TypeAlias = Literal["json", "superjson"]
 """How the server encodes values: plain JSON (the default) or superjson."""

@@ -27,7 +27,7 @@ import pydantic
 
 from ._exceptions import InvalidInputError
 from ._types import NOT_GIVEN, NotGiven
-from ._wire import MAX_SAFE_INTEGER, parse_datetime
+from ._wire import ISO_8601_EXAMPLE, MAX_SAFE_INTEGER, parse_datetime
 
 __all__ = [
     "MAX_DEPTH",
@@ -198,7 +198,7 @@ def timestamp(name: str, value: Any) -> datetime:
             raise InvalidInputError(
                 name,
                 f"must be an ISO-8601 timestamp with a UTC offset, e.g. "
-                f"'2024-01-15T10:30:00.000Z', got {show(value)}",
+                f"{ISO_8601_EXAMPLE!r}, got {show(value)}",
             ) from None
     else:
         raise InvalidInputError(

@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -25,6 +25,7 @@ from ._types import Transformer
 
 __all__ = [
     "FEATURE_SOURCES",
+    "ISO_8601_EXAMPLE",
     "MAX_BULK_CONTACTS",
     "MAX_SAFE_INTEGER",
     "TRPC_CODE_NUMBER",
@@ -128,24 +129,44 @@ def format_datetime(value: datetime) -> str:
     )
 
 
-_ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
+ISO_8601_EXAMPLE = "2024-01-15T10:30:00.000Z"
+"""A timestamp as the wire carries it (what ``format_datetime`` writes)."""
+
+# The one timestamp grammar of the wire, for both ends: what @trpc/server's zod
+# `z.iso.datetime({ offset: true })` accepts (RFC 3339): a date, `T`, hours, minutes and
+# seconds, an optional fraction, and `Z` or an offset `±hh:mm`. No lower-case `t`/`z`, no
+# space, no `+0100`, no `10:30Z`: a real server refuses those, so neither end takes them.
+_ISO_8601 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:(Z)|([+-])([0-9]{2}):([0-9]{2}))"
+)
 
 
 def parse_datetime(value: str) -> datetime:
-    """Parse an ISO-8601 timestamp with a UTC offset (``Z`` or ``+hh:mm``) to an aware datetime."""
-    if not _ISO_RE.match(value):
-        raise ValueError(f"not an ISO-8601 timestamp with a UTC offset: {value!r}")
-    text = value[:-1] + "+00:00" if value.endswith("Z") else value
-    if text[-5] in "+-" and text[-4:].isdigit():  # +0100 -> +01:00 (Python 3.10 wants the colon)
-        text = f"{text[:-2]}:{text[-2:]}"
-    main, _, rest = text.partition(".")
-    if rest:
-        # Python 3.10's fromisoformat wants exactly 3 or 6 fraction digits.
-        digits = re.match(r"\d+", rest)
-        assert digits is not None
-        frac = digits.group(0)
-        text = f"{main}.{(frac + '000000')[:6]}{rest[len(frac) :]}"
-    return datetime.fromisoformat(text)
+    """Parse a wire timestamp (``2024-01-15T10:30:00.000Z``, ``…T11:30:00+01:00``).
+
+    Seconds and a UTC offset are required; fractions beyond microseconds are cut. Returns
+    an aware datetime in the given offset. Raises ``ValueError`` for anything else,
+    including dates that do not exist (``2023-02-29``) and out-of-range fields.
+    """
+    match = _ISO_8601.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"not an ISO-8601 timestamp with a UTC offset, e.g. {ISO_8601_EXAMPLE}")
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
+    if zulu:
+        zone = timezone.utc
+    else:
+        if int(off_h) > 23 or int(off_m) > 59:
+            raise ValueError(f"UTC offset out of range: {sign}{off_h}:{off_m}")
+        offset = timedelta(hours=int(off_h), minutes=int(off_m))
+        zone = timezone(-offset if sign == "-" else offset)
+    micro = int((fraction or "")[:6].ljust(6, "0"))
+    try:
+        return datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micro, zone
+        )
+    except ValueError as error:  # February 30th, hour 24, second 60, year 0, ...
+        raise ValueError(f"not a valid date and time: {error}") from None
 
 
 def dumps(value: Any) -> str:

@@ -2,11 +2,12 @@
 // Reference tRPC v11 server for the chatarmin_os SDK conformance tests.
 //
 //   node server.mjs --mode json|superjson [--port 0] [--host 127.0.0.1]
+//                   [--max-batch N] [--no-batching]
 //
-// Serves every procedure of /work/shared/contract/wire-contract.md under /api/v1 with
-// strict zod input schemas, canned outputs (outputs.json), error injection
-// (`error:CODE` in companyId / externalOrgId / tierCode) and a recording of every call
-// (GET /__calls, GET /__requests, POST /__reset). See README.md.
+// Serves every procedure of the ChatarminOS API under /api/v1 with strict zod input
+// schemas, canned outputs (outputs.json, or set per path with POST /__output), error
+// injection (`error:CODE` in companyId / externalOrgId / tierCode) and a recording of every
+// call (GET /__calls, GET /__requests, POST /__reset). See README.md.
 
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -23,6 +24,8 @@ const { values: args } = parseArgs({
     mode: { type: 'string' },
     port: { type: 'string', default: '0' },
     host: { type: 'string', default: '127.0.0.1' },
+    'max-batch': { type: 'string' },
+    'no-batching': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -37,6 +40,11 @@ if (!Number.isInteger(PORT) || PORT < 0 || PORT > 65535) {
   process.exit(2);
 }
 const HOST = args.host;
+const MAX_BATCH = args['max-batch'] === undefined ? undefined : Number.parseInt(args['max-batch'], 10);
+if (MAX_BATCH !== undefined && !(MAX_BATCH >= 1)) {
+  process.stderr.write(`invalid --max-batch ${args['max-batch']}\n`);
+  process.exit(2);
+}
 const PREFIX = '/api/v1';
 
 // ---------------------------------------------------------------------------------
@@ -58,7 +66,11 @@ function materialise(value, key = undefined) {
   return value;
 }
 
+/** Canned outputs set with POST /__output {path, output}, until POST /__reset. */
+const overrides = new Map();
+
 function output(path) {
+  if (overrides.has(path)) return materialise(overrides.get(path));
   if (!(path in OUTPUTS)) throw new Error(`outputs.json has no entry for ${path}`);
   return materialise(OUTPUTS[path]);
 }
@@ -310,7 +322,8 @@ const appRouter = t.router({
 const trpcHandler = createHTTPHandler({
   router: appRouter,
   basePath: `${PREFIX}/`,
-  allowBatching: true,
+  allowBatching: !args['no-batching'],
+  maxBatchSize: MAX_BATCH,
   createContext: ({ req }) => ({ raw: req.__rawRequest ?? null }),
   onError: ({ error, path }) => {
     if (error.code === 'INTERNAL_SERVER_ERROR' && !String(error.message).startsWith('injected ')) {
@@ -344,7 +357,20 @@ const server = http.createServer((req, res) => {
     if (req.method !== 'POST') return sendJSON(res, 405, { error: 'use POST' });
     calls.length = 0;
     requests.length = 0;
+    overrides.clear();
     return sendJSON(res, 200, { ok: true });
+  }
+  if (pathname === '/__output') {
+    if (req.method !== 'POST') return sendJSON(res, 405, { error: 'use POST' });
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const { path, output: value } = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      if (!(path in OUTPUTS)) return sendJSON(res, 404, { error: `unknown procedure ${path}` });
+      overrides.set(path, value);
+      return sendJSON(res, 200, { ok: true });
+    });
+    return;
   }
   if (pathname !== PREFIX && !pathname.startsWith(`${PREFIX}/`)) {
     res.writeHead(404, { 'content-type': 'text/plain' });

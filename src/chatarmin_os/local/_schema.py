@@ -1,8 +1,15 @@
 """The SQLite schema of the local ChatarminOS and the code that writes its catalog.
 
-Timestamps are stored as fixed-width UTC ISO-8601 text (see ``format_ts``), JSON maps as
-text, booleans as 0/1. Companies and contacts are global; product links are per product
-(``product_id`` is a hash of the API key, never the key).
+Timestamps are stored as fixed-width UTC ISO-8601 text (see ``_store.format_ts``), JSON maps
+as text, booleans as 0/1. Companies and contacts are global; product links and idempotency
+keys are per product (``product_id`` is a hash of the API key, never the key). Companies
+carry their domain and normalised name as indexed keys, ``company_name_grams`` the
+trigrams of that name and ``name_gram_counts`` how common each trigram is: smart linking
+finds its candidates through them.
+
+Version 2 added those keys and the per-product idempotency keys; a version-1 database is
+upgraded in place when it is opened (its existing idempotency keys stay unscoped: a later
+call with the same key is counted).
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ import json
 import sqlite3
 from typing import Any
 
-from ._validate import format_ts
+from ._store import format_ts
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -21,7 +28,7 @@ __all__ = [
     "write_catalog",
 ]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 """Version of the tables below, kept in ``meta``; a database of another version is refused."""
 
 _DDL = (
@@ -72,7 +79,19 @@ _DDL = (
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
         mrr_cents INTEGER NOT NULL DEFAULT 0,
-        stripe_customer_id TEXT)""",
+        stripe_customer_id TEXT,
+        domain_key TEXT,
+        name_key TEXT NOT NULL DEFAULT '')""",
+    """CREATE TABLE IF NOT EXISTS company_name_grams (
+        gram TEXT NOT NULL,
+        company_seq INTEGER NOT NULL,
+        PRIMARY KEY (gram, company_seq)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS short_id_counters (
+        base TEXT PRIMARY KEY,
+        next INTEGER NOT NULL) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS name_gram_counts (
+        gram TEXT PRIMARY KEY,
+        companies INTEGER NOT NULL) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS product_links (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL UNIQUE,
@@ -109,18 +128,19 @@ _DDL = (
         current_usage INTEGER NOT NULL DEFAULT 0,
         updated_at TEXT NOT NULL,
         PRIMARY KEY (company_id, feature_code))""",
+    # Written on every billing.trackUsage: as few indexes as possible (each is a page per
+    # commit); rows are never deleted, so the plain rowid keeps insertion order.
     """CREATE TABLE IF NOT EXISTS usage_events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
         company_id TEXT NOT NULL REFERENCES companies (id),
         feature_code TEXT NOT NULL,
         quantity INTEGER NOT NULL,
         idempotency_key TEXT,
         metadata TEXT NOT NULL,
         result TEXT NOT NULL,
-        created_at TEXT NOT NULL)""",
-    """CREATE UNIQUE INDEX IF NOT EXISTS usage_events_idempotency
-        ON usage_events (company_id, idempotency_key) WHERE idempotency_key IS NOT NULL""",
+        created_at TEXT NOT NULL,
+        product_id TEXT)""",
     """CREATE TABLE IF NOT EXISTS subscriptions (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL UNIQUE,
@@ -136,20 +156,55 @@ _DDL = (
 )
 
 
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS companies_domain_key ON companies (domain_key)",
+    "CREATE INDEX IF NOT EXISTS companies_name_key ON companies (name_key)",
+    "CREATE INDEX IF NOT EXISTS company_name_grams_company ON company_name_grams (company_seq)",
+    """CREATE UNIQUE INDEX IF NOT EXISTS usage_events_key
+        ON usage_events (product_id, company_id, idempotency_key)
+        WHERE idempotency_key IS NOT NULL""",
+    "CREATE INDEX IF NOT EXISTS subscriptions_company ON subscriptions (company_id)",
+)
+
+
+def _upgrade_from_1(conn: sqlite3.Connection) -> None:
+    """Version 1 -> 2: the companies' matching keys and trigrams; per-product idempotency."""
+    from .procedures.companies import domain_key, index_name, normalize_name
+
+    conn.execute("ALTER TABLE companies ADD COLUMN domain_key TEXT")
+    conn.execute("ALTER TABLE companies ADD COLUMN name_key TEXT NOT NULL DEFAULT ''")
+    conn.execute("ALTER TABLE usage_events ADD COLUMN product_id TEXT")
+    conn.execute("DROP INDEX IF EXISTS usage_events_idempotency")
+    for seq, name, domain in conn.execute("SELECT seq, name, domain FROM companies").fetchall():
+        key = normalize_name(name)
+        conn.execute(
+            "UPDATE companies SET domain_key = ?, name_key = ? WHERE seq = ?",
+            (domain_key(domain), key, seq),
+        )
+        index_name(conn, seq, None, key)
+
+
 def create_schema(conn: sqlite3.Connection) -> None:
-    """Create every table (idempotent) and check the schema version; inside a transaction."""
+    """Create every table (idempotent), upgrade an older schema, check the version.
+
+    Runs inside the caller's transaction. Raises ``RuntimeError`` for a database written
+    by a newer version of chatarmin-os.
+    """
     for statement in _DDL:
         conn.execute(statement)
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is None:
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
-        )
-    elif row[0] != SCHEMA_VERSION:
+    if row is not None and row[0] == "1":
+        _upgrade_from_1(conn)
+    elif row is not None and row[0] != SCHEMA_VERSION:
         raise RuntimeError(
-            f"the database uses schema version {row[0]}, this version of chatarmin-os needs "
-            f"{SCHEMA_VERSION}; use a new database file"
+            f"the database uses schema version {row[0]}, this version of chatarmin-os knows "
+            f"up to {SCHEMA_VERSION}; use a new database file or a newer chatarmin-os"
         )
+    for statement in _INDEXES:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+    )
 
 
 def catalog_is_empty(conn: sqlite3.Connection) -> bool:

@@ -1,50 +1,58 @@
-"""The local ChatarminOS as an ASGI application (served by ``chatarmin-os serve``)."""
+"""The local ChatarminOS as an ASGI application, for any ASGI server.
+
+``chatarmin-os serve`` runs the same :class:`TRPCApp` through its own HTTP/1.1 protocol on
+uvicorn (see ``_uvicorn.py``), calling :meth:`TRPCApp.respond` directly. Either way each
+request is answered in the event loop itself: an engine call is a short SQLite transaction
+(tens of microseconds), cheaper than handing it to a worker thread, and the engine runs one
+call at a time anyway. Work per request is bounded by the body limit and the batch limit.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import anyio.to_thread
-
-from .._wire import TRPC_CODE_NUMBER, dumps
 from .engine import LocalEngine
-from .protocol import DEFAULT_PREFIX, ServerTransformer, handle
+from .protocol import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_BODY,
+    DEFAULT_PREFIX,
+    ServerTransformer,
+    TRPCHandler,
+    error_body,
+)
 
-__all__ = ["create_app"]
+__all__ = ["TRPCApp", "create_app"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_MAX_BODY = 64 * 1024 * 1024
-_TOO_LARGE = dumps(
-    {
-        "error": {
-            "message": f"Request body exceeds {_MAX_BODY // (1024 * 1024)} MiB",
-            "code": TRPC_CODE_NUMBER["PAYLOAD_TOO_LARGE"],
-            "data": {"code": "PAYLOAD_TOO_LARGE", "httpStatus": 413},
-        }
-    }
-).encode("utf-8")
+_HEALTHY = b'{"ok":true}'
 
 
-def create_app(
-    engine: LocalEngine,
-    *,
-    prefix: str = DEFAULT_PREFIX,
-    transformer: ServerTransformer = "auto",
-) -> ASGIApp:
-    """An ASGI app serving ``engine``'s procedures under ``prefix`` (default ``/api/v1``).
+class TRPCApp:
+    """An ASGI app answering ``handler``'s procedures, plus ``GET /healthz`` (``{"ok":true}``).
 
-    Engine calls run in a worker thread (the engine serialises them), so slow disks never
-    stall the event loop. ``GET /healthz`` answers ``{"ok": true}``.
+    A body longer than the handler's ``max_body`` is refused with ``PAYLOAD_TOO_LARGE``
+    (413) as soon as its ``Content-Length`` (or its size so far) says so, without reading
+    the rest, and the connection is closed.
     """
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
+    def __init__(self, handler: TRPCHandler) -> None:
+        """Serve ``handler``."""
+        self.handler = handler
+        """The tRPC handling (set ``handler.stopping`` when shutting down)."""
+        self._too_large = error_body(
+            "PAYLOAD_TOO_LARGE", f"Request body exceeds the limit of {handler.max_body} bytes"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry point."""
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
@@ -52,57 +60,95 @@ def create_app(
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        if scope["type"] != "http":
-            return
-        if scope["path"] == "/healthz":
-            await _send(send, 200, {"content-type": "application/json"}, b'{"ok":true}')
-            return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
+
+    def respond(
+        self, method: str, raw_path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes]:
+        """(status, JSON body) of a request read completely (``chatarmin-os serve`` calls it
+        directly; the ASGI entry point after reading the body). ``headers``: see
+        :meth:`~chatarmin_os.local.protocol.TRPCHandler.handle`.
+        """
+        if raw_path == "/healthz":
+            if method in ("GET", "HEAD"):
+                return 200, _HEALTHY
+            message = f"Unsupported {method}-request to /healthz"
+            return 405, error_body("METHOD_NOT_SUPPORTED", message)
+        answer = self.handler.handle(method, raw_path, query, headers, body)
+        return answer.status, answer.body
+
+    @property
+    def too_large(self) -> bytes:
+        """The answer (413) to a body over the limit."""
+        return self._too_large
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        headers: dict[str, str] = {}
+        length = -1
+        for name, value in scope["headers"]:
+            if name == b"authorization" or name == b"content-type":
+                headers[name.decode("latin-1")] = value.decode("latin-1")
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+        limit = self.handler.max_body
+        body = b""
+        if method != "GET" and method != "HEAD":
+            if length > limit:
+                await _send(send, 413, self._too_large, close=True)
                 return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > _MAX_BODY:
-                await _send(send, 413, {"content-type": "application/json"}, _TOO_LARGE)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1")
-            for name, value in scope.get("headers", [])
-        }
-        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
-        query = scope.get("query_string", b"").decode("latin-1")
-        response = await anyio.to_thread.run_sync(
-            lambda: handle(
-                engine,
-                scope["method"],
-                raw_path.decode("latin-1"),
-                query,
-                headers,
-                b"".join(chunks),
-                prefix=prefix,
-                transformer=transformer,
-            )
+            chunks: list[bytes] = []
+            size = 0
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk: bytes = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    await _send(send, 413, self._too_large, close=True)
+                    return
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        query: bytes = scope.get("query_string", b"")
+        status, answer = self.respond(
+            method, raw_path.decode("latin-1"), query.decode("latin-1"), headers, body
         )
-        await _send(send, response.status, response.headers, response.body)
-
-    return app
+        await _send(send, status, answer)
 
 
-async def _send(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", headers.get("content-type", "application/json").encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
+def create_app(
+    engine: LocalEngine,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    transformer: ServerTransformer = "auto",
+    max_batch: int = DEFAULT_MAX_BATCH,
+    batching: bool = True,
+    max_body: int = DEFAULT_MAX_BODY,
+) -> TRPCApp:
+    """An ASGI app serving ``engine``'s procedures under ``prefix`` (default ``/api/v1``).
+
+    The options are those of :class:`~chatarmin_os.local.protocol.TRPCHandler`.
+    """
+    return TRPCApp(
+        TRPCHandler(
+            engine,
+            prefix=prefix,
+            transformer=transformer,
+            max_batch=max_batch,
+            batching=batching,
+            max_body=max_body,
+        )
     )
+
+
+async def _send(send: Send, status: int, body: bytes, *, close: bool = False) -> None:
+    headers = [(b"content-length", str(len(body)).encode("ascii"))]
+    if body:
+        headers.append((b"content-type", b"application/json"))
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -57,7 +57,7 @@ from importlib import resources
 from os import PathLike
 from typing import Any
 
-from ._validate import (
+from ._checks import (
     F,
     Invalid,
     Obj,

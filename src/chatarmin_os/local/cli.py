@@ -1,40 +1,82 @@
-"""``chatarmin-os``: the command line (``chatarmin-os serve`` runs a local ChatarminOS)."""
+"""``chatarmin-os``: the command line.
+
+* ``chatarmin-os serve`` runs a local ChatarminOS over HTTP (tRPC at ``/api/v1``);
+* ``chatarmin-os catalog`` prints the default catalog, a starting point for ``--seed``;
+* ``chatarmin-os --version``.
+
+Every mistake in the arguments (a bad port, a ``--db`` that cannot be a database, an unknown
+log level, a bad seed file, a port in use) is one line on stderr and exit status 2, before
+the server starts.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import signal
-import socket
+import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib import resources
 from pathlib import Path
 from types import FrameType
+from typing import Any, NoReturn
 
-from .. import _import_cli
+from .._version import __version__
 from .catalog import SeedError, load_seed
 from .engine import DEFAULT_API_KEY, LocalEngine
-from .protocol import DEFAULT_PREFIX
+from .protocol import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY, DEFAULT_PREFIX
 
 __all__ = ["main"]
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+DEFAULT_READ_TIMEOUT = 10.0
 
-def listen_socket(host: str, port: int) -> socket.socket:
-    """A bound TCP socket for uvicorn, with ``TCP_NODELAY`` set.
 
-    Made with ``IPPROTO_TCP``, not 0: asyncio only sets ``TCP_NODELAY`` on sockets it knows
-    are TCP, and without it every keep-alive request waits ~40 ms (Nagle + delayed ACK).
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _fail(message: str) -> int:
+    print(f"chatarmin-os serve: {message}", file=sys.stderr)
+    return 2
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text!r}")
+    return int(text)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 86_400:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _database(path: str | None) -> str:
+    """The ``--db`` argument as a database path, or ``ValueError`` saying what is wrong."""
+    if not path:
+        return ":memory:"
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ValueError(f"--db {path}: is a folder; give a file path, e.g. {target / 'os.db'}")
+    if not target.parent.is_dir():
+        raise ValueError(f"--db {path}: the folder {target.parent} does not exist")
+    return str(target)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -43,34 +85,50 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        import uvicorn
+        from . import _uvicorn
     except ImportError:
-        print(
-            "chatarmin-os serve needs uvicorn: pip install 'chatarmin-os[server]'",
-            file=sys.stderr,
+        return _fail(
+            "needs the server extra (uvicorn, httptools): pip install 'chatarmin-os[server]'"
         )
-        return 2
-    from .asgi import create_app
-
+    try:
+        database = _database(args.db)
+    except ValueError as error:
+        return _fail(str(error))
     seed = None
     if args.seed:
         try:
             seed = load_seed(args.seed)
-        except (OSError, SeedError) as exc:
-            print(f"chatarmin-os serve: bad seed file {args.seed}: {exc}", file=sys.stderr)
-            return 2
-    try:
-        sock = listen_socket(args.host, args.port)
-    except OSError as exc:
-        print(
-            f"chatarmin-os serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
-        )
-        return 2
+        except (OSError, SeedError) as error:
+            return _fail(f"--seed: {error}")
     keys = args.api_key or [os.environ.get("OS_API_KEY") or DEFAULT_API_KEY]
-    database = str(Path(args.db).expanduser()) if args.db else ":memory:"
-    engine = LocalEngine(database, seed=seed, api_keys=keys)
-    app = create_app(engine, transformer=args.transformer)
+    try:
+        engine = LocalEngine(database, seed=seed, api_keys=keys, synchronous=args.synchronous)
+    except sqlite3.DatabaseError as error:
+        problem = "not a SQLite database" if "not a database" in str(error) else str(error)
+        return _fail(f"--db {args.db}: {problem}")
+    except (sqlite3.Error, RuntimeError, OSError) as error:
+        return _fail(f"--db {args.db}: {error}")
+    try:
+        sock = _uvicorn.listen_socket(args.host, args.port)
+    except OSError as error:
+        engine.close()
+        return _fail(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}")
 
+    from .asgi import create_app
+
+    app = create_app(
+        engine,
+        transformer=args.transformer,
+        max_batch=args.max_batch,
+        batching=args.batching,
+        max_body=args.max_body,
+    )
+    server = _uvicorn.build_server(
+        app,
+        read_timeout=args.read_timeout,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
     key_note = (
@@ -82,8 +140,6 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"ChatarminOS local server on http://{host}:{port}{DEFAULT_PREFIX}", flush=True)
     print(f"  {key_note}; data {where}; transformer {args.transformer}", flush=True)
     print("  Ctrl-C stops it.", flush=True)
-    config = uvicorn.Config(app, log_level=args.log_level, lifespan="on", access_log=False)
-    server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
     # handler that was there before: make SIGTERM end like Ctrl-C (engine closed, exit 0).
     signal.signal(signal.SIGTERM, _interrupt)
@@ -97,28 +153,57 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``chatarmin-os`` command."""
-    parser = argparse.ArgumentParser(
-        prog="chatarmin-os", description="Tools for the ChatarminOS Python SDK."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+def _catalog() -> int:
+    resource = resources.files("chatarmin_os.local").joinpath("default_catalog.json")
+    sys.stdout.write(resource.read_text(encoding="utf-8"))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="chatarmin-os", description="Tools for the ChatarminOS Python SDK.")
+    parser.add_argument("--version", action="version", version=f"chatarmin-os {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add_commands(commands)
+    return parser
+
+
+def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    """Add ``serve`` and ``catalog`` to a ``chatarmin-os`` parser (``args.run(args)`` runs one)."""
     serve = commands.add_parser(
         "serve",
         help="run a local ChatarminOS over HTTP (tRPC at /api/v1)",
         description=(
             "Run a local ChatarminOS: every procedure of the API on SQLite, served as tRPC "
-            "at http://HOST:PORT/api/v1 for the SDKs, the TypeScript SDK and curl."
+            "at http://HOST:PORT/api/v1 for the SDKs, the TypeScript SDK and curl. "
+            'GET /healthz answers {"ok":true} when it is up.'
         ),
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    serve.add_argument("--port", type=int, default=3001, help="port (3001; 0 picks a free one)")
-    serve.add_argument("--db", help="SQLite file to keep data in across restarts (default: memory)")
-    serve.add_argument("--seed", help="JSON catalog replacing the default tiers, features, ...")
+    serve.add_argument("--port", type=_port, default=3001, help="port (3001; 0 picks a free one)")
+    serve.add_argument(
+        "--db",
+        metavar="PATH",
+        help="SQLite file to keep data in across restarts, created if missing (default: memory)",
+    )
+    serve.add_argument(
+        "--synchronous",
+        choices=["normal", "full"],
+        default="normal",
+        help="durability of --db: normal survives a crash of this process, full also an "
+        "OS crash or power loss, slower (normal)",
+    )
+    serve.add_argument(
+        "--seed",
+        metavar="FILE",
+        help="JSON catalog (features, tiers, Stripe stand-ins) that REPLACES the stored one; "
+        "start from `chatarmin-os catalog`",
+    )
     serve.add_argument(
         "--api-key",
         action="append",
-        help=f"accepted API key, repeatable (default: $OS_API_KEY, else {DEFAULT_API_KEY})",
+        metavar="KEY",
+        help=f"accepted API key, repeatable; default $OS_API_KEY, else {DEFAULT_API_KEY} "
+        "(prefer $OS_API_KEY: arguments show in ps)",
     )
     serve.add_argument(
         "--transformer",
@@ -126,15 +211,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="auto",
         help="answer in plain JSON, superjson, or whichever the request uses (auto)",
     )
-    serve.add_argument("--log-level", default="warning", help="uvicorn log level (warning)")
-    _import_cli.add_parser(commands)
-    args = parser.parse_args(argv)
-    if args.command == "serve":
-        return _serve(args)
-    if args.command == "import":
-        return _import_cli.run(args)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    serve.add_argument(
+        "--max-batch",
+        type=_positive_int,
+        default=DEFAULT_MAX_BATCH,
+        metavar="N",
+        help=f"most calls in one ?batch=1 request ({DEFAULT_MAX_BATCH})",
+    )
+    serve.add_argument(
+        "--no-batching",
+        dest="batching",
+        action="store_false",
+        help="refuse ?batch=1 requests, as tRPC's allowBatching: false",
+    )
+    serve.add_argument(
+        "--max-body",
+        type=_positive_int,
+        default=DEFAULT_MAX_BODY,
+        metavar="BYTES",
+        help=f"largest request body ({DEFAULT_MAX_BODY}, 1 MiB)",
+    )
+    serve.add_argument(
+        "--read-timeout",
+        type=_seconds,
+        default=DEFAULT_READ_TIMEOUT,
+        metavar="SECONDS",
+        help="a request must arrive complete within this; idle connections are closed "
+        f"({DEFAULT_READ_TIMEOUT:g})",
+    )
+    serve.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="warning", help="server log level (warning)"
+    )
+    serve.add_argument(
+        "--access-log", action="store_true", help="log one line per request (at any log level)"
+    )
+    commands.add_parser(
+        "catalog",
+        help="print the default catalog as JSON (a starting point for serve --seed)",
+        description="Print the default catalog (features, tiers, Stripe stand-ins) as JSON.",
+    ).set_defaults(run=lambda args: _catalog())
+    serve.set_defaults(run=_serve)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``chatarmin-os`` command."""
+    args = _parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -3,26 +3,37 @@
 :class:`LocalEngine` is transport-free: :meth:`LocalEngine.call` takes a procedure path, its
 decoded input and the caller's API key and returns the decoded output (JSON-like values with
 timezone-aware UTC ``datetime`` objects for timestamps) or raises :class:`ProcedureError`
-carrying a tRPC error code. The HTTP layer only has to translate.
+carrying a tRPC error code. It authenticates, finds the procedure in the registry
+(``local/procedures/``), validates the input with the procedure's schema and runs its handler
+in one transaction: the HTTP layer only has to translate.
 
-Each call runs under one lock and in one ``BEGIN IMMEDIATE`` transaction, so concurrent
+Calls run one at a time (a lock) and each in one transaction — a write transaction
+(``BEGIN IMMEDIATE``) for mutations, a deferred, read-only one for queries — so concurrent
 calls (threads, or processes sharing a database file) never exceed a usage limit or lose a
 count, and a failing call leaves nothing behind.
 
+A database file runs in SQLite's WAL mode with ``synchronous=NORMAL`` by default: a call
+that was answered survives the server process being killed; an operating-system crash or
+power loss may lose the last calls before it (``synchronous="full"`` keeps those too, at a
+cost per write). Readers never wait for a writer.
+
 Where the wire contract is silent, this engine decides:
 
-- Products: each API key is one product (identified by a hash of the key). Product links
-  and ``links.reset`` are per product; companies, contacts, feature access, usage and
-  subscriptions are shared by all products.
+- Products: each API key is one product (identified by a hash of the key). Product links,
+  ``links.reset`` and idempotency keys are per product; companies, contacts, feature
+  access, usage and subscriptions are shared by all products.
 - ``shortId`` is an ASCII slug of the name made unique with ``-2``, ``-3``, ...; it does
   not change when the company is renamed. ``domain: ""`` is stored as null.
 - Smart linking compares scores rounded to one decimal; ``confidence`` is 100 for
   ``already_linked``, the score for ``linked``, null otherwise; ``suggestions`` is empty
-  unless the status is ``suggestions``; ties keep the companies' creation order.
+  unless the status is ``suggestions``; ties keep the companies' creation order. Only
+  companies found by index are scored: those of the hint's domains, those with the same
+  normalised name, and at most 50 sharing the most of the name's rarer trigrams.
 - A company without an access row reports ``source: "manual"``. ``validUntil`` equal to
   now counts as expired. ``remaining`` is not clamped (a lowered limit can make it < 0).
-- ``billing.trackUsage`` on a feature that is not metered is ``BAD_REQUEST``; idempotency
-  keys are per company (any feature) and only accepted calls are remembered.
+- ``billing.trackUsage`` on a feature that is not metered is ``BAD_REQUEST``; an
+  idempotency key reused with another ``featureCode``, ``quantity`` or ``metadata`` is
+  ``CONFLICT`` (see :mod:`chatarmin_os.local.procedures.billing`).
 - ``tiers.applyTier`` replaces each tier feature's limits and ``configValues`` (then the
   overrides), clears ``validUntil``, keeps usage, and leaves features outside the tier alone.
 - Stripe: a checkout session whose Stripe subscription is already recorded counts as
@@ -30,10 +41,9 @@ Where the wire contract is silent, this engine decides:
   ``sub_`` as an active subscription (the local server cannot ask Stripe), refuses other
   unknown ids and a ``stripeCustomerId`` contradicting the catalog (``BAD_REQUEST``), and
   applies a tier only for ``active``/``trialing`` subscriptions.
-- ``onboard``: ``billingStatus.claimed`` is true when the session's subscription belongs
-  to this company; ``tierApplied`` is true when any tier was applied by this call;
-  ``stripeCustomerId`` without ``stripeSubscriptionId`` sets the billing profile;
-  ``contactName`` without ``contactEmail`` is ignored.
+- ``onboard``: see :func:`chatarmin_os.local.procedures.onboard.onboard`.
+- Input: strings must be valid Unicode (no lone surrogates); free-form maps nest at most
+  32 levels; timestamps follow the wire's grammar (``_wire.parse_datetime``).
 """
 
 from __future__ import annotations
@@ -44,20 +54,23 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 from .._procedures import PROCEDURES
 from ._errors import ProcedureError
-from ._inputs import INPUTS
-from ._ops import HANDLERS, Ops
+from ._registry import Procedure
 from ._schema import catalog_is_empty, create_schema, dangling_references, write_catalog
-from ._validate import Invalid, parse_ts
+from ._store import Store, parse_ts
 from .catalog import SeedError, default_catalog, normalize_catalog
+from .procedures import REGISTRY
 
-__all__ = ["DEFAULT_API_KEY", "PROCEDURES", "LocalEngine", "ProcedureError"]
+__all__ = ["DEFAULT_API_KEY", "PROCEDURES", "LocalEngine", "ProcedureError", "Synchronous"]
 
 DEFAULT_API_KEY = "os_sk_local_dev"
 """The API key a local engine accepts when no keys are given."""
+
+Synchronous = Literal["normal", "full"]
+"""How hard a database file waits for the disk on each write (SQLite's ``synchronous``)."""
 
 
 def _product_id(api_key: str) -> str:
@@ -79,6 +92,7 @@ class LocalEngine:
     without it an empty database gets the default catalog and an existing one keeps its
     own. Each of ``api_keys`` is a product: product links are per product, companies and
     contacts are shared. ``clock`` returns the current time (aware; naive = UTC).
+    ``synchronous`` is the durability of a database file (see the module docstring).
     """
 
     def __init__(
@@ -88,15 +102,20 @@ class LocalEngine:
         seed: Mapping[str, Any] | None = None,
         api_keys: Iterable[str] = (DEFAULT_API_KEY,),
         clock: Callable[[], datetime] | None = None,
+        synchronous: Synchronous = "normal",
     ) -> None:
         """Open (creating if needed) the database and make sure it has a catalog."""
         if isinstance(api_keys, str):
             raise TypeError("api_keys must be an iterable of keys, not a single string")
+        if synchronous not in ("normal", "full"):
+            raise ValueError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
         self._products = {
             hashlib.sha256(key.encode("utf-8")).hexdigest(): _product_id(key) for key in api_keys
         }
         self._clock = clock or _system_clock
         self._lock = threading.Lock()
+        self._known: dict[str, str] = {}  # accepted API key -> product, so far
+        self._private = database == ":memory:"
         catalog = normalize_catalog(seed, source="seed") if seed is not None else None
         conn = sqlite3.connect(
             database,
@@ -108,6 +127,10 @@ class LocalEngine:
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
+            # WAL for files (readers never block the writer, one fsync per checkpoint
+            # instead of per commit); an in-memory database keeps its memory journal.
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 create_schema(conn)
@@ -134,27 +157,44 @@ class LocalEngine:
         ``BAD_REQUEST`` (invalid input; the message names the field), and the codes of the
         contract's semantics (``FORBIDDEN``, ``PRECONDITION_FAILED``, ``CONFLICT``).
         """
-        product = self._authenticate(api_key)
-        handler = HANDLERS.get(path)
-        if handler is None or path not in PROCEDURES:
+        product = self.authenticate(api_key)
+        procedure = REGISTRY.get(path)
+        if procedure is None:
             raise ProcedureError("NOT_FOUND", f'No procedure found on path "{path}"')
-        if path == "links.reset" and input is None:
-            input = {}
-        try:
-            args = INPUTS[path](input, "")
-        except Invalid as error:
-            raise ProcedureError("BAD_REQUEST", str(error)) from None
+        return self._run(procedure, product, procedure.parse(input))
+
+    def authenticate(self, api_key: str | None) -> str:
+        """The product id of an API key, or :class:`ProcedureError` ``UNAUTHORIZED``."""
+        known = self._known.get(api_key) if isinstance(api_key, str) else None
+        if known is not None:
+            return known
+        if api_key is None:
+            raise ProcedureError("UNAUTHORIZED", "Missing API key")
+        if not isinstance(api_key, str):
+            raise ProcedureError("UNAUTHORIZED", "Invalid API key")
+        digest = hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()
+        product = self._products.get(digest)
+        if product is None:
+            raise ProcedureError("UNAUTHORIZED", "Invalid API key")
+        self._known[api_key] = product
+        return product
+
+    def _run(self, procedure: Procedure, product: str, args: dict[str, Any]) -> Any:
         with self._lock:
             conn = self._open_conn()
-            now = self._now()
-            conn.execute("BEGIN IMMEDIATE")
+            store = Store(conn, product, self._now())
+            if procedure.kind == "query" and self._private:
+                # Only this connection can see a private database, and the lock keeps
+                # writers out: a read needs no transaction to see one consistent state.
+                return procedure.handler(store, args)
+            conn.execute("BEGIN IMMEDIATE" if procedure.kind == "mutation" else "BEGIN")
             try:
-                result = handler(Ops(conn, product, now), args)
-                conn.execute("COMMIT")
+                result = procedure.handler(store, args)
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            conn.execute("COMMIT")
         return result
 
     def close(self) -> None:
@@ -229,17 +269,6 @@ class LocalEngine:
                 raise
 
     # -- internals -----------------------------------------------------------------------
-
-    def _authenticate(self, api_key: str | None) -> str:
-        """The caller's product id, or ``UNAUTHORIZED``."""
-        if api_key is None:
-            raise ProcedureError("UNAUTHORIZED", "Missing API key")
-        if not isinstance(api_key, str):
-            raise ProcedureError("UNAUTHORIZED", "Invalid API key")
-        product = self._products.get(hashlib.sha256(api_key.encode("utf-8")).hexdigest())
-        if product is None:
-            raise ProcedureError("UNAUTHORIZED", "Invalid API key")
-        return product
 
     def _open_conn(self) -> sqlite3.Connection:
         """The connection, or ``RuntimeError`` after :meth:`close`."""

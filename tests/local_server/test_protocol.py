@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from chatarmin_os.local import LocalEngine
-from chatarmin_os.local.protocol import handle
+from chatarmin_os.local.protocol import TRPCHandler, handle
 from chatarmin_os.local.transport import LocalTransport
 
 KEY = "os_sk_protocol"
@@ -37,7 +37,9 @@ CODES = {
     "CONFLICT": (-32009, 409),
     "PRECONDITION_FAILED": (-32012, 412),
     "UNSUPPORTED_MEDIA_TYPE": (-32015, 415),
+    "PAYLOAD_TOO_LARGE": (-32013, 413),
     "INTERNAL_SERVER_ERROR": (-32603, 500),
+    "SERVICE_UNAVAILABLE": (-32603, 503),
 }
 
 
@@ -247,9 +249,10 @@ def test_superjson_error_is_wrapped(engine: LocalEngine) -> None:
     }
     # A forced superjson server wraps errors raised before any input is read, too.
     status, body = request(engine, "PUT", "tiers.get", transformer="superjson")
-    assert status == 405
-    assert set(body["error"]) == {"json"}
-    assert body["error"]["json"]["data"]["code"] == "METHOD_NOT_SUPPORTED"
+    assert status == 415
+    assert body == {
+        "error": {"json": error_body("UNSUPPORTED_MEDIA_TYPE", "Missing content-type header", None)}
+    }
 
 
 def test_query_via_post_and_mutation_via_get(engine: LocalEngine) -> None:
@@ -274,7 +277,7 @@ def test_query_via_post_and_mutation_via_get(engine: LocalEngine) -> None:
         )
     }
     for method in ("PUT", "PATCH", "DELETE"):
-        status, body = request(engine, method, "billing.trackUsage", body={})
+        status, body = request(engine, method, "billing.trackUsage", body={}, headers=JSON_POST)
         assert status == 405
         assert body["error"]["data"]["code"] == "METHOD_NOT_SUPPORTED"
         assert body["error"]["code"] == -32005
@@ -530,9 +533,15 @@ def test_batch_mixing_kinds_is_refused_as_a_whole(engine: LocalEngine) -> None:
 
 
 def test_batch_input_must_be_an_object(engine: LocalEngine) -> None:
-    status, body = request(engine, "GET", "tiers.list,tiers.list", "batch=1&" + q([1, 2]))
-    assert status == 400
-    assert body["error"]["data"]["code"] == "BAD_REQUEST"
+    # As in tRPC, it is the error of each call that reads its input (tiers.list reads none).
+    status, body = request(engine, "GET", "tiers.get,tiers.list", "batch=1&" + q([1, 2]))
+    assert status == 207
+    assert body[0] == {
+        "error": error_body(
+            "BAD_REQUEST", '"input" needs to be an object when doing a batch call', "tiers.get"
+        )
+    }
+    assert "result" in body[1]
 
 
 # -- superjson -----------------------------------------------------------------------------
@@ -684,3 +693,151 @@ def test_local_transport_with_another_prefix(engine: LocalEngine) -> None:
     with httpx.Client(transport=transport, base_url="http://os.local", headers=AUTH) as http:
         assert http.get("/trpc/tiers.list").status_code == 200
         assert http.get("/api/v1/tiers.list").status_code == 404
+
+
+# -- limits, and what tRPC itself answers ------------------------------------------------------
+
+
+def test_a_batch_over_the_limit_runs_nothing(engine: LocalEngine) -> None:
+    paths = ",".join(["companies.create"] * 4)
+    inputs = {str(i): {"name": f"Co {i}"} for i in range(4)}
+    status, body = request(engine, "POST", paths, "batch=1", body=inputs, max_batch=3)
+    assert (status, body) == (
+        400,
+        {"error": error_body("BAD_REQUEST", "Batch call exceeds maximum size", None)},
+    )
+    three = ",".join(["companies.create"] * 3)
+    status, body = request(engine, "POST", three, "batch=1", body=inputs, max_batch=3)
+    assert status == 200 and len(body) == 3
+    # Only the three of the accepted batch exist.
+    conn = engine._conn
+    assert conn is not None
+    names = [row[0] for row in conn.execute("SELECT name FROM companies ORDER BY seq")]
+    assert names == ["Co 0", "Co 1", "Co 2"]
+
+
+def test_batching_can_be_turned_off(engine: LocalEngine) -> None:
+    status, body = request(engine, "GET", "tiers.list", "batch=1", batching=False)
+    assert (status, body) == (
+        400,
+        {"error": error_body("BAD_REQUEST", "Batching is not enabled on the server", None)},
+    )
+    status, _ = request(engine, "GET", "tiers.list", batching=False)
+    assert status == 200
+
+
+def test_a_body_over_the_limit_is_payload_too_large(engine: LocalEngine) -> None:
+    status, body = request(
+        engine, "POST", "companies.create", body=b'{"name":"' + b"a" * 100 + b'"}', max_body=64
+    )
+    assert (status, body) == (
+        413,
+        {
+            "error": error_body(
+                "PAYLOAD_TOO_LARGE", "Request body exceeds the limit of 64 bytes", None
+            )
+        },
+    )
+
+
+def test_head_is_204_and_the_prefix_is_matched_before_decoding(engine: LocalEngine) -> None:
+    answer = handle(engine, "HEAD", "/api/v1/tiers.list", "", AUTH, b"")
+    assert (answer.status, answer.body) == (204, b"")
+    answer = handle(engine, "GET", "/api/v1%2ftiers.list", "", AUTH, b"")
+    assert answer.status == 404
+    assert json.loads(answer.body) == {
+        "error": error_body("NOT_FOUND", 'No procedure found on path "/api/v1%2ftiers.list"', None)
+    }
+    status, body = request(
+        engine, "GET", "features%2Echeck", q({"companyId": "c", "featureCode": "f"})
+    )
+    assert body["error"]["message"] == 'Company "c" not found'  # %2E is a dot, as in tRPC
+    status, body = request(engine, "GET", "%ED%A0%80")
+    assert (status, body) == (
+        400,
+        {"error": error_body("BAD_REQUEST", 'Invalid URL-encoding in path "%ED%A0%80"', None)},
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("input=%7Bnope", "Unable to parse the request input as JSON"),
+        ("input=" + quote("[" * 5000 + "]" * 5000), "nested too deeply"),
+        ("input=NaN", "NaN is not valid JSON"),
+        ("input=%FF%FE", "Unable to parse the request input as JSON"),
+    ],
+)
+def test_unreadable_input_is_each_calls_bad_request_after_its_key(
+    engine: LocalEngine, query: str, message: str
+) -> None:
+    status, answer = request(engine, "GET", "tiers.get", query)
+    assert status == 400
+    assert message in answer["error"]["message"]
+    assert answer["error"]["data"]["path"] == "tiers.get"
+    # The API key is checked first, as tRPC's middleware runs before the input is read.
+    status, answer = request(engine, "GET", "tiers.get", query, headers={})
+    assert (status, answer["error"]["data"]["code"]) == (401, "UNAUTHORIZED")
+    # A procedure without input never reads it.
+    status, _ = request(engine, "GET", "tiers.list", query)
+    assert status == 200
+
+
+def test_a_stopping_server_runs_no_more_of_a_batch(engine: LocalEngine) -> None:
+    handler = TRPCHandler(engine)
+    handler.stopping = True
+    answer = handler.handle(
+        "POST",
+        "/api/v1/companies.create,companies.create",
+        "batch=1",
+        JSON_POST,
+        json.dumps({"0": {"name": "First"}, "1": {"name": "Second"}}).encode(),
+    )
+    first, second = json.loads(answer.body)
+    assert first["result"]["data"]["name"] == "First"  # the call in flight finishes
+    assert second == {
+        "error": error_body(
+            "SERVICE_UNAVAILABLE", "The server is shutting down", "companies.create"
+        )
+    }
+    assert answer.status == 207
+
+
+def test_handler_options_are_checked(engine: LocalEngine) -> None:
+    for options in ({"max_batch": 0}, {"max_body": 0}, {"transformer": "xml"}):
+        with pytest.raises(ValueError):
+            TRPCHandler(engine, **options)  # type: ignore[arg-type]
+
+
+def test_the_transports_answer_an_encoded_request_as_handle_request_does(
+    engine: LocalEngine,
+) -> None:
+    """``answer`` (no httpx objects) and ``handle_request`` give the same bytes."""
+    from chatarmin_os._wire import encode_request
+
+    transport = LocalTransport(engine, prefix="/trpc")
+    company = create_company(engine)
+    calls = [
+        ("query", "features.check", {"companyId": company["id"], "featureCode": "ai_credit"}),
+        ("query", "tiers.get", {"tierCode": "nope"}),
+        ("mutation", "companies.update", {"companyId": company["id"], "name": "Acme GmbH"}),
+    ]
+    for transformer in ("json", "superjson"):
+        for kind, path, payload in calls:
+            encoded = encode_request(kind, path, payload, transformer=transformer)  # type: ignore[arg-type]
+            headers = {"Authorization": f"Bearer {KEY}"}
+            if encoded.content is not None:
+                headers["Content-Type"] = "application/json"
+            direct = transport.answer(encoded.method, encoded.url, headers, encoded.content)
+            response = transport.handle_request(
+                httpx.Request(
+                    encoded.method,
+                    f"http://os.local/trpc/{encoded.url}",
+                    headers=headers,
+                    content=encoded.content,
+                )
+            )
+            assert (direct.status, direct.body) == (response.status_code, response.content)
+            assert response.is_stream_consumed or response.content  # read, ready to use
+    missing = transport.answer("GET", "tiers.list", {})
+    assert missing.status == 401

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from chatarmin_os._procedures import NO_INPUT
 from chatarmin_os.local import (
     DEFAULT_API_KEY,
     PROCEDURES,
@@ -22,6 +25,8 @@ from chatarmin_os.local import (
     default_catalog,
     load_seed,
 )
+from chatarmin_os.local._registry import REGISTRY, mutation, query
+from chatarmin_os.local.procedures import companies as companies_module
 from tests.helpers import T0, Clock
 
 KEY = DEFAULT_API_KEY
@@ -85,6 +90,34 @@ def test_procedures_table() -> None:
     assert PROCEDURES["companies.getByProductLink"] == "query"
     assert PROCEDURES["companies.smartLink"] == "mutation"
     assert {kind for kind in PROCEDURES.values()} == {"query", "mutation"}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def test_the_registry_is_the_shared_table_and_one_module_per_namespace() -> None:
+    # The server declares each procedure once; the SDK reads chatarmin_os._procedures.
+    assert {path: p.kind for path, p in REGISTRY.items()} == PROCEDURES
+    assert {path for path, p in REGISTRY.items() if p.input is None} == NO_INPUT
+    for path, procedure in REGISTRY.items():
+        namespace, _, name = path.rpartition(".")
+        # features.check is chatarmin_os.local.procedures.features.check, onboard is onboard.onboard
+        module = f"chatarmin_os.local.procedures.{namespace or name}"
+        assert procedure.handler.__module__ == module, path
+        expected = _snake(name)
+        assert procedure.handler.__name__ in (expected, expected + "_"), path
+
+
+def test_a_declaration_disagreeing_with_the_shared_table_fails_at_import() -> None:
+    with pytest.raises(RuntimeError, match="declared as a mutation"):
+        mutation("features.check", input=None)
+    with pytest.raises(RuntimeError, match="does not exist"):
+        query("features.nope", input=None)
+    with pytest.raises(RuntimeError, match="NO_INPUT"):
+        query("tiers.get", input=None)
+    with pytest.raises(RuntimeError, match="declared twice"):
+        query("tiers.list", input=None)
 
 
 def test_auth_failures(engine: LocalEngine) -> None:
@@ -217,17 +250,18 @@ def test_engine_never_keeps_the_key(tmp_path: Path) -> None:
         (
             "features.setAccess",
             {"companyId": "c", "featureCode": "f", "validUntil": "2025-12-31T00:00:00"},
-            "validUntil: must be an ISO-8601 timestamp with a timezone",
+            "validUntil: must be an ISO-8601 timestamp with a UTC offset, e.g. "
+            '2024-01-15T10:30:00.000Z (got "2025-12-31T00:00:00")',
         ),
         (
             "features.setAccess",
             {"companyId": "c", "featureCode": "f", "validUntil": datetime(2025, 1, 1)},
-            "validUntil: must be an ISO-8601 timestamp with a timezone",
+            "validUntil: must be an ISO-8601 timestamp with a UTC offset",
         ),
         (
             "features.setAccess",
             {"companyId": "c", "featureCode": "f", "validUntil": "2025-02-30T00:00:00Z"},
-            "validUntil: is not a valid date and time",
+            "validUntil: must be an ISO-8601 timestamp with a UTC offset",
         ),
         ("companies.create", {"name": "A", "domain": None}, "domain: must be a string (got null)"),
         (
@@ -279,6 +313,68 @@ def test_no_input_procedures(engine: LocalEngine) -> None:
     assert call(engine, "links.reset", {})["linksDeleted"] == 0
 
 
+LONE = "\ud800"
+"""What JSON's ``"\\ud800"`` decodes to: not Unicode text, and SQLite cannot store it."""
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "field"),
+    [
+        ("companies.create", {"name": LONE}, "name"),
+        ("companies.create", {"name": "Acme", "domain": f"a{LONE}.com"}, "domain"),
+        ("companies.create", {"name": "Acme", "contactEmail": f"{LONE}@acme.com"}, "contactEmail"),
+        ("companies.getByProductLink", {"externalOrgId": LONE}, "externalOrgId"),
+        ("onboard", {"externalOrgId": "o", "label": LONE}, "label"),
+        ("onboard", {"externalOrgId": "o", "label": "L", "hints": {"companyName": LONE}}, "hints"),
+        (
+            "contacts.create",
+            {"companyId": "c", "email": "a@b.co", "metadata": {"k": [LONE]}},
+            "metadata.k[0]",
+        ),
+        (
+            "contacts.create",
+            {"companyId": "c", "email": "a@b.co", "metadata": {LONE: 1}},
+            "metadata",
+        ),
+        (
+            "billing.trackUsage",
+            {"companyId": "c", "featureCode": "f", "quantity": 1, "idempotencyKey": LONE},
+            "idempotencyKey",
+        ),
+        (
+            "tiers.applyTier",
+            {"tierCode": "pro", "companyId": "c", "features": {LONE: {}}},
+            "features",
+        ),
+    ],
+)
+def test_a_lone_surrogate_in_any_string_is_a_bad_request(
+    engine: LocalEngine, path: str, payload: Any, field: str
+) -> None:
+    message = fails(engine, "BAD_REQUEST", path, payload)
+    assert message.startswith(field)
+    assert "Unicode" in message
+    message.encode("utf-8")  # the message itself is sendable
+    assert call(engine, "companies.getByProductLink", {"externalOrgId": "o"}) is None
+
+
+def test_an_unknown_field_named_with_a_lone_surrogate_is_reported_sendably(
+    engine: LocalEngine,
+) -> None:
+    message = fails(engine, "BAD_REQUEST", "tiers.get", {"tierCode": "pro", LONE: 1})
+    assert message == "\\ud800: unknown field"
+    message.encode("utf-8")
+
+
+def test_a_validation_message_lists_at_most_ten_issues(engine: LocalEngine) -> None:
+    contacts = [{"email": f"not-an-address-{i}"} for i in range(50)]
+    message = fails(
+        engine, "BAD_REQUEST", "contacts.bulkUpsert", {"companyId": "c", "contacts": contacts}
+    )
+    assert message.count("must be an email address") == 10
+    assert message.endswith("; and 40 more")
+
+
 # -- companies ---------------------------------------------------------------------------
 
 
@@ -296,6 +392,25 @@ def test_create_company_short_ids_unique(engine: LocalEngine) -> None:
     assert company(engine, "ACME inc")["shortId"] == "acme-inc-3"
     assert company(engine, "  Müller & Söhne GmbH ")["shortId"] == "muller-sohne-gmbh"
     assert company(engine, "!!!")["shortId"] == "company"
+    # A name whose slug looks like a numbered one is skipped over.
+    assert company(engine, "Acme Inc 4")["shortId"] == "acme-inc-4"
+    assert company(engine, "Acme Inc")["shortId"] == "acme-inc-5"
+
+
+def test_the_thousandth_namesake_costs_what_the_second_did(engine: LocalEngine) -> None:
+    conn = engine._conn
+    assert conn is not None
+    statements: list[str] = []
+    for _ in range(300):
+        statements.clear()
+        conn.set_trace_callback(statements.append)
+        try:
+            last = company(engine, "Acme")
+        finally:
+            conn.set_trace_callback(None)
+    assert last["shortId"] == "acme-300"
+    lookups = sum("FROM companies WHERE short_id =" in sql for sql in statements)
+    assert 1 <= lookups <= 3
 
 
 def test_create_company_with_link_and_contact(engine: LocalEngine) -> None:
@@ -500,6 +615,50 @@ def test_smart_link_suggestions_capped_and_ordered(engine: LocalEngine) -> None:
     best_names = sorted(names, key=lambda n: -scores[n])[:4]
     assert [s["companyId"] for s in suggestions[1:]] == [ids[n] for n in best_names]
     assert all(s["matchedBy"] == "name" for s in suggestions[1:])
+
+
+def test_smart_link_follows_renames_and_domain_changes(engine: LocalEngine) -> None:
+    acme = company(engine, "Acme Inc", domain="acme.com")
+    call(
+        engine,
+        "companies.update",
+        {"companyId": acme["id"], "name": "Zebra Logistics", "domain": "zebra.io"},
+    )
+    assert smart(engine, "o1", companyName="Acme")["status"] == "no_match"
+    assert smart(engine, "o2", domain="acme.com")["status"] == "no_match"
+    assert smart(engine, "o3", companyName="Zebra Logistics GmbH")["companyId"] == acme["id"]
+    assert smart(engine, "o4", domain="ZEBRA.io")["companyId"] == acme["id"]
+    call(engine, "companies.update", {"companyId": acme["id"], "domain": ""})
+    assert smart(engine, "o5", domain="zebra.io")["status"] == "no_match"
+
+
+def test_smart_link_scores_only_indexed_candidates(
+    engine: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 300 similar names: a hint's name is scored against the exact match and at most 50
+    # others (those sharing the most trigrams), not against every company.
+    for i in range(300):
+        company(engine, f"Company {i:03d}", domain="big.example")
+    target = company(engine, "Company 777")
+    scored: list[str] = []
+    original = companies_module._name_score
+
+    def counting(hint: str, key: str) -> float:
+        scored.append(key)
+        return original(hint, key)
+
+    monkeypatch.setattr(companies_module, "_name_score", counting)
+    exact = smart(engine, companyName="Company 777", min_confidence=1.0)
+    assert exact["status"] == "suggestions"  # "Company 077" etc. score high too
+    assert exact["suggestions"][0]["companyId"] == target["id"]
+    assert exact["suggestions"][0]["confidence"] == 80.0
+    assert "company 777" in scored
+    assert len(scored) <= companies_module.MAX_NAME_CANDIDATES + 1
+    # 300 companies share one domain: they all score 95, the first five are suggested.
+    scored.clear()
+    by_domain = smart(engine, "o2", domain="big.example")
+    assert [s["confidence"] for s in by_domain["suggestions"]] == [95.0] * 5
+    assert len(scored) == 0
 
 
 # -- contacts ----------------------------------------------------------------------------
@@ -887,6 +1046,109 @@ def test_idempotency_returns_first_figures(engine: LocalEngine) -> None:
         == 8
     )
     assert [e["idempotencyKey"] for e in engine.usage_events(acme["id"])] == ["req_1", None]
+
+
+def test_an_idempotency_key_reused_for_another_call_is_a_conflict(engine: LocalEngine) -> None:
+    acme = company(engine)
+    enable(engine, acme["id"], quantityLimit=100)
+    enable(engine, acme["id"], "team_seats", quantityLimit=100)
+    first = track(engine, acme["id"], 5, idempotencyKey="req_1", metadata={"a": 1, "b": [2]})
+    # The same call again (metadata keys in another order): a duplicate.
+    again = track(engine, acme["id"], 5, idempotencyKey="req_1", metadata={"b": [2], "a": 1})
+    assert again == {**first, "duplicate": True}
+    for change, named in [
+        ({"quantity": 6}, "quantity"),
+        ({"featureCode": "team_seats"}, "featureCode"),
+        ({"metadata": {"a": 1}}, "metadata"),
+        ({"metadata": {"a": True, "b": [2]}}, "metadata"),  # true is not 1
+        ({"quantity": 6, "featureCode": "team_seats"}, "featureCode, quantity"),
+    ]:
+        payload = {
+            "companyId": acme["id"],
+            "featureCode": "ai_credit",
+            "quantity": 5,
+            "idempotencyKey": "req_1",
+            "metadata": {"a": 1, "b": [2]},
+            **change,
+        }
+        message = fails(engine, "CONFLICT", "billing.trackUsage", payload)
+        assert message == (
+            f'Idempotency key "req_1" was already used with another {named}; '
+            "use a new key for a different call"
+        )
+    # Nothing was counted by the refused calls; a key per feature works.
+    assert [e["quantity"] for e in engine.usage_events(acme["id"])] == [5]
+    other = track(
+        engine, acme["id"], 5, idempotencyKey="req_1:team_seats", featureCode="team_seats"
+    )
+    assert other["duplicate"] is False
+
+
+def test_a_missing_metadata_is_the_empty_object_for_idempotency(engine: LocalEngine) -> None:
+    acme = company(engine)
+    enable(engine, acme["id"])
+    first = track(engine, acme["id"], 1, idempotencyKey="k")
+    assert track(engine, acme["id"], 1, idempotencyKey="k", metadata={})["duplicate"] is True
+    assert first["duplicate"] is False
+
+
+def test_idempotency_keys_are_per_product(engine: LocalEngine) -> None:
+    acme = company(engine)
+    enable(engine, acme["id"])
+    track(engine, acme["id"], 2, idempotencyKey="req_1")
+    other = call(
+        engine,
+        "billing.trackUsage",
+        {
+            "companyId": acme["id"],
+            "featureCode": "ai_credit",
+            "quantity": 3,
+            "idempotencyKey": "req_1",
+        },
+        key=OTHER_KEY,
+    )
+    assert other["duplicate"] is False
+    assert other["currentUsage"] == 5
+
+
+def test_unlimited_usage_stops_at_the_largest_safe_integer(engine: LocalEngine) -> None:
+    acme = company(engine)
+    enable(engine, acme["id"], quantityLimit=None)
+    top = 2**53 - 1
+    assert track(engine, acme["id"], top)["currentUsage"] == top
+    message = fails(
+        engine,
+        "PRECONDITION_FAILED",
+        "billing.trackUsage",
+        {"companyId": acme["id"], "featureCode": "ai_credit", "quantity": 1},
+    )
+    assert message == f"Usage limit exceeded for ai_credit: {top} + 1 > {top}"
+
+
+def test_a_refused_call_leaves_no_trace_of_its_key(engine: LocalEngine) -> None:
+    acme = company(engine)
+    fails(
+        engine,
+        "FORBIDDEN",
+        "billing.trackUsage",
+        {"companyId": acme["id"], "featureCode": "ai_credit", "quantity": 5, "idempotencyKey": "k"},
+    )
+    enable(engine, acme["id"], quantityLimit=3)
+    fails(
+        engine,
+        "PRECONDITION_FAILED",
+        "billing.trackUsage",
+        {"companyId": acme["id"], "featureCode": "ai_credit", "quantity": 5, "idempotencyKey": "k"},
+    )
+    fails(
+        engine,
+        "BAD_REQUEST",
+        "billing.trackUsage",
+        {"companyId": acme["id"], "featureCode": "sso", "quantity": 5, "idempotencyKey": "k"},
+    )
+    enable(engine, acme["id"], quantityLimit=10)
+    result = track(engine, acme["id"], 5, idempotencyKey="k")
+    assert (result["currentUsage"], result["duplicate"]) == (5, False)
 
 
 def test_concurrent_usage_never_exceeds_limit(clock: Clock) -> None:
@@ -1533,6 +1795,78 @@ def test_load_seed(tmp_path: Path) -> None:
         load_seed(tmp_path / "missing.json")
     with pytest.raises(SeedError):
         LocalEngine(seed={"features": "nope"})
+
+
+V1_COMPANIES = """CREATE TABLE companies (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+    short_id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, domain TEXT, created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL, mrr_cents INTEGER NOT NULL DEFAULT 0, stripe_customer_id TEXT)"""
+V1_USAGE = """CREATE TABLE usage_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+    company_id TEXT NOT NULL REFERENCES companies (id), feature_code TEXT NOT NULL,
+    quantity INTEGER NOT NULL, idempotency_key TEXT, metadata TEXT NOT NULL,
+    result TEXT NOT NULL, created_at TEXT NOT NULL)"""
+
+
+def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path, clock: Clock) -> None:
+    db = tmp_path / "v1.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        f"""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        {V1_COMPANIES};
+        INSERT INTO companies (id, short_id, name, domain, created_at, updated_at)
+            VALUES ('c1', 'acme-inc', 'ACME, Inc.', 'Acme.com', '2024-01-15T10:30:00.000000+00:00',
+                    '2024-01-15T10:30:00.000000+00:00');
+        {V1_USAGE};
+        CREATE UNIQUE INDEX usage_events_idempotency ON usage_events (company_id, idempotency_key)
+            WHERE idempotency_key IS NOT NULL;
+        INSERT INTO usage_events (id, company_id, feature_code, quantity, idempotency_key,
+            metadata, result, created_at)
+            VALUES ('e1', 'c1', 'ai_credit', 1, 'old', '{{}}', '{{}}',
+                    '2024-01-15T10:30:00.000000+00:00');
+        """
+    )
+    conn.close()
+    engine = LocalEngine(str(db), clock=clock)
+    try:
+        assert smart(engine, "o1", companyName="Acme")["companyId"] == "c1"
+        assert smart(engine, "o2", domain="acme.COM")["companyId"] == "c1"
+        enable(engine, "c1")
+        # The old, unscoped key does not match a call made now: it is counted.
+        assert track(engine, "c1", 1, idempotencyKey="old")["duplicate"] is False
+        assert track(engine, "c1", 1, idempotencyKey="old")["duplicate"] is True
+        assert [e["idempotencyKey"] for e in engine.usage_events("c1")] == ["old", "old"]
+    finally:
+        engine.close()
+    again = LocalEngine(str(db), clock=clock)  # opening a version-2 database changes nothing
+    again.close()
+
+
+def test_a_database_of_a_newer_version_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "v9.db"
+    LocalEngine(str(db)).close()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE meta SET value = '9' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(RuntimeError, match="schema version 9"):
+        LocalEngine(str(db))
+
+
+def test_a_database_file_runs_in_wal_mode(tmp_path: Path) -> None:
+    with LocalEngine(str(tmp_path / "os.db")) as engine:
+        conn = engine._conn
+        assert conn is not None
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    with LocalEngine(str(tmp_path / "full.db"), synchronous="full") as engine:
+        conn = engine._conn
+        assert conn is not None
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    with pytest.raises(ValueError, match="synchronous"):
+        LocalEngine(synchronous="off")  # type: ignore[arg-type]
 
 
 def test_default_catalog_contents() -> None:

@@ -47,10 +47,18 @@ class ServeProcess:
         self.lines.put(None)
 
     @classmethod
-    def start(cls, args: Sequence[str], workdir: Path) -> ServeProcess:
-        """Start ``chatarmin-os serve --port 0 ARGS`` and wait until it answers ``/healthz``."""
+    def start(
+        cls, args: Sequence[str], workdir: Path, env: dict[str, str] | None = None
+    ) -> ServeProcess:
+        """Start ``chatarmin-os serve --port 0 ARGS`` and wait until it answers ``/healthz``.
+
+        ``env`` is added to the environment (without the caller's ``OS_API_KEY``).
+        """
         stderr_path = workdir / f"serve-stderr-{time.monotonic_ns()}.log"
-        env = {k: v for k, v in os.environ.items() if k not in ("OS_API_KEY", "CHATARMIN_OS_LOG")}
+        env = {
+            **{k: v for k, v in os.environ.items() if k not in ("OS_API_KEY", "CHATARMIN_OS_LOG")},
+            **(env or {}),
+        }
         with stderr_path.open("w") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "chatarmin_os.local.cli", "serve", "--port", "0", *args],
@@ -132,6 +140,17 @@ class ServeProcess:
         self._reader.join(timeout=10)  # the pipe hits EOF once the process is gone
         if self.process.stdout is not None and not self._reader.is_alive():
             self.process.stdout.close()
+
+    def output(self) -> list[str]:
+        """Every stdout line, once the process has exited (its pipe is at EOF)."""
+        self._reader.join(timeout=10)
+        while True:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                return self.stdout
+            if line is not None:
+                self.stdout.append(line)
 
     def diagnostics(self) -> str:
         try:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.local.serve_process import ROOT, ServeProcess
+from tests.local_server.serve_process import ROOT, ServeProcess
 
 CONFORMANCE = ROOT / "tests" / "conformance"
 SCENARIO = CONFORMANCE / "client-scenario.mjs"

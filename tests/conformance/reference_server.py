@@ -1,27 +1,35 @@
-"""Run the Node tRPC conformance server (``tests/conformance/server.mjs``) for the tests.
+"""Run the Node reference tRPC server (``tests/conformance/server.mjs``) from Python.
 
-A plain module (not generated): ``tests/conftest.py`` starts one server per transformer mode
-per session and both test variants use it. See ``tests/conformance/README.md`` for the
-server itself (``LISTENING <port>``, ``/__calls``, ``/__requests``, ``/__reset``).
+The reference server is a real ``@trpc/server`` v11 router answering every procedure of the
+API with canned outputs (see ``README.md`` here). ``tests/conftest.py`` starts one per
+transformer mode per session for the conformance tests, and
+``benchmarks/bench_local_server.py`` starts one to measure the local server against.
+Nothing here imports pytest: a missing Node.js raises :class:`NodeUnavailable`.
 """
 
 from __future__ import annotations
 
-import os
 import queue
 import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
-import pytest
 
-__all__ = ["CONFORMANCE_DIR", "ConformanceServer", "ensure_node_modules", "find_node"]
+__all__ = [
+    "CONFORMANCE_DIR",
+    "NodeUnavailable",
+    "ReferenceServer",
+    "ReferenceServerError",
+    "ensure_node_modules",
+    "find_node",
+]
 
-CONFORMANCE_DIR = Path(__file__).resolve().parent / "conformance"
+CONFORMANCE_DIR = Path(__file__).resolve().parent
 SERVER_SCRIPT = CONFORMANCE_DIR / "server.mjs"
 # The packages server.mjs imports; `npm ci` runs when any of them is missing.
 _REQUIRED_PACKAGES = ("@trpc/server", "superjson", "zod")
@@ -34,27 +42,19 @@ NPM_CI_TIMEOUT = 600.0
 CONTROL_TIMEOUT = 10.0
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+class ReferenceServerError(RuntimeError):
+    """The reference server could not be installed or started (the message says why)."""
 
 
-def _missing_tool(what: str) -> None:
-    """Skip (locally) or fail (in CI) when Node.js or npm is not installed."""
-    if _in_ci():
-        pytest.fail(
-            f"Node is required in CI for the tRPC conformance suite, but {what} was not found "
-            "on PATH (install Node.js >= 20 with npm)",
-            pytrace=False,
-        )
-    pytest.skip("Node.js not found: the tRPC conformance suite needs node and npm")
+class NodeUnavailable(ReferenceServerError):
+    """Node.js or npm is not installed."""
 
 
 def find_node() -> str:
-    """The ``node`` executable (skips or fails the test when there is none)."""
+    """The ``node`` executable, or :class:`NodeUnavailable`."""
     node = shutil.which("node")
     if node is None:
-        _missing_tool("`node`")
-    assert node is not None
+        raise NodeUnavailable("Node.js not found: the tRPC reference server needs node and npm")
     return node
 
 
@@ -65,8 +65,7 @@ def ensure_node_modules() -> None:
         return
     npm = shutil.which("npm")
     if npm is None:
-        _missing_tool("`npm`")
-    assert npm is not None
+        raise NodeUnavailable("npm not found: the tRPC reference server needs node and npm")
     try:
         result = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund"],
@@ -77,12 +76,13 @@ def ensure_node_modules() -> None:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        pytest.fail(f"`npm ci` in {CONFORMANCE_DIR} took more than {NPM_CI_TIMEOUT:.0f} s")
+        raise ReferenceServerError(
+            f"`npm ci` in {CONFORMANCE_DIR} took more than {NPM_CI_TIMEOUT:.0f} s"
+        ) from None
     if result.returncode != 0:
-        pytest.fail(
+        raise ReferenceServerError(
             f"`npm ci` in {CONFORMANCE_DIR} failed with exit code {result.returncode}:\n"
-            f"{result.stdout}\n{result.stderr}",
-            pytrace=False,
+            f"{result.stdout}\n{result.stderr}"
         )
 
 
@@ -97,8 +97,11 @@ def _read_line(stream: IO[str], timeout: float) -> str | None:
         return None
 
 
-class ConformanceServer:
-    """A running ``server.mjs --mode <mode>`` on a free port of 127.0.0.1."""
+class ReferenceServer:
+    """A running ``server.mjs --mode <mode>`` on a free port of 127.0.0.1.
+
+    ``options`` are more ``server.mjs`` arguments (e.g. ``["--max-batch", "2"]``).
+    """
 
     def __init__(self, mode: str) -> None:
         if mode not in ("json", "superjson"):
@@ -117,14 +120,26 @@ class ConformanceServer:
     # --- life cycle -------------------------------------------------------------------
 
     @classmethod
-    def start(cls, mode: str, *, timeout: float = START_TIMEOUT) -> ConformanceServer:
+    def start(
+        cls, mode: str, *, options: Sequence[str] = (), timeout: float = START_TIMEOUT
+    ) -> ReferenceServer:
         """Install the Node dependencies if needed, start the server, wait until it listens."""
         node = find_node()
         ensure_node_modules()
         server = cls(mode)
         server._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 (closed by stop())
         server._process = subprocess.Popen(
-            [node, str(SERVER_SCRIPT), "--mode", mode, "--port", "0", "--host", "127.0.0.1"],
+            [
+                node,
+                str(SERVER_SCRIPT),
+                "--mode",
+                mode,
+                "--port",
+                "0",
+                "--host",
+                "127.0.0.1",
+                *options,
+            ],
             cwd=CONFORMANCE_DIR,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -144,9 +159,8 @@ class ConformanceServer:
             server._terminate()
             stderr = server.stderr_text()
             server.stop()
-            pytest.fail(
-                f"the conformance server ({mode}) did not start: {why}\nstderr:\n{stderr}",
-                pytrace=False,
+            raise ReferenceServerError(
+                f"the reference server ({mode}) did not start: {why}\nstderr:\n{stderr}"
             )
         server.port = int(line.split()[1])
         return server
@@ -181,21 +195,21 @@ class ConformanceServer:
         self._stderr.seek(0)
         return self._stderr.read()
 
-    def __enter__(self) -> ConformanceServer:
+    def __enter__(self) -> ReferenceServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"ConformanceServer(mode={self.mode!r}, port={self.port})"
+        return f"ReferenceServer(mode={self.mode!r}, port={self.port})"
 
     # --- URLs and control endpoints -----------------------------------------------------
 
     @property
     def origin(self) -> str:
         if self.port is None:
-            raise RuntimeError("the conformance server is not running")
+            raise RuntimeError("the reference server is not running")
         return f"http://127.0.0.1:{self.port}"
 
     @property
@@ -207,8 +221,7 @@ class ConformanceServer:
         process = self._process
         if process is None or process.poll() is not None:
             raise RuntimeError(
-                f"the conformance server ({self.mode}) is not running; stderr:\n"
-                f"{self.stderr_text()}"
+                f"the reference server ({self.mode}) is not running; stderr:\n{self.stderr_text()}"
             )
         response = self._http.request(method, f"{self.origin}{path}")
         response.raise_for_status()
@@ -224,6 +237,14 @@ class ConformanceServer:
         result: list[dict[str, Any]] = self._control("GET", "/__requests")
         return result
 
+    def set_output(self, path: str, output: Any) -> None:
+        """``POST /__output``: answer ``path`` with ``output`` (plain JSON) until :meth:`reset`."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            raise RuntimeError(f"the reference server ({self.mode}) is not running")
+        response = self._http.post(f"{self.origin}/__output", json={"path": path, "output": output})
+        response.raise_for_status()
+
     def reset(self) -> None:
-        """``POST /__reset``: forget the recorded calls and requests."""
+        """``POST /__reset``: forget the recorded calls, requests and canned outputs set."""
         assert self._control("POST", "/__reset") == {"ok": True}

@@ -1,9 +1,13 @@
-"""A small strict validator for procedure inputs and seed files.
+"""Input schemas of the local ChatarminOS: a small strict validator, and the shared fields.
+
+The local server is a test double: it checks inputs with its own schemas (never the SDK's
+models), so a contract mistake on either side shows up as a refused call instead of hiding.
 
 Checkers take ``(value, path)`` and return the cleaned value or raise :class:`Invalid`
-carrying one ``(path, message)`` issue per problem. :class:`Obj` validates an object
-field by field, rejects unknown keys and collects every issue it finds, so a message
-names each offending field (``"quantity: must be an integer >= 1 (got 0)"``).
+carrying one ``(path, message)`` issue per problem. :class:`Obj` validates an object field by
+field, rejects unknown keys and collects every issue it finds, so a message names each
+offending field (``"quantity: must be an integer >= 1 (got 0)"``). Every string must be valid
+Unicode: a lone UTF-16 surrogate (``"\\ud800"`` in JSON) is refused, as SQLite cannot store it.
 """
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, NoReturn
 
+from .._wire import ISO_8601_EXAMPLE, MAX_SAFE_INTEGER, format_datetime, parse_datetime
+
 __all__ = [
-    "JS_MAX_SAFE_INTEGER",
+    "ID",
+    "LABEL",
+    "OPTIONAL_ID",
     "Checker",
     "F",
     "Invalid",
@@ -26,22 +34,23 @@ __all__ = [
     "boolean",
     "email",
     "enum",
-    "format_ts",
     "ident",
     "integer",
     "json_object",
     "mapping",
     "number",
-    "parse_ts",
     "text",
     "timestamp",
 ]
 
-JS_MAX_SAFE_INTEGER = 2**53 - 1
-"""The largest integer a JavaScript client can represent exactly; inputs are capped here."""
-
 Checker = Callable[[Any, str], Any]
 """A checker: ``(value, path) -> cleaned value``; raises :class:`Invalid`."""
+
+MAX_ISSUES_SHOWN = 10
+"""A validation message lists at most this many issues (then says how many more)."""
+
+MAX_DEPTH = 32
+"""How deeply a free-form JSON value (``metadata``, ``config``) may nest."""
 
 
 class Invalid(Exception):
@@ -50,9 +59,22 @@ class Invalid(Exception):
     def __init__(self, issues: list[tuple[str, str]]) -> None:
         """Create the error from its issues (at least one)."""
         self.issues = issues
-        super().__init__(
-            "; ".join(f"{path}: {message}" if path else message for path, message in issues)
+        shown = "; ".join(
+            f"{path}: {message}" if path else message for path, message in issues[:MAX_ISSUES_SHOWN]
         )
+        more = len(issues) - MAX_ISSUES_SHOWN
+        super().__init__(shown + (f"; and {more} more" if more > 0 else ""))
+
+
+def valid_unicode(value: str) -> bool:
+    """Whether ``value`` can be stored and sent as UTF-8 (no lone surrogates)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _describe(value: Any) -> str:
@@ -65,8 +87,9 @@ def _describe(value: Any) -> str:
         text = repr(value)
         return text if len(text) <= 24 else text[:21] + "..."
     if isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
-        return text if len(text) <= 42 else text[:39] + '..."'
+        # ASCII escapes: a lone surrogate in the value cannot break the answer's encoding.
+        text = json.dumps(value[:40], ensure_ascii=not valid_unicode(value))
+        return text if len(value) <= 40 else text[:-1] + '..."'
     if isinstance(value, (list, tuple)):
         return "an array"
     if isinstance(value, Mapping):
@@ -88,6 +111,14 @@ def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+def _key(key: Any) -> str:
+    """An object key as it may appear in a message."""
+    text = str(key)
+    if not valid_unicode(text):
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 @dataclass(frozen=True)
 class F:
     """One field of an :class:`Obj`: its checker, whether it is required, whether null is allowed."""
@@ -104,32 +135,36 @@ class Obj:
     Fields the caller left out are absent from the result (so ``"x" in result`` tells
     "not given" from "given as null"). ``rule`` is an optional cross-field check run when
     every field is valid; it returns ``(field, message)`` for a problem, or ``None``.
+    ``optional`` makes the whole input optional: no input (or ``null``) is the empty object.
     """
 
     fields: Mapping[str, F]
     rule: Callable[[dict[str, Any]], tuple[str, str] | None] | None = field(default=None)
+    optional: bool = False
 
     def __call__(self, value: Any, path: str) -> dict[str, Any]:
         """Validate ``value`` (found at ``path``; ``""`` for the whole input)."""
+        if value is None and self.optional:
+            value = {}
         if not isinstance(value, Mapping):
             fail(path or "input", "must be an object", value)
+        fields = self.fields
         issues: list[tuple[str, str]] = []
         for key in value:
-            if not isinstance(key, str) or key not in self.fields:
-                issues.append((join(path, str(key)), "unknown field"))
+            if key not in fields:
+                issues.append((join(path, _key(key)), "unknown field"))
         out: dict[str, Any] = {}
-        for name, spec in self.fields.items():
-            where = join(path, name)
+        for name, spec in fields.items():
             if name not in value:
                 if spec.required:
-                    issues.append((where, "required"))
+                    issues.append((join(path, name), "required"))
                 continue
             item = value[name]
             if item is None and spec.nullable:
                 out[name] = None
                 continue
             try:
-                out[name] = spec.check(item, where)
+                out[name] = spec.check(item, join(path, name))
             except Invalid as error:
                 issues.extend(error.issues)
         if not issues and self.rule is not None:
@@ -150,6 +185,8 @@ def text(*, nonblank: bool = False, max_length: int = 10_000) -> Checker:
             fail(path, f"must be {wanted}", value)
         if len(value) > max_length:
             fail(path, f"must be at most {max_length} characters long")
+        if not valid_unicode(value):
+            fail(path, "must be valid Unicode (it holds a lone surrogate)", value)
         return value
 
     return check
@@ -158,13 +195,15 @@ def text(*, nonblank: bool = False, max_length: int = 10_000) -> Checker:
 ident = text(nonblank=True, max_length=1000)
 """An id, code or name: a non-empty (not only whitespace) string."""
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.][^@\s]*$")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.][^@\s]*")
 
 
 def email(value: Any, path: str) -> str:
     """An email address (``local@domain.tld``, no whitespace)."""
-    if not isinstance(value, str) or not _EMAIL.match(value) or len(value) > 320:
+    if not isinstance(value, str) or len(value) > 320 or not _EMAIL.fullmatch(value):
         fail(path, "must be an email address", value)
+    if not valid_unicode(value):
+        fail(path, "must be valid Unicode (it holds a lone surrogate)", value)
     return value
 
 
@@ -181,8 +220,8 @@ def integer(minimum: int) -> Checker:
     def check(value: Any, path: str) -> int:
         if type(value) is not int or value < minimum:
             fail(path, f"must be an integer >= {minimum}", value)
-        if value > JS_MAX_SAFE_INTEGER:
-            fail(path, f"must be an integer <= {JS_MAX_SAFE_INTEGER}", value)
+        if value > MAX_SAFE_INTEGER:
+            fail(path, f"must be an integer <= {MAX_SAFE_INTEGER}", value)
         return value
 
     return check
@@ -252,8 +291,8 @@ def mapping(item: Checker) -> Checker:
         out: dict[str, Any] = {}
         issues: list[tuple[str, str]] = []
         for key, element in value.items():
-            if not isinstance(key, str) or not key:
-                issues.append((path, "keys must be non-empty strings"))
+            if not isinstance(key, str) or not key or not valid_unicode(key):
+                issues.append((path, "keys must be non-empty strings of valid Unicode"))
                 continue
             try:
                 out[key] = item(element, join(path, key))
@@ -268,18 +307,20 @@ def mapping(item: Checker) -> Checker:
 
 def _json_value(value: Any, path: str, depth: int) -> Any:
     """A JSON value, copied; an aware datetime becomes its ISO-8601 UTC string."""
-    if depth > 32:
-        fail(path, "is nested too deeply")
-    if value is None or isinstance(value, (bool, str)):
+    if depth > MAX_DEPTH:
+        fail(path, f"is nested more than {MAX_DEPTH} levels deep")
+    if value is None or isinstance(value, (bool, int)):
         return value
-    if isinstance(value, int):
+    if isinstance(value, str):
+        if not valid_unicode(value):
+            fail(path, "must be valid Unicode (it holds a lone surrogate)", value)
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
             fail(path, "must be a finite number", value)
         return value
     if isinstance(value, datetime):
-        return format_ts(timestamp(value, path)).replace("+00:00", "Z")
+        return format_datetime(timestamp(value, path))
     if isinstance(value, (list, tuple)):
         return [
             _json_value(element, f"{path}[{index}]", depth + 1)
@@ -288,8 +329,8 @@ def _json_value(value: Any, path: str, depth: int) -> Any:
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, element in value.items():
-            if not isinstance(key, str):
-                fail(path, "keys must be strings")
+            if not isinstance(key, str) or not valid_unicode(key):
+                fail(path, "keys must be strings of valid Unicode")
             out[key] = _json_value(element, join(path, key), depth + 1)
         return out
     fail(path, "must be a JSON value", value)
@@ -303,60 +344,35 @@ def json_object(value: Any, path: str) -> dict[str, Any]:
     return result
 
 
-_TS = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
-    r"(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)$"
-)
-_TS_HINT = "must be an ISO-8601 timestamp with a timezone, e.g. 2024-01-15T10:30:00.000Z"
+_TS_HINT = f"must be an ISO-8601 timestamp with a UTC offset, e.g. {ISO_8601_EXAMPLE}"
 
 
 def timestamp(value: Any, path: str) -> datetime:
-    """An ISO-8601 string with ``Z`` or an offset, or an aware datetime → aware UTC datetime."""
+    """A wire timestamp (the grammar of ``_wire.parse_datetime``) or an aware datetime → UTC."""
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             fail(path, _TS_HINT, value)
+        moment = value
+    elif isinstance(value, str):
         try:
-            return value.astimezone(timezone.utc)
-        except (OverflowError, ValueError):
-            fail(path, "is out of range", value)
-    if not isinstance(value, str):
-        fail(path, _TS_HINT, value)
-    match = _TS.match(value.strip())
-    if match is None:
-        fail(path, _TS_HINT, value)
-    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
-    if zulu:
-        offset = timedelta(0)
-    else:
-        offset = timedelta(hours=int(off_h), minutes=int(off_m or "0"))
-        if offset >= timedelta(hours=24):
+            moment = parse_datetime(value)
+        except ValueError:
             fail(path, _TS_HINT, value)
-        if sign == "-":
-            offset = -offset
+    else:
+        fail(path, _TS_HINT, value)
     try:
-        parsed = datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour),
-            int(minute),
-            int(second or "0"),
-            micro,
-            tzinfo=timezone(offset),
-        )
-        return parsed.astimezone(timezone.utc)
+        return moment.astimezone(timezone.utc)
     except (OverflowError, ValueError):
-        fail(path, f"is not a valid date and time ({_TS_HINT[5:]})", value)
+        fail(path, "is out of range", value)
 
 
-def format_ts(moment: datetime) -> str:
-    """The storage form of an aware datetime: fixed-width UTC ISO-8601, sortable as text."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+# -- fields several procedures share --------------------------------------------------------
 
+ID = F(ident, required=True)
+"""A required id or code (``companyId``, ``featureCode``, ``tierCode``, ...)."""
 
-def parse_ts(stored: str | None) -> datetime | None:
-    """Read back a timestamp written by :func:`format_ts` (``None`` stays ``None``)."""
-    if stored is None:
-        return None
-    return datetime.fromisoformat(stored).astimezone(timezone.utc)
+OPTIONAL_ID = F(ident)
+"""An optional id or code."""
+
+LABEL = F(text(max_length=1000))
+"""An optional free-text label or name (may be empty)."""
