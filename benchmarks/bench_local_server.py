@@ -249,9 +249,11 @@ _IN_PROCESS = textwrap.dedent(
     company_id = client.companies.create(name="Bench Inc").id
     client.tiers.apply("enterprise", company_id=company_id)
     transport = LocalTransport(engine)
-    request = client._build_request(
-        "features.check", {"companyId": company_id, "featureCode": "ai_credit"}
-    )
+    payload = {"companyId": company_id, "featureCode": "ai_credit"}
+    if hasattr(client, "_build_request"):  # the code before the rework
+        request = client._build_request("features.check", payload)
+    else:
+        request = client._request_for([client._prepare("features.check", payload)])
 
     def rate(call):
         for _ in range(calls // 10):

@@ -36,7 +36,7 @@ from .._urls import url_joiner
 from .._validate import check_url_length
 from .._wire import encode_batch, encode_input, encode_uri_component
 from ._batcher import AsyncBatcher
-from ._http import OWN_POOL_HEADERS, AsyncHTTPPool, BodyDecodingError
+from ._http import OWN_POOL_HEADERS, AsyncHTTPPool, BodyDecodingError, InProcessAnswer
 
 __all__ = ["AsyncBaseClient"]
 
@@ -49,6 +49,7 @@ _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _MAX_DETAIL = 200
 
 _DEFAULT_BATCHING = BatchOptions()
+_EMPTY_STREAM = httpx.ByteStream(b"")
 _QUOTED_UNDEFINED = encode_uri_component('{"json":null,"meta":{"values":["undefined"],"v":1}}')
 
 
@@ -156,6 +157,10 @@ class AsyncBaseClient:
         self._merged: dict[int, tuple[list[tuple[bytes, bytes]], httpx.Headers]] = {}
         self._extensions = {"timeout": httpx.Timeout(config.timeout).as_dict()}
         self._url = url_joiner(config.base_url)
+        self._in_process_headers = {
+            "authorization": f"Bearer {config.api_key}",
+            "content-type": "application/json",
+        }
         self._base_url_text = str(config.base_url)
 
     @staticmethod
@@ -166,14 +171,17 @@ class AsyncBaseClient:
             )
         return AsyncHTTPPool(http_client)
 
-    def _own_pool(self, factory: Callable[[], httpx.AsyncClient]) -> None:
+    def _own_pool(
+        self, factory: Callable[[], httpx.AsyncClient], *, answer: InProcessAnswer | None = None
+    ) -> None:
         """Send through httpx clients made by ``factory``, as our own pool (made on first use,
         made again after a fork or under another event loop, closed with this client).
 
         For in-process transports (the local ChatarminOS, test doubles); call it right after
-        construction.
+        construction. ``answer`` is an in-process server's direct entry point (see
+        :class:`~chatarmin_os._async._http.InProcessAnswer`), used instead of httpx.
         """
-        self._pool = AsyncHTTPPool(factory=factory)
+        self._pool = AsyncHTTPPool(factory=factory, answer=answer)
         self._owns_pool = True
 
     @property
@@ -271,33 +279,34 @@ class AsyncBaseClient:
                 check_url_length(f"{self._base_url_text}{path}?input={quoted}")
         return Call(path, kind, value, quoted, idempotent=idempotent)
 
-    def _request_for(self, calls: list[Call]) -> httpx.Request:
-        """The HTTP request of one call, or of a tRPC batch of calls of one kind."""
+    def _encode(self, calls: list[Call]) -> tuple[str, str, bytes | None]:
+        """Method, target (relative to the base URL) and body of one call, or of a batch."""
         first = calls[0]
         if len(calls) > 1:
             encoded = encode_batch(
                 first.kind, [call.path for call in calls], [call.value for call in calls]
             )
-            target, content = encoded.url, encoded.content
-        elif first.kind == "query":
+            return encoded.method, encoded.url, encoded.content
+        if first.kind == "query":
             quoted = first.quoted
             if quoted is None and self._config.transformer == "superjson":
                 quoted = _QUOTED_UNDEFINED  # what @trpc/client sends for "no input"
-            target = first.path if quoted is None else f"{first.path}?input={quoted}"
-            content = None
-        else:
-            target = first.path
-            value = first.value
-            if value is None:
-                value = encode_input(None, transformer=self._config.transformer)
-            content = value.encode("utf-8")
+            return "GET", first.path if quoted is None else f"{first.path}?input={quoted}", None
+        value = first.value
+        if value is None:
+            value = encode_input(None, transformer=self._config.transformer)
+        return "POST", first.path, value.encode("utf-8")
+
+    def _request_for(self, calls: list[Call]) -> httpx.Request:
+        """The HTTP request of one call, or of a tRPC batch of calls of one kind."""
+        method, target, content = self._encode(calls)
         headers = self._headers if content is None else self._post_headers
         defaults = self._pool.callers_default_headers()
         if defaults is not None:
             headers = self._under_callers_defaults(headers, defaults)
         try:
             return httpx.Request(
-                "GET" if content is None else "POST",
+                method,
                 self._url(target),
                 headers=headers,
                 content=content,
@@ -305,7 +314,7 @@ class AsyncBaseClient:
             )
         except httpx.InvalidURL as exc:
             del headers  # holds the API key: keep it out of tracebacks with locals
-            raise ChatarminOSError(f"Cannot build the URL of {first.path}: {exc}") from None
+            raise ChatarminOSError(f"Cannot build the URL of {calls[0].path}: {exc}") from None
 
     def _under_callers_defaults(
         self, headers: httpx.Headers, defaults: list[tuple[bytes, bytes]]
@@ -414,10 +423,14 @@ class AsyncBaseClient:
                 for call in pending:
                     await self._send([call], max_retries=max_retries)
                 return
-            request = self._request_for(pending)
             label = pending[0].path if len(pending) == 1 else f"batch of {len(pending)}"
             started = time.perf_counter()
-            outcomes = await self._attempt(request, pending)
+            if self._pool.answer is not None:
+                method, outcomes = self._answer_in_process(pending)
+            else:
+                request = self._request_for(pending)
+                method = request.method
+                outcomes = await self._attempt(request, pending)
             if isinstance(outcomes, _Failure):
                 if len(pending) > 1 and refuses_batching(outcomes.error):
                     self._pool.refuse_batching(str(self._config.base_url))
@@ -426,7 +439,7 @@ class AsyncBaseClient:
             first_failure = next((o for o in outcomes if isinstance(o, _Failure)), None)
             answer = (first_failure or outcomes[0]).response
             self._log_attempt(
-                request,
+                method,
                 label,
                 answer.status_code if answer is not None else None,
                 started,
@@ -459,7 +472,7 @@ class AsyncBaseClient:
             delay = retry_delay(retries_taken, response.headers if response is not None else None)
             logger.info(
                 "Retrying %s %s in %.2f s (retry %d of %d)",
-                request.method,
+                method,
                 label,
                 delay,
                 retries_taken + 1,
@@ -516,6 +529,40 @@ class AsyncBaseClient:
                 ),
                 cause=exc,
             )
+        return self._decode(response, calls, path)
+
+    def _answer_in_process(
+        self, calls: list[Call]
+    ) -> tuple[str, _Failure | list[_Success | _Failure]]:
+        """Have an in-process server answer the encoded call(s) directly: no httpx request.
+
+        The local ChatarminOS takes the same method, target and body the wire would carry
+        and runs the same tRPC handling; only the HTTP objects in between are skipped.
+        """
+        method, target, content = self._encode(calls)
+        answer = self._pool.answer
+        assert answer is not None
+        path = calls[0].path if len(calls) == 1 else ",".join(call.path for call in calls)
+        try:
+            raw = answer(method, target, self._in_process_headers, content)
+        except ChatarminOSError:
+            raise
+        except Exception as exc:
+            request = httpx.Request(method, self._url(target))
+            return method, _Failure(
+                APIConnectionError(
+                    f"Could not call {path}: {type(exc).__name__}: {_short(exc)}",
+                    request=request,
+                ),
+                cause=exc,
+            )
+        response = httpx.Response(raw.status, headers=raw.headers, stream=_EMPTY_STREAM)
+        response._content = raw.body  # complete already: nothing for httpx to read
+        return method, self._decode(response, calls, path)
+
+    def _decode(
+        self, response: httpx.Response, calls: list[Call], path: str
+    ) -> _Failure | list[_Success | _Failure]:
         transformer = self._config.transformer
         if len(calls) == 1:
             try:
@@ -538,7 +585,7 @@ class AsyncBaseClient:
 
     def _log_attempt(
         self,
-        request: httpx.Request,
+        method: str,
         path: str,
         status: int | None,
         started: float,
@@ -551,7 +598,7 @@ class AsyncBaseClient:
         outcome = str(status) if status is not None else type(error).__name__
         logger.debug(
             "%s %s -> %s in %.1f ms (retry %d)",
-            request.method,
+            method,
             path,
             outcome,
             elapsed_ms,

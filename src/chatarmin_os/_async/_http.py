@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import httpx
 
@@ -33,7 +34,14 @@ from .._concurrency import current_loop
 from .._exceptions import ChatarminOSError
 from .._logs import logger as _logger
 
-__all__ = ["KEEPALIVE_EXPIRY", "OWN_POOL_HEADERS", "AsyncHTTPPool", "BodyDecodingError"]
+__all__ = [
+    "KEEPALIVE_EXPIRY",
+    "OWN_POOL_HEADERS",
+    "AsyncHTTPPool",
+    "BodyDecodingError",
+    "InProcessAnswer",
+    "InProcessResponse",
+]
 
 KEEPALIVE_EXPIRY = 4.0
 """Seconds an idle pooled connection is kept.
@@ -83,6 +91,28 @@ def default_async_client() -> httpx.AsyncClient:
     )
 
 
+class InProcessResponse(Protocol):
+    """What an in-process server answers: status, headers and the whole body."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+
+class InProcessAnswer(Protocol):
+    """An in-process server's direct entry point (``LocalTransport.answer``): the encoded
+    request's method, target relative to the base URL, headers (lower-case names) and body."""
+
+    def __call__(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes | None
+    ) -> InProcessResponse: ...
+
+
 class BodyDecodingError(Exception):
     """The answer's body could not be decoded (broken gzip/deflate/brotli); ``response`` has the rest."""
 
@@ -115,8 +145,11 @@ class AsyncHTTPPool:
         http_client: httpx.AsyncClient | None = None,
         *,
         factory: Callable[[], httpx.AsyncClient] | None = None,
+        answer: InProcessAnswer | None = None,
     ) -> None:
         self._owned = http_client is None
+        self.answer = answer
+        """An in-process server's direct entry point, used instead of httpx (``.local()``)."""
         self._factory = factory or default_async_client
         self._client: httpx.AsyncClient | None = http_client
         self._loop: object | None = None

@@ -118,7 +118,7 @@ class AsyncChatarminOS(AsyncBaseClient):
             default_headers=default_headers,
             batching=batching,
         )
-        client._own_pool(lambda: httpx.AsyncClient(transport=transport))
+        client._own_pool(lambda: httpx.AsyncClient(transport=transport), answer=transport.answer)
         return client
 
     def _init_resources(self) -> None:

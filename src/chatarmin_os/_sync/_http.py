@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import httpx
 
@@ -35,7 +36,14 @@ from .._concurrency import no_loop
 from .._exceptions import ChatarminOSError
 from .._logs import logger as _logger
 
-__all__ = ["KEEPALIVE_EXPIRY", "OWN_POOL_HEADERS", "BodyDecodingError", "HTTPPool"]
+__all__ = [
+    "KEEPALIVE_EXPIRY",
+    "OWN_POOL_HEADERS",
+    "BodyDecodingError",
+    "HTTPPool",
+    "InProcessAnswer",
+    "InProcessResponse",
+]
 
 KEEPALIVE_EXPIRY = 4.0
 """Seconds an idle pooled connection is kept.
@@ -85,6 +93,28 @@ def default_sync_client() -> httpx.Client:
     )
 
 
+class InProcessResponse(Protocol):
+    """What an in-process server answers: status, headers and the whole body."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+
+class InProcessAnswer(Protocol):
+    """An in-process server's direct entry point (``LocalTransport.answer``): the encoded
+    request's method, target relative to the base URL, headers (lower-case names) and body."""
+
+    def __call__(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes | None
+    ) -> InProcessResponse: ...
+
+
 class BodyDecodingError(Exception):
     """The answer's body could not be decoded (broken gzip/deflate/brotli); ``response`` has the rest."""
 
@@ -117,8 +147,11 @@ class HTTPPool:
         http_client: httpx.Client | None = None,
         *,
         factory: Callable[[], httpx.Client] | None = None,
+        answer: InProcessAnswer | None = None,
     ) -> None:
         self._owned = http_client is None
+        self.answer = answer
+        """An in-process server's direct entry point, used instead of httpx (``.local()``)."""
         self._factory = factory or default_sync_client
         self._client: httpx.Client | None = http_client
         self._loop: object | None = None

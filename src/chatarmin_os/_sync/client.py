@@ -120,7 +120,7 @@ class ChatarminOS(BaseClient):
             default_headers=default_headers,
             batching=batching,
         )
-        client._own_pool(lambda: httpx.Client(transport=transport))
+        client._own_pool(lambda: httpx.Client(transport=transport), answer=transport.answer)
         return client
 
     def _init_resources(self) -> None:
