@@ -34,8 +34,8 @@ from chatarmin_os import (
     Tier,
     UsageResult,
 )
-from chatarmin_os._concurrency import Event
 from chatarmin_os._wire import encode_uri_component, superjson_deserialize, superjson_serialize
+from tests._sync.batching_helpers import hold
 from tests.concurrently import run_all
 from tests.helpers import API_KEY, BASE_URL, TRANSFORMERS
 
@@ -142,26 +142,6 @@ def make_client(
         batching=batching,
         sleep=sleeps or Sleeps(),
     )
-
-
-def hold(client: ChatarminOS, calls: int) -> None:
-    """Keep the next batch open until ``calls`` calls have been made."""
-    batcher = client._batcher
-    assert batcher is not None
-    ready = Event()
-    queued = 0
-
-    def on_submit(call: object) -> None:
-        nonlocal queued
-        queued += 1
-        if queued == calls:
-            ready.set()
-
-    def window() -> None:
-        ready.wait()
-
-    batcher._on_submit = on_submit
-    batcher._window = window
 
 
 def batch_input(request: httpx.Request) -> Any:

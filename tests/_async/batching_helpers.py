@@ -1,0 +1,30 @@
+"""Helpers for tests of batching (generated into ``tests/_sync`` like the tests)."""
+
+from __future__ import annotations
+
+from chatarmin_os import AsyncChatarminOS
+from chatarmin_os._concurrency import AsyncEvent
+
+
+def hold(client: AsyncChatarminOS, calls: int) -> None:
+    """Keep the client's next batch open until ``calls`` calls have been made.
+
+    Calls made at the same time then travel together whatever the scheduling (threads in
+    the blocking client): the batches a test sees are exact.
+    """
+    batcher = client._batcher
+    assert batcher is not None
+    ready = AsyncEvent()
+    made = 0
+
+    def on_submit(call: object) -> None:
+        nonlocal made
+        made += 1
+        if made == calls:
+            ready.set()
+
+    async def window() -> None:
+        await ready.wait()
+
+    batcher._on_submit = on_submit
+    batcher._window = window
