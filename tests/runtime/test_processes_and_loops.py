@@ -228,3 +228,31 @@ async def test_one_async_client_shared_by_many_tasks(server: ServeProcess) -> No
             )
         assert [problem for found in results for problem in found] == []
         assert usage(sync, company_id) == 20 * CALLS
+
+
+def test_a_batching_client_used_before_fork_works_in_every_process(server: ServeProcess) -> None:
+    client = ChatarminOS(api_key=KEY, base_url=server.base_url, timeout=10.0, batching=True)
+    company_id = metered_company(client, "Fork Batch Inc")
+    client.tiers.get("pro")
+
+    def threaded(who: str) -> list[str]:
+        problems: list[str] = []
+        lock = threading.Lock()
+
+        def work(n: int) -> None:
+            found = exercise_sync(client, company_id, f"{who}-t{n}")
+            with lock:
+                problems.extend(found)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return problems
+
+    problems = fork_children(threaded)
+
+    assert problems == []
+    assert usage(client, company_id) == (CHILDREN + 1) * 4 * CALLS
+    client.close()
