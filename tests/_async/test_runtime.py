@@ -216,3 +216,40 @@ async def test_a_query_just_under_the_limit_is_sent() -> None:
 def test_repr_of_a_client_whose_construction_failed() -> None:
     half = object.__new__(AsyncChatarminOS)
     assert repr(half) == "<AsyncChatarminOS (not configured)>"
+
+
+# --- a caller's http_client: what it is set up with still applies --------------------------
+
+
+async def test_a_callers_client_with_hooks_auth_and_params_goes_through_send() -> None:
+    handler = Recorder(httpx.Response(200, json={"result": {"data": ACCESS}}))
+    seen: list[str] = []
+
+    async def hook(request: httpx.Request) -> None:
+        seen.append(request.url.path)
+
+    http = httpx.AsyncClient(
+        transport=httpx.MockTransport(handler),
+        event_hooks={"request": [hook]},
+        params={"tenant": "t1"},
+        headers={"X-Team": "growth"},
+        cookies={"gateway": "s1"},
+    )
+    client = AsyncChatarminOS(api_key=API_KEY, base_url=BASE_URL, http_client=http)
+    await client.features.check(company_id="c1", feature_code="ai_credit")
+    [request] = handler.requests
+    assert seen == ["/api/v1/features.check"]
+    assert request.url.params["tenant"] == "t1"
+    assert request.headers["x-team"] == "growth"
+    assert request.headers["cookie"] == "gateway=s1"
+    assert request.headers["authorization"] == f"Bearer {API_KEY}"  # ours wins
+
+
+async def test_a_plain_client_of_yours_keeps_its_headers_as_they_change() -> None:
+    handler = Recorder(httpx.Response(200, json={"result": {"data": ACCESS}}))
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler), headers={"X-Team": "a"})
+    client = AsyncChatarminOS(api_key=API_KEY, base_url=BASE_URL, http_client=http)
+    await client.features.check(company_id="c1", feature_code="ai_credit")
+    http.headers["X-Team"] = "b"
+    await client.features.check(company_id="c1", feature_code="ai_credit")
+    assert [r.headers["x-team"] for r in handler.requests] == ["a", "b"]

@@ -226,6 +226,14 @@ class AsyncHTTPPool:
             response = await transport.handle_async_request(request)
             response.request = request
         else:
+            # Your client's default params and cookies join the request as build_request does.
+            request = client.build_request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                content=request.content,
+                extensions=request.extensions,
+            )
             response = await client.send(request, stream=True)
         try:
             await response.aread()

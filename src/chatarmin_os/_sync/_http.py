@@ -228,6 +228,14 @@ class HTTPPool:
             response = transport.handle_request(request)
             response.request = request
         else:
+            # Your client's default params and cookies join the request as build_request does.
+            request = client.build_request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                content=request.content,
+                extensions=request.extensions,
+            )
             response = client.send(request, stream=True)
         try:
             response.read()
