@@ -46,12 +46,23 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncTiers": "Tiers",
     "AsyncHTTPPool": "HTTPPool",
     "default_async_client": "default_sync_client",
+    "AsyncEntitlementCache": "EntitlementCache",
+    "AsyncCacheGroup": "CacheGroup",
+    "AsyncRedisLevel": "RedisLevel",
     # shims (see src/chatarmin_os/_concurrency.py)
     "asleep": "sleep",
     "AsyncSleeper": "Sleeper",
     "current_loop": "no_loop",
     "AsyncBackground": "Background",
     "AsyncWork": "Work",
+    "AsyncFetch": "Fetch",
+    "AsyncEvent": "Event",
+    "new_async_event": "new_event",
+    "await_event": "wait_event",
+    "arun_both": "run_both",
+    # redis: redis.asyncio under asyncio, the blocking client in threads (see _cache.py)
+    "load_async_redis": "load_redis",
+    "async_redis_loop": "redis_loop",
     # httpx
     "AsyncClient": "Client",
     "AsyncLocalTransport": "LocalTransport",
