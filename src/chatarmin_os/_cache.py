@@ -485,15 +485,30 @@ def apply_usage(value: Any, usage: UsageResult) -> tuple[Any, bool]:
 class Entry:
     """One cached answer: its value (provenance ``"cache"``), when it was fetched, until when
     it answers as fresh, the company it belongs to, and (read from Redis) the bytes it was
-    decoded from, so reading the same bytes again needs no decoding."""
+    decoded from, so reading the same bytes again needs no decoding.
 
-    __slots__ = ("company", "fetched_at", "fresh_until", "near", "raw", "value")
+    ``fresh_until`` (what the hit path reads) is ``ttl_until`` unless the entry is ``near``
+    its limit (the margin rule) or ``expired`` (a refused usage, a late usage result, a
+    change that overtook its load): then it is ``fetched_at``, and the entry only serves
+    stale answers. Change those through :meth:`update`.
+    """
+
+    __slots__ = (
+        "company",
+        "expired",
+        "fetched_at",
+        "fresh_until",
+        "near",
+        "raw",
+        "ttl_until",
+        "value",
+    )
 
     def __init__(
         self,
         value: Any,
         fetched_at: float,
-        fresh_until: float,
+        ttl_until: float,
         company: str | None,
         *,
         near: bool = False,
@@ -501,10 +516,27 @@ class Entry:
     ) -> None:
         self.value = value
         self.fetched_at = fetched_at
-        self.near = near  # within the margin of its limit: never answers as fresh
-        self.fresh_until = fetched_at if near else fresh_until
+        self.ttl_until = ttl_until
+        self.near = near
+        self.expired = False
+        self.fresh_until = fetched_at if near else ttl_until
         self.company = company
         self.raw = raw
+
+    def update(
+        self,
+        *,
+        ttl_until: float | None = None,
+        near: bool | None = None,
+        expired: bool | None = None,
+    ) -> None:
+        if ttl_until is not None:
+            self.ttl_until = ttl_until
+        if near is not None:
+            self.near = near
+        if expired is not None:
+            self.expired = expired
+        self.fresh_until = self.fetched_at if self.near or self.expired else self.ttl_until
 
 
 class Level1:
@@ -577,7 +609,7 @@ class Level1:
         """Store ``entry``; expired at once when a change overtook the load begun at ``started``."""
         with self.lock:
             if started is not None and self._changed_since(started, key, entry.company):
-                entry.fresh_until = entry.fetched_at
+                entry.update(expired=True)
             old = self.entries.get(key)
             if old is not None and old.company == entry.company:  # the index stays right
                 self.entries[key] = entry
@@ -598,11 +630,12 @@ class Level1:
         with self.lock:
             if (
                 entry.near
+                or entry.expired
                 or self.entries.get(key) is not entry
                 or self._changed_since(started, key, entry.company)
             ):
                 return False
-            entry.fresh_until = fresh_until
+            entry.update(ttl_until=fresh_until)
             return fresh_until > entry.fetched_at
 
     def _unindex(self, key: Key, entry: Entry) -> None:
@@ -626,7 +659,7 @@ class Level1:
             for key in keys:
                 entry = self.entries.get(key)
                 if entry is not None:
-                    entry.fresh_until = min(entry.fresh_until, entry.fetched_at)
+                    entry.update(expired=True)
                     if entry.company is not None:
                         self._mark(("c", entry.company))
 
@@ -685,10 +718,9 @@ class Level1:
                 if value is not entry.value or not fresh:
                     changed += 1
                 entry.value = value
-                if near_limit(value, self.margin):
-                    entry.near = True
-                if entry.near or not fresh:
-                    entry.fresh_until = min(entry.fresh_until, entry.fetched_at)
+                entry.update(
+                    near=near_limit(value, self.margin), expired=entry.expired or not fresh
+                )
         return changed
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -484,7 +485,8 @@ class EntitlementCache:
             if found is not None:
                 raw, source = found
                 if (  # the bytes we decoded before: no decoding
-                    held is not None
+                    raw is not None
+                    and held is not None
                     and source == held.raw
                     and self._l1.refresh(key, held, self._redis_fresh_until(held), started)
                 ):
@@ -695,8 +697,10 @@ class RedisLevel:
         self._scripts: dict[str, Any] = {}
         self._down_until = 0.0
         self._backoff = REDIS_FIRST_BACKOFF
+        self._lock = threading.Lock()
         self._listener: Any = None
         self._loads = 0
+        self._check_listener = True
         self._listener_done: Any = None
         self._listener_started = False
         self._warned_loop = False
@@ -719,23 +723,25 @@ class RedisLevel:
                 logger.info("cache: no Redis level without an asyncio loop (in-process only)")
             return None
         if self._client is None or self._client_loop is not loop:
-            module = load_redis()
-            self._client = module.Redis.from_url(
-                self._url,
-                socket_timeout=REDIS_TIMEOUT,
-                socket_connect_timeout=REDIS_TIMEOUT,
-                retry=None,
-            )
-            self._client_loop = loop
-            self._listener = None  # a new loop or process: look at the listener again
-            self._scripts = {
-                name: self._client.register_script(source)
-                for name, source in (
-                    ("set", SET_IF_GENERATION),
-                    ("invalidate", INVALIDATE),
-                    ("usage", RECORD_USAGE),
-                )
-            }
+            with self._lock:
+                if self._client is None or self._client_loop is not loop:
+                    module = load_redis()
+                    client = module.Redis.from_url(
+                        self._url,
+                        socket_timeout=REDIS_TIMEOUT,
+                        socket_connect_timeout=REDIS_TIMEOUT,
+                        retry=None,
+                    )
+                    self._scripts = {
+                        name: client.register_script(source)
+                        for name, source in (
+                            ("set", SET_IF_GENERATION),
+                            ("invalidate", INVALIDATE),
+                            ("usage", RECORD_USAGE),
+                        )
+                    }
+                    self._client, self._client_loop = client, loop
+                    self._check_listener = True  # another loop: is the listener there?
         return self._client
 
     def _failed(self, what: str, error: BaseException) -> None:
@@ -902,8 +908,9 @@ class RedisLevel:
         here live out their ``local_ttl``.
         """
         self._loads += 1
-        if self._loads & 63 and self._listener is not None:
+        if self._loads & 63 and not self._check_listener:
             return
+        self._check_listener = False
         listener = self._listener
         if self._closing or (listener is not None and listener.alive()):
             return
@@ -968,6 +975,10 @@ class RedisLevel:
         self._closing = True
         done, listener = self._listener_done, self._listener
         if done is not None and listener is not None and listener.alive():
+            client = self._client if self._client_loop is redis_loop() else None
+            if client is not None:  # wake the listener now (it ignores its own messages)
+                with contextlib.suppress(Exception):
+                    client.publish(self._keys.channel, encode_message(self._cache._id, []))
             wait_event(done, _CLOSE_WAIT)
         client, self._client = self._client, None
         if client is not None and self._client_loop is redis_loop():
