@@ -106,6 +106,15 @@ def test_cache_must_be_none_true_or_options(cache: Any) -> None:
         AsyncChatarminOS(api_key=API_KEY, cache=cache)
 
 
+def test_a_redis_url_redis_cannot_parse_is_refused_when_made() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        ChatarminOS(api_key=API_KEY, cache=CacheOptions(redis_url="redis://:pw@cache:port/0"))
+    assert str(info.value) == (
+        "cache: redis_url (not shown) cannot be used: Port could not be cast to integer value "
+        "as 'port'"
+    )
+
+
 def test_true_and_false_and_none() -> None:
     assert CacheOptions.resolve(True) == CacheOptions()
     assert CacheOptions.resolve(None) is None and CacheOptions.resolve(False) is None
@@ -129,6 +138,30 @@ def test_the_defaults() -> None:
         None,
         None,
     )
+
+
+def test_stats_read_as_attributes_items_or_a_dict() -> None:
+    from chatarmin_os import CacheStats
+
+    stats = CacheStats(hits=3, redis_errors=1, entries=2)
+    assert (stats.hits, stats["hits"], stats.as_dict()["redis_errors"]) == (3, 3, 1)
+    assert list(stats.as_dict()) == [
+        "hits",
+        "misses",
+        "stale",
+        "fallback",
+        "refreshes",
+        "coalesced",
+        "usage_updates",
+        "invalidations",
+        "evictions",
+        "redis_hits",
+        "redis_misses",
+        "redis_errors",
+        "entries",
+    ]
+    with pytest.raises(KeyError):
+        stats["nope"]
 
 
 def test_the_repr_never_shows_a_redis_password() -> None:

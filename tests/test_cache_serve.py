@@ -49,7 +49,7 @@ def test_stale_and_fallback_while_the_server_is_down_then_refreshed(tmp_path: Pa
             client.features.check(company_id=company_id, feature_code="sso")  # no policy
         cache = client.cache
         assert cache is not None
-        assert (cache.stats().stale, cache.stats().fallbacks) == (1, 1)
+        assert (cache.stats().stale, cache.stats().fallback) == (1, 1)
 
         server = ServeProcess.start(args, tmp_path)  # back, with the same data
         with ChatarminOS(api_key=KEY, base_url=server.base_url) as admin:  # no cache

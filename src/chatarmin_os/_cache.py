@@ -277,19 +277,20 @@ class CacheStats:
     """Counters of one client's entitlement cache since it was made (or since a fork).
 
     ``hits`` fresh answers from this process; ``misses`` answers that had to be loaded (from
-    Redis or the server); ``stale`` and ``fallbacks`` answers given during an outage;
-    ``refreshes`` background requests that ended an outage; ``coalesced`` calls that waited
-    for another caller's request for the same key instead of sending their own;
-    ``usage_updates`` usage results applied to cached entries; ``invalidations`` writes and
-    messages that dropped entries; ``evictions`` entries dropped for room; ``redis_hits`` /
-    ``redis_misses`` loads answered / not answered by Redis; ``redis_errors`` Redis commands
-    that failed (each is also logged at DEBUG); ``entries`` entries held now.
+    Redis or the server); ``stale`` and ``fallback`` answers given during an outage;
+    ``refreshes`` entries loaded by the background request during an outage; ``coalesced``
+    calls that waited for another caller's request for the same key instead of sending
+    their own; ``usage_updates`` usage results applied to cached entries; ``invalidations``
+    writes and messages that dropped entries; ``evictions`` entries dropped for room;
+    ``redis_hits`` / ``redis_misses`` loads answered / not answered by Redis;
+    ``redis_errors`` Redis commands that failed (each is also logged at DEBUG); ``entries``
+    entries held now.
     """
 
     hits: int = 0
     misses: int = 0
     stale: int = 0
-    fallbacks: int = 0
+    fallback: int = 0
     refreshes: int = 0
     coalesced: int = 0
     usage_updates: int = 0
@@ -300,6 +301,17 @@ class CacheStats:
     redis_errors: int = 0
     entries: int = 0
 
+    def __getitem__(self, name: str) -> int:
+        """``stats["hits"]`` is ``stats.hits``."""
+        if name not in self.__dataclass_fields__:
+            raise KeyError(name)
+        value: int = getattr(self, name)
+        return value
+
+    def as_dict(self) -> dict[str, int]:
+        """Every counter by name (for a metrics exporter)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
 
 class Counters:
     """The mutable counters behind :class:`CacheStats` (plain ints, one bytecode to bump)."""
@@ -307,7 +319,7 @@ class Counters:
     __slots__ = (
         "coalesced",
         "evictions",
-        "fallbacks",
+        "fallback",
         "hits",
         "invalidations",
         "misses",
@@ -320,7 +332,7 @@ class Counters:
     )
 
     def __init__(self) -> None:
-        self.hits = self.misses = self.stale = self.fallbacks = self.refreshes = 0
+        self.hits = self.misses = self.stale = self.fallback = self.refreshes = 0
         self.coalesced = self.usage_updates = self.invalidations = self.evictions = 0
         self.redis_hits = self.redis_misses = self.redis_errors = 0
 
@@ -967,6 +979,16 @@ def decode_message(raw: bytes | str) -> tuple[str, list[list[str]]]:
     if not isinstance(ops, list):
         raise ValueError("no ops")
     return str(doc.get("src", "")), [op for op in ops if isinstance(op, list) and op]
+
+
+def check_redis_url(url: str) -> None:
+    """Parse ``url`` as the ``redis`` package will (``ConfigurationError`` when it cannot)."""
+    try:
+        _import_redis("redis.connection").parse_url(url)
+    except ValueError as error:
+        raise ConfigurationError(
+            f"cache: redis_url {redacted_url(url)} cannot be used: {str(error)[:100]}"
+        ) from None
 
 
 def load_redis() -> Any:

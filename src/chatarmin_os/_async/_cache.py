@@ -43,6 +43,7 @@ from .._cache import (
     answer,
     apply_overlays,
     async_redis_loop,
+    check_redis_url,
     company_of,
     decode_entry,
     decode_message,
@@ -583,7 +584,7 @@ class AsyncEntitlementCache:
         if feature is not None:
             fallback = self._options.fallback_for(feature)
             if fallback is not None:
-                self._counters.fallbacks += 1
+                self._counters.fallback += 1
                 logger.debug("cache: fallback for %s", feature)
                 return fallback
         return None
@@ -692,7 +693,8 @@ class AsyncRedisLevel:
         self._clock = cache._clock
         self._px = int(max(options.ttl, options.max_stale) * 1000) + 1000
         self._closing = False
-        load_async_redis()  # fail at construction when the package is missing
+        load_async_redis()  # fail at construction when the package is missing ...
+        check_redis_url(url)  # ... or the URL is one it cannot use
         self._reset()
 
     def _reset(self) -> None:
@@ -730,12 +732,16 @@ class AsyncRedisLevel:
             with self._lock:
                 if self._client is None or self._client_loop is not loop:
                     module = load_async_redis()
-                    client = module.Redis.from_url(
-                        self._url,
-                        socket_timeout=REDIS_TIMEOUT,
-                        socket_connect_timeout=REDIS_TIMEOUT,
-                        retry=None,
-                    )
+                    try:
+                        client = module.Redis.from_url(
+                            self._url,
+                            socket_timeout=REDIS_TIMEOUT,
+                            socket_connect_timeout=REDIS_TIMEOUT,
+                            retry=None,
+                        )
+                    except Exception as error:  # e.g. a URL redis cannot parse
+                        self._failed("connect", error)
+                        return None
                     self._scripts = {
                         name: client.register_script(source)
                         for name, source in (
