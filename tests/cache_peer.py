@@ -5,7 +5,8 @@
 Reads commands on stdin and answers each with one JSON line on stdout:
 
 * ``check COMPANY FEATURE`` -> ``{"source", "remaining", "limit"}``
-* ``set_limit COMPANY FEATURE LIMIT`` -> ``{"returned_at"}`` (unix time the write returned)
+* ``set_limit COMPANY FEATURE LIMIT`` -> ``{"returned_at", "invalidated_at"}`` (unix times
+  the write returned, and its entries were dropped here, just before it was published)
 * ``track COMPANY FEATURE QUANTITY`` -> ``{"returned_at", "remaining"}``
 * ``wait_dropped N`` -> ``{"at"}``: blocks (at most 10 s) until N messages from other
   processes were applied, then gives the unix time the N-th one was
@@ -24,11 +25,13 @@ from chatarmin_os import CacheOptions, ChatarminOS
 
 
 class _Dropped(logging.Handler):
-    """Notes when each message from another process was applied (its log line)."""
+    """Notes when each message from another process was applied, and when this process's
+    own writes dropped entries (just before publishing): their log lines."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.times: list[float] = []
+        self.own: list[float] = []
         self.changed = threading.Condition()
 
     def wait(self, count: int) -> float | None:
@@ -38,6 +41,8 @@ class _Dropped(logging.Handler):
             return self.times[count - 1] if len(self.times) >= count else None
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("cache: dropped"):
+            self.own.append(record.created)
         if record.getMessage().startswith("cache: another process changed"):
             with self.changed:
                 self.times.append(record.created)
@@ -67,7 +72,7 @@ def main() -> None:
             client.features.set_access(
                 company_id=args[0], feature_code=args[1], quantity_limit=int(args[2])
             )
-            answer = {"returned_at": time.time()}
+            answer = {"returned_at": time.time(), "invalidated_at": dropped.own[-1]}
         elif command == "track":
             usage = client.billing.track_usage(
                 company_id=args[0], feature_code=args[1], quantity=int(args[2])

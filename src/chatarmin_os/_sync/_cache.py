@@ -425,7 +425,11 @@ class EntitlementCache:
         resolve: Fetch[Company | None],
     ) -> FeatureAccess:
         mapping = self._entries.get(("o", org))
-        if mapping is not None and mapping.fresh_until > self._clock():
+        fresh = mapping is not None and mapping.fresh_until > self._clock()
+        if not fresh and self._redis is not None:  # another process may know the company
+            fresh = (self._from_redis(("o", org)))[0]
+            mapping = self._entries.get(("o", org))
+        if fresh and mapping is not None:
             if mapping.value is None:  # not linked: the server says what it says
                 return fetch()
             key = ("c", mapping.value.id, feature_code)
@@ -476,36 +480,45 @@ class EntitlementCache:
         """Redis first (when on, and fresh there), else the server: one request for all
         concurrent callers (single flight). The answer is stored."""
         generation: str | None = None
-        redis = self._redis
-        if redis is not None:
-            started = self._l1.begin_load()
-            redis.ensure_listener()
-            held = self._entries.get(key)
-            company = self._company_hint(key)
-            found = redis.read(key, company)
-            if found is not None:
-                raw, source = found
-                if (  # the bytes we decoded before: no decoding
-                    raw is not None
-                    and held is not None
-                    and source == held.raw
-                    and self._l1.refresh(key, held, self._redis_fresh_until(held), started)
-                ):
-                    self._counters.redis_hits += 1
-                    same: _T = held.value
-                    return same
-                decoded = redis.decode(key, raw, source)
-                if decoded is not None:
-                    value, fetched_wall = decoded
-                    age = max(0.0, wall_clock() - fetched_wall)
-                    fresh = self._store_from_redis(key, value, age, started, source)
-                    if fresh and age < self._options.ttl:
-                        self._counters.redis_hits += 1
-                        result: _T = answer(value)
-                        return result
-                self._counters.redis_misses += 1
-                generation = redis.generation(key, company)
+        if self._redis is not None:
+            found, value, generation = self._from_redis(key)
+            if found:
+                result: _T = value
+                return result
         return self._single_flight(key, lambda: self._fetch_and_store(key, fetch, generation))
+
+    def _from_redis(self, key: Key) -> tuple[bool, Any, str | None]:
+        """``(True, answer, None)`` when Redis holds a fresh entry for ``key`` (kept here
+        too), else ``(False, None, generation)``: the generation a write of the server's
+        answer must find (``None`` when Redis cannot be used)."""
+        redis = self._redis
+        assert redis is not None
+        started = self._l1.begin_load()
+        redis.ensure_listener()
+        held = self._entries.get(key)
+        company = self._company_hint(key)
+        found = redis.read(key, company)
+        if found is None:
+            return False, None, None
+        raw, source = found
+        if (  # the bytes we decoded before: no decoding
+            raw is not None
+            and held is not None
+            and source == held.raw
+            and self._l1.refresh(key, held, self._redis_fresh_until(held), started)
+        ):
+            self._counters.redis_hits += 1
+            return True, held.value, None
+        decoded = redis.decode(key, raw, source)
+        if decoded is not None:
+            value, fetched_wall = decoded
+            age = max(0.0, wall_clock() - fetched_wall)
+            fresh = self._store_from_redis(key, value, age, started, source)
+            if fresh and age < self._options.ttl:
+                self._counters.redis_hits += 1
+                return True, answer(value), None
+        self._counters.redis_misses += 1
+        return False, None, redis.generation(key, company)
 
     def _fetch_and_store(self, key: Key, fetch: Fetch[_T], generation: str | None) -> _T:
         started = self._l1.begin_load()
