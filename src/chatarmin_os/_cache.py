@@ -742,12 +742,18 @@ class Level1:
 class Outage:
     """Whether ChatarminOS is failing for this cache, and when to try it again."""
 
-    __slots__ = ("failures", "probing", "retry_at")
+    __slots__ = ("failures", "probe", "retry_at")
 
     def __init__(self) -> None:
         self.failures = 0
         self.retry_at = 0.0
-        self.probing = False
+        self.probe: Any = None  # the background request's handle (``.alive()``)
+
+    @property
+    def probing(self) -> bool:
+        """Whether a background request is running (here: a thread of this process, or a
+        task of the running event loop; one lost with its loop does not count)."""
+        return self.probe is not None and bool(self.probe.alive())
 
     @property
     def active(self) -> bool:

@@ -634,7 +634,6 @@ class AsyncEntitlementCache:
         outage = self._outage
         if self._clock() < outage.retry_at or outage.probing:
             return True
-        outage.probing = True
 
         async def refresh() -> None:
             try:
@@ -646,13 +645,10 @@ class AsyncEntitlementCache:
             else:
                 self._counters.refreshes += 1
                 logger.debug("cache: refreshed %s in the background", describe(key))
-            finally:
-                outage.probing = False
 
         try:
-            self._background.start(refresh, "chatarmin_os cache refresh")
+            outage.probe = self._background.start(refresh, "chatarmin_os cache refresh")
         except ChatarminOSError:
-            outage.probing = False
             return False
         return True
 

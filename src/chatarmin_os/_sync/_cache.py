@@ -630,7 +630,6 @@ class EntitlementCache:
         outage = self._outage
         if self._clock() < outage.retry_at or outage.probing:
             return True
-        outage.probing = True
 
         def refresh() -> None:
             try:
@@ -642,13 +641,10 @@ class EntitlementCache:
             else:
                 self._counters.refreshes += 1
                 logger.debug("cache: refreshed %s in the background", describe(key))
-            finally:
-                outage.probing = False
 
         try:
-            self._background.start(refresh, "chatarmin_os cache refresh")
+            outage.probe = self._background.start(refresh, "chatarmin_os cache refresh")
         except ChatarminOSError:
-            outage.probing = False
             return False
         return True
 
