@@ -46,6 +46,9 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncTiers": "Tiers",
     "AsyncHTTPPool": "HTTPPool",
     "default_async_client": "default_sync_client",
+    "AsyncEntitlementCache": "EntitlementCache",
+    "AsyncCacheGroup": "CacheGroup",
+    "AsyncRedisLevel": "RedisLevel",
     # shims (see src/chatarmin_os/_concurrency.py)
     "asleep": "sleep",
     "AsyncSleeper": "Sleeper",
@@ -54,6 +57,13 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncWork": "Work",
     "AsyncEvent": "Event",
     "AsyncBatcher": "Batcher",
+    "AsyncFetch": "Fetch",
+    "new_async_event": "new_event",
+    "await_event": "wait_event",
+    "arun_both": "run_both",
+    # redis: redis.asyncio under asyncio, the blocking client in threads (see _cache.py)
+    "load_async_redis": "load_redis",
+    "async_redis_loop": "redis_loop",
     # httpx
     "AsyncClient": "Client",
     "AsyncLocalTransport": "LocalTransport",

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._async._cache import AsyncEntitlementCache
     from ._async.client import AsyncChatarminOS
     from ._base import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
     from ._batching import BatchOptions
+    from ._cache import CacheOptions, CacheStats, FallbackPolicy
     from ._exceptions import (
         APIConnectionError,
         APIResponseValidationError,
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
         Company,
         Contact,
         FeatureAccess,
+        FeatureAccessBase,
         FeatureAccessDetail,
         FeatureSource,
         LinkStatus,
@@ -69,6 +72,7 @@ if TYPE_CHECKING:
         OnboardResult,
         OrgFeatureAccess,
         ProductLink,
+        Provenance,
         ResetLinksResult,
         SmartLinkResult,
         SmartLinkStatus,
@@ -82,6 +86,7 @@ if TYPE_CHECKING:
         UpsertedContact,
         UsageResult,
     )
+    from ._sync._cache import EntitlementCache
     from ._sync.client import ChatarminOS
     from ._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 
@@ -98,6 +103,7 @@ __all__ = [
     "ApplyTierInput",
     "ApplyTierResult",
     "AsyncChatarminOS",
+    "AsyncEntitlementCache",
     "AuthenticationError",
     "BadRequestError",
     "BaseFee",
@@ -105,6 +111,8 @@ __all__ = [
     "BatchOptions",
     "BillingStatus",
     "BulkUpsertResult",
+    "CacheOptions",
+    "CacheStats",
     "ChatarminOS",
     "ChatarminOSConfig",
     "ChatarminOSError",
@@ -117,7 +125,10 @@ __all__ = [
     "ContactInput",
     "ContactInputDict",
     "CreateCompanyInput",
+    "EntitlementCache",
+    "FallbackPolicy",
     "FeatureAccess",
+    "FeatureAccessBase",
     "FeatureAccessDetail",
     "FeatureCheckInput",
     "FeatureSetAccessInput",
@@ -139,6 +150,7 @@ __all__ = [
     "PermissionDeniedError",
     "PreconditionFailedError",
     "ProductLink",
+    "Provenance",
     "RateLimitError",
     "ResetLinksResult",
     "SmartLinkInput",
@@ -163,6 +175,10 @@ __all__ = [
 # Where each public name lives; imported on first access.
 _LAZY: dict[str, str] = {
     "AsyncChatarminOS": "._async.client",
+    "AsyncEntitlementCache": "._async._cache",
+    "CacheOptions": "._cache",
+    "CacheStats": "._cache",
+    "FallbackPolicy": "._cache",
     "DEFAULT_BASE_URL": "._base",
     "DEFAULT_MAX_RETRIES": "._base",
     "DEFAULT_TIMEOUT": "._base",
@@ -206,6 +222,7 @@ _LAZY: dict[str, str] = {
     "Company": "._models",
     "Contact": "._models",
     "FeatureAccess": "._models",
+    "FeatureAccessBase": "._models",
     "FeatureAccessDetail": "._models",
     "FeatureSource": "._models",
     "LinkStatus": "._models",
@@ -215,6 +232,7 @@ _LAZY: dict[str, str] = {
     "OnboardResult": "._models",
     "OrgFeatureAccess": "._models",
     "ProductLink": "._models",
+    "Provenance": "._models",
     "ResetLinksResult": "._models",
     "SmartLinkResult": "._models",
     "SmartLinkStatus": "._models",
@@ -228,6 +246,7 @@ _LAZY: dict[str, str] = {
     "UpsertedContact": "._models",
     "UsageResult": "._models",
     "ChatarminOS": "._sync.client",
+    "EntitlementCache": "._sync._cache",
     "NOT_GIVEN": "._types",
     "NotGiven": "._types",
     "Timeout": "._types",

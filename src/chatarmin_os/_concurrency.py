@@ -2,7 +2,9 @@
 
 ``_async`` code imports the async names; ``scripts/gen_sync.py`` rewrites them to the
 sync names (``asleep`` -> ``sleep``, ``AsyncSleeper`` -> ``Sleeper``, ``current_loop`` ->
-``no_loop``). Waiting goes through anyio in the async client, so it works under asyncio and
+``no_loop``, ``AsyncEvent`` -> ``Event``, ``new_async_event`` -> ``new_event``,
+``await_event`` -> ``wait_event``, ``arun_both`` -> ``run_both``, ``AsyncFetch`` ->
+``Fetch``). Waiting goes through anyio in the async client, so it works under asyncio and
 trio alike.
 """
 
@@ -12,22 +14,38 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+if TYPE_CHECKING:
+    import anyio
+
+_T = TypeVar("_T")
+_U = TypeVar("_U")
 
 __all__ = [
     "AsyncBackground",
     "AsyncEvent",
+    "AsyncFetch",
     "AsyncSleeper",
     "AsyncWork",
     "Background",
     "Event",
+    "Fetch",
+    "Latch",
     "Sleeper",
     "Work",
+    "arun_both",
     "asleep",
+    "await_event",
     "current_loop",
+    "new_async_event",
+    "new_event",
     "no_loop",
+    "run_both",
     "sleep",
+    "wait_event",
 ]
+
 
 AsyncSleeper: TypeAlias = Callable[[float], Awaitable[None]]
 """An async function that waits for the given number of seconds."""
@@ -41,6 +59,12 @@ AsyncWork: TypeAlias = Callable[[], Awaitable[None]]
 Work: TypeAlias = Callable[[], None]
 """A piece of work to run later: a function without arguments."""
 
+AsyncFetch: TypeAlias = Callable[[], Awaitable[_T]]
+"""An async function without arguments that answers a ``_T`` (a request to make later)."""
+
+Fetch: TypeAlias = Callable[[], _T]
+"""A function without arguments that answers a ``_T`` (a request to make later)."""
+
 
 async def asleep(seconds: float) -> None:
     """Wait ``seconds`` under whichever event loop runs (asyncio or trio), via anyio."""
@@ -52,6 +76,102 @@ async def asleep(seconds: float) -> None:
 def sleep(seconds: float) -> None:
     """Block the calling thread for ``seconds``."""
     time.sleep(seconds)
+
+
+AsyncEvent: TypeAlias = "anyio.Event"
+"""An event async code waits on (anyio's: asyncio and trio alike)."""
+
+
+class Latch:
+    """A one-shot event for threads, set once: one lock (``threading.Event`` costs ~20x more
+    to make and set, and the cache makes one per load)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        """Let every waiter through (setting it again does nothing)."""
+        try:  # noqa: SIM105 - one per load: a context manager costs more
+            self._lock.release()
+        except RuntimeError:  # already set
+            pass
+
+    def is_set(self) -> bool:
+        """Whether :meth:`set` was called."""
+        return not self._lock.locked()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until set (or ``timeout`` seconds passed); whether it was set."""
+        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            return False
+        self._lock.release()
+        return True
+
+
+Event: TypeAlias = Latch
+"""An event blocking code waits on (a :class:`Latch`)."""
+
+
+def new_async_event() -> anyio.Event:
+    """A new event; make it inside the coroutine that uses it (anyio needs an async context)."""
+    import anyio
+
+    return anyio.Event()
+
+
+def new_event() -> Latch:
+    """A new event for threads."""
+    return Latch()
+
+
+async def await_event(event: anyio.Event, timeout: float) -> bool:
+    """Wait until ``event`` is set or ``timeout`` seconds passed; whether it was set."""
+    import anyio
+
+    with anyio.move_on_after(timeout):
+        await event.wait()
+    return event.is_set()
+
+
+def wait_event(event: Latch, timeout: float) -> bool:
+    """Block until ``event`` is set or ``timeout`` seconds passed; whether it was set."""
+    return event.wait(timeout)
+
+
+async def arun_both(
+    first: Callable[[], Awaitable[_T]], second: Callable[[], Awaitable[_U]]
+) -> tuple[_T, _U]:
+    """Run two coroutine functions concurrently (a task group); both results.
+
+    When one raises, the other is cancelled and the error propagates (the first error
+    when both fail, unwrapped from anyio's exception group).
+    """
+    import anyio
+
+    results: list[Any] = [None, None]
+    errors: list[BaseException] = []
+
+    async def run(index: int, work: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            results[index] = await work()
+        except Exception as exc:
+            errors.append(exc)
+            group.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run, 0, first)
+        group.start_soon(run, 1, second)
+    if errors:
+        raise errors[0]
+    return results[0], results[1]
+
+
+def run_both(first: Callable[[], _T], second: Callable[[], _U]) -> tuple[_T, _U]:
+    """The blocking twin of :func:`arun_both`: one after the other."""
+    return first(), second()
 
 
 def current_loop() -> object | None:
@@ -78,33 +198,6 @@ def current_loop() -> object | None:
 def no_loop() -> object | None:
     """The sync twin of :func:`current_loop`: blocking code has no event loop."""
     return None
-
-
-class AsyncEvent:
-    """Something tasks wait for until it is set (anyio: asyncio and trio). Make it in a task."""
-
-    __slots__ = ("_event",)
-
-    def __init__(self) -> None:
-        import anyio
-
-        self._event = anyio.Event()
-
-    def set(self) -> None:
-        """Wake every task waiting, now and later."""
-        self._event.set()
-
-    def is_set(self) -> bool:
-        """Whether :meth:`set` was called."""
-        return self._event.is_set()
-
-    async def wait(self) -> None:
-        """Wait until :meth:`set` is called."""
-        await self._event.wait()
-
-
-Event = threading.Event
-"""The blocking twin of :class:`AsyncEvent`."""
 
 
 class _Handle:

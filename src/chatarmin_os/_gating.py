@@ -9,8 +9,9 @@ tracked, so a change of the underlying calls happens here once:
 * the verdict: not enabled -> ``feature_not_enabled`` (403), ``remaining < quantity`` or
   ``can_use`` false -> ``feature_limit_reached`` (402), ChatarminOS unreachable or failing
   -> ``unavailable`` (503), no org id on the request -> ``missing_org_id`` (400);
-* tracking after the response looks the company up and calls ``billing.track_usage`` with
-  an idempotency key derived from the request; errors are logged, never raised.
+* tracking after the response calls ``billing.track_usage(external_org_id=...)`` with an
+  idempotency key derived from the request (the org's company comes from the cache the
+  gate filled); errors are logged, never raised.
 
 Each I/O step has an async and a blocking twin side by side (the integrations use the async
 client in async views and the blocking one in sync views). :class:`LoopClients` keeps one
@@ -251,20 +252,26 @@ def _track_failed(feature: str, org: str, error: ChatarminOSError) -> None:
     )
 
 
+def _not_found(feature: str, org: str, error: NotFoundError) -> None:
+    if error.path == "companies.getByProductLink":  # no company is linked to the org
+        logger.warning("Usage of %s not tracked: org %s is not linked", feature, org)
+    else:
+        _track_failed(feature, org, error)
+
+
 async def atrack(client: AsyncChatarminOS, feature: str, org: str, quantity: int, key: str) -> None:
     """Track ``quantity`` of ``feature`` for ``org`` (async); errors are logged, not raised.
 
-    Today a company lookup and ``billing.track_usage``; this is the one function to switch
-    to ``billing.track_usage_later`` once the usage buffer exists.
+    ``billing.track_usage(external_org_id=...)``: one round trip once the gate's check
+    (or the cache) knows the org's company. This is the one function to switch to
+    ``billing.track_usage_later`` once the usage buffer exists.
     """
     try:
-        company = await client.companies.get_by_product_link(external_org_id=org)
-        if company is None:
-            logger.warning("Usage of %s not tracked: org %s is not linked", feature, org)
-            return
         await client.billing.track_usage(
-            company_id=company.id, feature_code=feature, quantity=quantity, idempotency_key=key
+            external_org_id=org, feature_code=feature, quantity=quantity, idempotency_key=key
         )
+    except NotFoundError as error:
+        _not_found(feature, org, error)
     except ChatarminOSError as error:
         _track_failed(feature, org, error)
 
@@ -272,13 +279,11 @@ async def atrack(client: AsyncChatarminOS, feature: str, org: str, quantity: int
 def track(client: ChatarminOS, feature: str, org: str, quantity: int, key: str) -> None:
     """The blocking twin of :func:`atrack`."""
     try:
-        company = client.companies.get_by_product_link(external_org_id=org)
-        if company is None:
-            logger.warning("Usage of %s not tracked: org %s is not linked", feature, org)
-            return
         client.billing.track_usage(
-            company_id=company.id, feature_code=feature, quantity=quantity, idempotency_key=key
+            external_org_id=org, feature_code=feature, quantity=quantity, idempotency_key=key
         )
+    except NotFoundError as error:
+        _not_found(feature, org, error)
     except ChatarminOSError as error:
         _track_failed(feature, org, error)
 

@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from ._batching import BatchOptions
+from ._cache import CacheOptions
 from ._types import NotGiven, Timeout, Transformer
 from ._validate import free_map
 
@@ -112,6 +113,7 @@ class ChatarminOSConfig(TypedDict, total=False):
     transformer: Transformer
     default_headers: dict[str, str] | None
     batching: bool | BatchOptions
+    cache: bool | CacheOptions | None
 
 
 class _CreateCompanyRequired(TypedDict):
@@ -166,14 +168,15 @@ class FeatureSetAccessInput(_FeatureSetAccessRequired, total=False):
 
 
 class _TrackUsageRequired(TypedDict):
-    company_id: str
     feature_code: str
     quantity: int
 
 
 class TrackUsageInput(_TrackUsageRequired, total=False):
-    """Keyword arguments of ``billing.track_usage``."""
+    """Keyword arguments of ``billing.track_usage`` (give ``company_id`` or ``external_org_id``)."""
 
+    company_id: str | None
+    external_org_id: str | None
     idempotency_key: str | None
     metadata: dict[str, Any] | None
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import pydantic
-from pydantic import ConfigDict
+from pydantic import ConfigDict, PrivateAttr
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Company",
     "Contact",
     "FeatureAccess",
+    "FeatureAccessBase",
     "FeatureAccessDetail",
     "FeatureSource",
     "LinkStatus",
@@ -33,6 +34,7 @@ __all__ = [
     "OnboardResult",
     "OrgFeatureAccess",
     "ProductLink",
+    "Provenance",
     "ResetLinksResult",
     "SmartLinkResult",
     "SmartLinkStatus",
@@ -58,6 +60,10 @@ MatchedBy = Literal["domain", "name", "email_domain"]
 
 FeatureSource = Literal["subscription", "manual", "trial", "api"]
 """Where a company's access to a feature came from."""
+
+Provenance = Literal["live", "cache", "stale", "fallback"]
+"""Where an answer came from: the server just now, the entitlement cache (fresh), the cache past
+its TTL during an outage, or your fallback policy during an outage."""
 
 
 class BaseModel(pydantic.BaseModel):
@@ -136,11 +142,19 @@ class SmartLinkResult(BaseModel):
     suggestions: list[Suggestion]
 
 
-class FeatureAccess(BaseModel):
-    """Whether a company may use a feature now, and how much it has left.
+class FeatureAccessBase(BaseModel):
+    """What :class:`FeatureAccess` and :class:`FeatureAccessDetail` share: the access figures,
+    and where the answer came from.
 
     ``quantity_limit`` and ``remaining`` are ``None`` when usage is unlimited.
+
+    Frozen: assigning an attribute raises ``pydantic.ValidationError``. The entitlement cache
+    hands the same object to every caller it answers (see ``CacheOptions``), so nobody can
+    change an answer someone else reads; build a changed copy with
+    ``access.model_copy(update={...})``. Equality compares the figures, not the provenance.
     """
+
+    model_config = ConfigDict(frozen=True)
 
     feature_code: str
     is_enabled: bool
@@ -151,9 +165,54 @@ class FeatureAccess(BaseModel):
     included_quantity: int | None
     remaining: int | None
 
+    # Not a field: never read from nor sent on the wire (a server may add its own "source").
+    _provenance: Provenance = PrivateAttr(default="live")
 
-class FeatureAccessDetail(FeatureAccess):
-    """:class:`FeatureAccess` plus the feature's name, config, source and expiry."""
+    @property
+    def provenance(self) -> Provenance:
+        """Where this answer came from: ``"live"`` (the server, just now), ``"cache"`` (the
+        entitlement cache, fresh), ``"stale"`` (the cache, past its TTL, while ChatarminOS
+        could not be reached) or ``"fallback"`` (your fallback policy, while it could not be
+        reached). Always ``"live"`` without a cache. Not part of the model's data: not in
+        ``model_dump()``, not compared by ``==``."""
+        return self._provenance
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FeatureAccessBase):
+            return NotImplemented
+        return (
+            type(self) is type(other)
+            and self.__dict__ == other.__dict__
+            and self.__pydantic_extra__ == other.__pydantic_extra__
+        )
+
+
+class FeatureAccess(FeatureAccessBase):
+    """Whether a company may use a feature now, and how much it has left.
+
+    ``quantity_limit`` and ``remaining`` are ``None`` when usage is unlimited. ``source``
+    says where the answer came from (``"live"``, ``"cache"``, ``"stale"``, ``"fallback"``;
+    see :attr:`FeatureAccessBase.provenance`); it is not a wire field, and a ``source`` a
+    server adds to the answer is kept in ``model_extra``.
+    """
+
+    @property
+    def source(self) -> Provenance:
+        """Where this answer came from: ``"live"``, ``"cache"``, ``"stale"`` or ``"fallback"``
+        (the same as :attr:`provenance`)."""
+        return self._provenance
+
+
+class FeatureAccessDetail(FeatureAccessBase):
+    """The access figures of :class:`FeatureAccess` plus the feature's name, config, source and
+    expiry.
+
+    Here ``source`` is the wire field: where the company's access came from
+    (``"subscription"``, ``"manual"``, ``"trial"``, ``"api"``). Where the answer came from
+    (live, cache, stale) is :attr:`provenance`. Not a subclass of :class:`FeatureAccess`
+    (their ``source`` attributes mean different things); both derive from
+    :class:`FeatureAccessBase`.
+    """
 
     feature_name: str
     config_values: dict[str, Any]
@@ -162,10 +221,21 @@ class FeatureAccessDetail(FeatureAccess):
 
 
 class OrgFeatureAccess(BaseModel):
-    """Every feature of the company linked to an external org id."""
+    """Every feature of the company linked to an external org id.
+
+    ``provenance`` says where the answer came from (``"live"``, ``"cache"``, ``"stale"``),
+    as for :class:`FeatureAccessDetail`.
+    """
 
     company_id: str
     features: list[FeatureAccessDetail]
+
+    _provenance: Provenance = PrivateAttr(default="live")
+
+    @property
+    def provenance(self) -> Provenance:
+        """Where this answer came from: ``"live"``, ``"cache"`` or ``"stale"`` (not a field)."""
+        return self._provenance
 
 
 class UsageResult(BaseModel):

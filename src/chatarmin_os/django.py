@@ -10,6 +10,7 @@ Settings (all optional; the keys are the client's keyword arguments in upper cas
         "BASE_URL": "https://os.chatarmin.com/api/v1",  # default: $CHATARMIN_OS_BASE_URL
         "TIMEOUT": 10.0,
         "MAX_RETRIES": 2,
+        "CACHE": CacheOptions(fallback={"sso": "closed"}),  # default True: the cache on
     }
 
 Views::
@@ -81,7 +82,8 @@ def client_options() -> dict[str, Any]:
     """The client's keyword arguments from ``settings.CHATARMIN_OS`` (keys lower-cased).
 
     Missing keys fall back to the client's defaults: ``OS_API_KEY``,
-    ``CHATARMIN_OS_BASE_URL``, 30 s timeout, 2 retries.
+    ``CHATARMIN_OS_BASE_URL``, 30 s timeout, 2 retries; and the entitlement cache is on
+    (``"CACHE": True``) unless the settings give ``"CACHE"``.
     """
     raw = getattr(settings, SETTING, None)
     if raw is None:
@@ -109,9 +111,9 @@ _T = TypeVar("_T", ChatarminOS, AsyncChatarminOS)
 
 
 def _build(cls: type[_T]) -> _T:
-    # The one place client options are turned into a client (a default such as cache=True
-    # goes here).
-    options = client_options()
+    # The one place client options are turned into a client: the entitlement cache is on
+    # unless the settings say otherwise ("CACHE": None turns it off).
+    options = {"cache": True, **client_options()}
     try:
         return cls(**options)
     except TypeError as error:

@@ -71,7 +71,9 @@ class ChatarminOSLifespan:
     Pass it as ``FastAPI(lifespan=ChatarminOSLifespan(...))``. At startup it makes the client
     from ``client_options`` (the keyword arguments of ``AsyncChatarminOS``; without them the
     key and URL come from ``OS_API_KEY`` / ``CHATARMIN_OS_BASE_URL``) and puts it at
-    ``app.state.chatarmin_os``; at shutdown it closes it. ``lifespan`` is your own lifespan,
+    ``app.state.chatarmin_os``; at shutdown it closes it. The client has the entitlement
+    cache on unless you pass ``cache=`` (e.g. ``cache=CacheOptions(fallback=...)``, or
+    ``cache=None`` for none). ``lifespan`` is your own lifespan,
     run inside ours (so it can use the client already); its state is passed on.
     ``client=`` hands over a client you made (tests: ``AsyncChatarminOS.local(engine)``);
     it is yours and is not closed.
@@ -96,10 +98,14 @@ class ChatarminOSLifespan:
         return f"<ChatarminOSLifespan options={sorted(self._options)}>"
 
     def make_client(self) -> AsyncChatarminOS:
-        """The client for one run of the app (the one given, or a new one)."""
+        """The client for one run of the app (the one given, or a new one).
+
+        A new one has the entitlement cache on (``cache=True``) unless ``cache=`` is among
+        the options (``cache=None`` turns it off).
+        """
         if self._client is not None:
             return self._client
-        return AsyncChatarminOS(**self._options)
+        return AsyncChatarminOS(**{"cache": True, **self._options})
 
     def __call__(self, app: FastAPI) -> AbstractAsyncContextManager[Any]:
         """Run the app with the client: what FastAPI calls at startup."""

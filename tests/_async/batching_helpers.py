@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chatarmin_os import AsyncChatarminOS
-from chatarmin_os._concurrency import AsyncEvent
+from chatarmin_os._concurrency import new_async_event
 
 
 def hold(client: AsyncChatarminOS, calls: int) -> None:
@@ -14,7 +14,7 @@ def hold(client: AsyncChatarminOS, calls: int) -> None:
     """
     batcher = client._batcher
     assert batcher is not None
-    ready = AsyncEvent()
+    ready = new_async_event()
     made = 0
 
     def on_submit(call: object) -> None:

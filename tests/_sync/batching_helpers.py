@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from chatarmin_os import ChatarminOS
-from chatarmin_os._concurrency import Event
+from chatarmin_os._concurrency import new_event
 
 
 def hold(client: ChatarminOS, calls: int) -> None:
@@ -16,7 +16,7 @@ def hold(client: ChatarminOS, calls: int) -> None:
     """
     batcher = client._batcher
     assert batcher is not None
-    ready = Event()
+    ready = new_event()
     made = 0
 
     def on_submit(call: object) -> None:

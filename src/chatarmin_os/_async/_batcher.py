@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from .. import _fork
 from .._batching import BatchOptions, Call, plan_batches
-from .._concurrency import AsyncEvent, AsyncWork, asleep, current_loop
+from .._concurrency import AsyncWork, asleep, current_loop, new_async_event
 from .._exceptions import ChatarminOSError
 from .._wire import Kind
 
@@ -70,7 +70,7 @@ class AsyncBatcher:
             if shared is not None:
                 call = shared
             else:
-                call.done = AsyncEvent()
+                call.done = new_async_event()
                 if call.key is not None:
                     self._in_flight[call.key] = call
                 self._queues[call.kind].append(call)

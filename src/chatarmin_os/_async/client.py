@@ -10,6 +10,7 @@ import httpx
 
 from .._base import DEFAULT_MAX_RETRIES, ClientConfig
 from .._batching import BatchOptions
+from .._cache import CacheOptions
 from .._concurrency import AsyncSleeper
 from .._exceptions import ChatarminOSError
 from .._inputs import Hints, HintsDict
@@ -17,6 +18,7 @@ from .._models import OnboardResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import AsyncBaseClient
+from ._cache import AsyncCacheGroup, AsyncEntitlementCache, written
 from .resources.billing import AsyncBilling
 from .resources.companies import AsyncCompanies, hints_input
 from .resources.contacts import AsyncContacts
@@ -49,9 +51,15 @@ class AsyncChatarminOS(AsyncBaseClient):
         batching: ``True`` or a :class:`~chatarmin_os.BatchOptions` to send calls made at the
             same time (tasks of ``asyncio.gather``, a task group) as tRPC batch requests;
             off by default. Each call keeps its own result and error.
+        cache: the entitlement cache for gating in the hot path: ``None`` (default, every
+            call asks the server), ``True`` (the defaults) or a
+            :class:`~chatarmin_os.CacheOptions`. See the README's "Gating in the hot path".
 
     Use it in ``async with``, or call :meth:`aclose` when done.
     """
+
+    _cache: AsyncEntitlementCache | None
+    _cache_group: AsyncCacheGroup | None
 
     def __init__(
         self,
@@ -65,6 +73,7 @@ class AsyncChatarminOS(AsyncBaseClient):
         default_headers: Mapping[str, str] | None = None,
         sleep: AsyncSleeper | None = None,
         batching: bool | BatchOptions = False,
+        cache: bool | CacheOptions | None = None,
     ) -> None:
         try:
             options = BatchOptions.resolve(batching)
@@ -79,7 +88,13 @@ class AsyncChatarminOS(AsyncBaseClient):
         except ChatarminOSError:
             api_key = default_headers = None  # no secrets in tracebacks that show locals
             raise
+        cache_options = CacheOptions.resolve(cache)
         self._setup(config, self._make_pool(http_client), sleep, batching=options)
+        self._cache_group = None
+        if cache_options is not None:
+            self._cache_group = AsyncCacheGroup(cache_options, self._background)
+            self._on_close(self._cache_group.aclose)
+        self._init_cache()
         self._init_resources()
 
     @classmethod
@@ -92,6 +107,7 @@ class AsyncChatarminOS(AsyncBaseClient):
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Mapping[str, str] | None = None,
         batching: bool | BatchOptions = False,
+        cache: bool | CacheOptions | None = None,
     ) -> AsyncChatarminOS:
         """A client answered by a local ChatarminOS in this process: no socket, no network.
 
@@ -117,9 +133,23 @@ class AsyncChatarminOS(AsyncBaseClient):
             max_retries=max_retries,
             default_headers=default_headers,
             batching=batching,
+            cache=cache,
         )
         client._own_pool(lambda: httpx.AsyncClient(transport=transport), answer=transport.answer)
         return client
+
+    def _init_cache(self) -> None:
+        group = self._cache_group
+        self._cache = group.for_config(self._config) if group is not None else None
+
+    @property
+    def cache(self) -> AsyncEntitlementCache | None:
+        """The entitlement cache of this client's product (``None`` without ``cache=``).
+
+        ``client.cache.stats()`` reads its counters; ``with_options`` copies share it (a copy
+        with another ``api_key`` is another product, with entries of its own).
+        """
+        return self._cache
 
     def _init_resources(self) -> None:
         self.companies = AsyncCompanies(self)
@@ -151,7 +181,8 @@ class AsyncChatarminOS(AsyncBaseClient):
         """A copy with some options changed, sharing this client's connection pool.
 
         ``default_headers`` are added to the current ones. Closing the copy leaves the pool
-        open; it closes with the client that made it.
+        open; it closes with the client that made it. The copy shares the entitlement cache
+        (a copy with another ``api_key`` uses that product's entries).
 
         Example::
 
@@ -174,6 +205,8 @@ class AsyncChatarminOS(AsyncBaseClient):
             self.batching if isinstance(batching, NotGiven) else BatchOptions.resolve(batching)
         )
         copy._setup(config, self._pool, self._sleep, batching=options, parent=self)
+        copy._cache_group = self._cache_group
+        copy._init_cache()
         copy._init_resources()
         return copy
 
@@ -195,7 +228,8 @@ class AsyncChatarminOS(AsyncBaseClient):
 
         Smart-links (or creates) the company and links your org id, then, when given: claims
         the Stripe checkout session, links the Stripe subscription, applies ``tier_code``
-        and adds the contact. All of it or nothing.
+        and adds the contact. All of it or nothing. With a cache, the company's entries and
+        the org's mapping are dropped before it returns.
 
         Example::
 
@@ -223,4 +257,12 @@ class AsyncChatarminOS(AsyncBaseClient):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return await self._call("onboard", payload, OnboardResult.model_validate)
+        try:
+            result = await self._call("onboard", payload, OnboardResult.model_validate)
+        except BaseException:
+            await written(self._cache, external_org_id=payload["externalOrgId"])
+            raise
+        await written(
+            self._cache, company_id=result.company_id, external_org_id=payload["externalOrgId"]
+        )
+        return result

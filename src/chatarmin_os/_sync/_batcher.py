@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from .. import _fork
 from .._batching import BatchOptions, Call, plan_batches
-from .._concurrency import Event, Work, no_loop, sleep
+from .._concurrency import Work, new_event, no_loop, sleep
 from .._exceptions import ChatarminOSError
 from .._wire import Kind
 
@@ -72,7 +72,7 @@ class Batcher:
             if shared is not None:
                 call = shared
             else:
-                call.done = Event()
+                call.done = new_event()
                 if call.key is not None:
                     self._in_flight[call.key] = call
                 self._queues[call.kind].append(call)

@@ -12,6 +12,7 @@ import httpx
 
 from .._base import DEFAULT_MAX_RETRIES, ClientConfig
 from .._batching import BatchOptions
+from .._cache import CacheOptions
 from .._concurrency import Sleeper
 from .._exceptions import ChatarminOSError
 from .._inputs import Hints, HintsDict
@@ -19,6 +20,7 @@ from .._models import OnboardResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import BaseClient
+from ._cache import CacheGroup, EntitlementCache, written
 from .resources.billing import Billing
 from .resources.companies import Companies, hints_input
 from .resources.contacts import Contacts
@@ -51,9 +53,15 @@ class ChatarminOS(BaseClient):
         batching: ``True`` or a :class:`~chatarmin_os.BatchOptions` to send calls made at the
             same time (tasks of ``asyncio.gather``, a task group) as tRPC batch requests;
             off by default. Each call keeps its own result and error.
+        cache: the entitlement cache for gating in the hot path: ``None`` (default, every
+            call asks the server), ``True`` (the defaults) or a
+            :class:`~chatarmin_os.CacheOptions`. See the README's "Gating in the hot path".
 
     Use it in ``with``, or call :meth:`close` when done.
     """
+
+    _cache: EntitlementCache | None
+    _cache_group: CacheGroup | None
 
     def __init__(
         self,
@@ -67,6 +75,7 @@ class ChatarminOS(BaseClient):
         default_headers: Mapping[str, str] | None = None,
         sleep: Sleeper | None = None,
         batching: bool | BatchOptions = False,
+        cache: bool | CacheOptions | None = None,
     ) -> None:
         try:
             options = BatchOptions.resolve(batching)
@@ -81,7 +90,13 @@ class ChatarminOS(BaseClient):
         except ChatarminOSError:
             api_key = default_headers = None  # no secrets in tracebacks that show locals
             raise
+        cache_options = CacheOptions.resolve(cache)
         self._setup(config, self._make_pool(http_client), sleep, batching=options)
+        self._cache_group = None
+        if cache_options is not None:
+            self._cache_group = CacheGroup(cache_options, self._background)
+            self._on_close(self._cache_group.close)
+        self._init_cache()
         self._init_resources()
 
     @classmethod
@@ -94,6 +109,7 @@ class ChatarminOS(BaseClient):
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Mapping[str, str] | None = None,
         batching: bool | BatchOptions = False,
+        cache: bool | CacheOptions | None = None,
     ) -> ChatarminOS:
         """A client answered by a local ChatarminOS in this process: no socket, no network.
 
@@ -119,9 +135,23 @@ class ChatarminOS(BaseClient):
             max_retries=max_retries,
             default_headers=default_headers,
             batching=batching,
+            cache=cache,
         )
         client._own_pool(lambda: httpx.Client(transport=transport), answer=transport.answer)
         return client
+
+    def _init_cache(self) -> None:
+        group = self._cache_group
+        self._cache = group.for_config(self._config) if group is not None else None
+
+    @property
+    def cache(self) -> EntitlementCache | None:
+        """The entitlement cache of this client's product (``None`` without ``cache=``).
+
+        ``client.cache.stats()`` reads its counters; ``with_options`` copies share it (a copy
+        with another ``api_key`` is another product, with entries of its own).
+        """
+        return self._cache
 
     def _init_resources(self) -> None:
         self.companies = Companies(self)
@@ -153,7 +183,8 @@ class ChatarminOS(BaseClient):
         """A copy with some options changed, sharing this client's connection pool.
 
         ``default_headers`` are added to the current ones. Closing the copy leaves the pool
-        open; it closes with the client that made it.
+        open; it closes with the client that made it. The copy shares the entitlement cache
+        (a copy with another ``api_key`` uses that product's entries).
 
         Example::
 
@@ -176,6 +207,8 @@ class ChatarminOS(BaseClient):
             self.batching if isinstance(batching, NotGiven) else BatchOptions.resolve(batching)
         )
         copy._setup(config, self._pool, self._sleep, batching=options, parent=self)
+        copy._cache_group = self._cache_group
+        copy._init_cache()
         copy._init_resources()
         return copy
 
@@ -197,7 +230,8 @@ class ChatarminOS(BaseClient):
 
         Smart-links (or creates) the company and links your org id, then, when given: claims
         the Stripe checkout session, links the Stripe subscription, applies ``tier_code``
-        and adds the contact. All of it or nothing.
+        and adds the contact. All of it or nothing. With a cache, the company's entries and
+        the org's mapping are dropped before it returns.
 
         Example::
 
@@ -225,4 +259,10 @@ class ChatarminOS(BaseClient):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return self._call("onboard", payload, OnboardResult.model_validate)
+        try:
+            result = self._call("onboard", payload, OnboardResult.model_validate)
+        except BaseException:
+            written(self._cache, external_org_id=payload["externalOrgId"])
+            raise
+        written(self._cache, company_id=result.company_id, external_org_id=payload["externalOrgId"])
+        return result

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Optional, TypeVar, cast
 
 from pydantic import BaseModel
 
 from .._base_client import AsyncBaseClient
+
+if TYPE_CHECKING:
+    from .._cache import AsyncEntitlementCache
 
 __all__ = ["AsyncAPIResource", "list_of", "optional"]
 
@@ -19,6 +22,8 @@ class AsyncAPIResource:
 
     def __init__(self, client: AsyncBaseClient) -> None:
         self._client = client
+        # The client's entitlement cache, or None (see chatarmin_os._cache).
+        self._cache: AsyncEntitlementCache | None = getattr(client, "_cache", None)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._client!r}>"

@@ -5,13 +5,38 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
+
+from ..._exceptions import (
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+)
 from ..._ids import new_idempotency_key
 from ..._models import BillingStatus, ClaimCheckoutResult, LinkSubscriptionResult, UsageResult
 from ..._types import NOT_GIVEN, NotGiven
-from ..._validate import compact, free_map, optional_str, positive_int, require_str
+from ..._validate import compact, free_map, optional_str, positive_int, require_str, show
+from .._cache import written
 from ._resource import AsyncAPIResource
+from .companies import AsyncCompanies
 
-__all__ = ["AsyncBilling"]
+__all__ = ["AsyncBilling", "unlinked_org"]
+
+
+def unlinked_org(external_org_id: str) -> NotFoundError:
+    """The error of ``track_usage(external_org_id=...)`` for an org no company is linked to.
+
+    The lookup (``companies.getByProductLink``, its ``path``) found no company and the usage
+    was not sent, so there is no error answer: the error carries a stand-in 404 response
+    (without a request, so without the API key) and the code ``NOT_FOUND``.
+    """
+    message = (
+        f"No company is linked to external_org_id {show(external_org_id)}; nothing was tracked."
+    )
+    return NotFoundError(
+        message, response=httpx.Response(404), path="companies.getByProductLink", code="NOT_FOUND"
+    )
 
 
 class AsyncBilling(AsyncAPIResource):
@@ -20,13 +45,19 @@ class AsyncBilling(AsyncAPIResource):
     async def track_usage(
         self,
         *,
-        company_id: str,
         feature_code: str,
         quantity: int,
+        company_id: str | NotGiven | None = NOT_GIVEN,
+        external_org_id: str | NotGiven | None = NOT_GIVEN,
         idempotency_key: str | NotGiven | None = NOT_GIVEN,
         metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
     ) -> UsageResult:
         """Count usage of a metered feature (``billing.trackUsage``).
+
+        Give exactly one of ``company_id`` / ``external_org_id``. An org id is resolved
+        through ``companies.get_by_product_link`` (cached with the client's ``cache=``, so
+        after a gate's ``check_by_external_org_id`` this is one round trip); an org no
+        company is linked to raises :class:`~chatarmin_os.NotFoundError` and sends nothing.
 
         Every call carries an idempotency key: yours, or a fresh uuid4 when you give none.
         The same key is sent on every retry of the call, so a retried call is never counted
@@ -35,21 +66,42 @@ class AsyncBilling(AsyncAPIResource):
 
         Raises :class:`~chatarmin_os.PreconditionFailedError` when the usage would pass the
         limit (nothing is counted) and :class:`~chatarmin_os.PermissionDeniedError` when the
-        feature is not enabled.
+        feature is not enabled. With a cache, the answer updates the company's cached
+        entries for the feature (exact usage and remaining without a request); those two
+        errors expire them.
         """
+        company = optional_str("company_id", company_id)
+        org = optional_str("external_org_id", external_org_id)
+        if isinstance(company, NotGiven) == isinstance(org, NotGiven):
+            raise InvalidInputError(
+                "company_id", "give exactly one of company_id and external_org_id"
+            )
         key = optional_str("idempotency_key", idempotency_key)
         payload = compact(
             {
-                "companyId": require_str("company_id", company_id),
+                "companyId": company,
                 "featureCode": require_str("feature_code", feature_code),
                 "quantity": positive_int("quantity", quantity),
                 "idempotencyKey": new_idempotency_key() if isinstance(key, NotGiven) else key,
                 "metadata": free_map("metadata", metadata),
             }
         )
-        return await self._client._call(
-            "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
-        )
+        if not isinstance(org, NotGiven):
+            linked = await AsyncCompanies(self._client).get_by_product_link(external_org_id=org)
+            if linked is None:
+                raise unlinked_org(org)
+            payload = {"companyId": linked.id, **payload}
+        try:
+            result = await self._client._call(
+                "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
+            )
+        except (PreconditionFailedError, PermissionDeniedError):
+            if self._cache is not None:
+                await self._cache.usage_refused(payload["companyId"], payload["featureCode"])
+            raise
+        if self._cache is not None:
+            await self._cache.record_usage(payload["companyId"], result)
+        return result
 
     async def claim_checkout(
         self, *, company_id: str, checkout_session_id: str
@@ -62,9 +114,12 @@ class AsyncBilling(AsyncAPIResource):
             "companyId": require_str("company_id", company_id),
             "checkoutSessionId": require_str("checkout_session_id", checkout_session_id),
         }
-        return await self._client._call(
-            "billing.claimCheckout", payload, ClaimCheckoutResult.model_validate
-        )
+        try:
+            return await self._client._call(
+                "billing.claimCheckout", payload, ClaimCheckoutResult.model_validate
+            )
+        finally:
+            await written(self._cache, company_id=payload["companyId"])
 
     async def link_subscription(
         self,
@@ -90,9 +145,12 @@ class AsyncBilling(AsyncAPIResource):
                 "displayName": optional_str("display_name", display_name),
             }
         )
-        return await self._client._call(
-            "billing.linkSubscription", payload, LinkSubscriptionResult.model_validate
-        )
+        try:
+            return await self._client._call(
+                "billing.linkSubscription", payload, LinkSubscriptionResult.model_validate
+            )
+        finally:
+            await written(self._cache, company_id=payload["companyId"])
 
     async def get_status(self, company_id: str) -> BillingStatus:
         """A company's billing overview (``billing.getStatus``)."""

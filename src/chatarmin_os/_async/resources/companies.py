@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ..._concurrency import AsyncFetch
 from ..._inputs import Hints, HintsDict
 from ..._models import Company, SmartLinkResult
 from ..._types import NOT_GIVEN, NotGiven
@@ -16,11 +17,26 @@ from ..._validate import (
     require_str,
     unit_interval,
 )
+from .._base_client import AsyncBaseClient
+from .._cache import written
 from ._resource import AsyncAPIResource, optional
 
-__all__ = ["AsyncCompanies"]
+__all__ = ["AsyncCompanies", "product_link"]
 
 _optional_company = optional(Company)
+
+
+def product_link(client: AsyncBaseClient, external_org_id: str) -> AsyncFetch[Company | None]:
+    """The request of ``companies.get_by_product_link`` for a checked org id, to make later."""
+
+    async def fetch() -> Company | None:
+        payload = {"externalOrgId": external_org_id}
+        result: Company | None = await client._call(
+            "companies.getByProductLink", payload, _optional_company
+        )
+        return result
+
+    return fetch
 
 
 def hints_input(hints: Hints | HintsDict | NotGiven | None) -> dict[str, Any] | NotGiven:
@@ -34,12 +50,19 @@ class AsyncCompanies(AsyncAPIResource):
     """Customer companies and their links to your product."""
 
     async def get_by_product_link(self, *, external_org_id: str) -> Company | None:
-        """The company linked to your org id, or ``None`` when it is not linked yet."""
-        payload = {"externalOrgId": require_str("external_org_id", external_org_id)}
-        result: Company | None = await self._client._call(
-            "companies.getByProductLink", payload, _optional_company
-        )
-        return result
+        """The company linked to your org id, or ``None`` when it is not linked yet.
+
+        Cached with the client's ``cache=`` (``None`` too: an org linked later by this SDK is
+        seen at once, one linked elsewhere within the TTL).
+        """
+        if self._cache is not None:
+            found, company = self._cache.hit_mapping(external_org_id)
+            if found:
+                return company
+        fetch = product_link(self._client, require_str("external_org_id", external_org_id))
+        if self._cache is not None:
+            return await self._cache.load_mapping(external_org_id, fetch)
+        return await fetch()
 
     async def create(
         self,
@@ -64,7 +87,10 @@ class AsyncCompanies(AsyncAPIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return await self._client._call("companies.create", payload, Company.model_validate)
+        try:
+            return await self._client._call("companies.create", payload, Company.model_validate)
+        finally:
+            await written(self._cache, external_org_id=payload.get("externalOrgId"))
 
     async def update(
         self,
@@ -83,7 +109,10 @@ class AsyncCompanies(AsyncAPIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return await self._client._call("companies.update", payload, Company.model_validate)
+        try:
+            return await self._client._call("companies.update", payload, Company.model_validate)
+        finally:  # cached org mappings hold the company's name and domain
+            await written(self._cache, company_id=payload["companyId"], company_record=True)
 
     async def smart_link(
         self,
@@ -106,6 +135,9 @@ class AsyncCompanies(AsyncAPIResource):
                 "minConfidence": unit_interval("min_confidence", min_confidence),
             }
         )
-        return await self._client._call(
-            "companies.smartLink", payload, SmartLinkResult.model_validate
-        )
+        try:
+            return await self._client._call(
+                "companies.smartLink", payload, SmartLinkResult.model_validate
+            )
+        finally:
+            await written(self._cache, external_org_id=payload["externalOrgId"])

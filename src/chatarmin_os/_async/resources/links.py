@@ -7,6 +7,7 @@ from typing import Any
 from ..._models import ProductLink, ResetLinksResult
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import compact, optional_bool, optional_str, require_str
+from .._cache import written
 from ._resource import AsyncAPIResource
 
 __all__ = ["AsyncLinks"]
@@ -32,7 +33,14 @@ class AsyncLinks(AsyncAPIResource):
                 "externalUserId": optional_str("external_user_id", external_user_id),
             }
         )
-        return await self._client._call("links.create", payload, ProductLink.model_validate)
+        try:
+            return await self._client._call("links.create", payload, ProductLink.model_validate)
+        finally:
+            await written(
+                self._cache,
+                company_id=payload["companyId"],
+                external_org_id=payload["externalOrgId"],
+            )
 
     async def reset(
         self, *, delete_contacts: bool | None = False, reset_mrr: bool | None = False
@@ -47,4 +55,7 @@ class AsyncLinks(AsyncAPIResource):
             payload["deleteContacts"] = True
         if optional_bool("reset_mrr", reset_mrr):
             payload["resetMrr"] = True
-        return await self._client._call("links.reset", payload, ResetLinksResult.model_validate)
+        try:
+            return await self._client._call("links.reset", payload, ResetLinksResult.model_validate)
+        finally:
+            await written(self._cache, all_orgs=True)

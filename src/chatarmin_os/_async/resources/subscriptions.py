@@ -7,6 +7,7 @@ from typing import Any
 
 from ..._models import ApplyTierResult
 from ..._types import NOT_GIVEN, NotGiven
+from .._cache import written
 from ._resource import AsyncAPIResource
 from .tiers import apply_tier_input
 
@@ -25,4 +26,9 @@ class AsyncSubscriptions(AsyncAPIResource):
     ) -> ApplyTierResult:
         """Apply a subscription tier to a company: an alias of ``tiers.apply``."""
         payload = apply_tier_input(tier_code, company_id, features)
-        return await self._client._call("tiers.applyTier", payload, ApplyTierResult.model_validate)
+        try:
+            return await self._client._call(
+                "tiers.applyTier", payload, ApplyTierResult.model_validate
+            )
+        finally:
+            await written(self._cache, company_id=payload["companyId"])

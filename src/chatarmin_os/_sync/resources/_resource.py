@@ -5,11 +5,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Optional, TypeVar, cast
 
 from pydantic import BaseModel
 
 from .._base_client import BaseClient
+
+if TYPE_CHECKING:
+    from .._cache import EntitlementCache
 
 __all__ = ["APIResource", "list_of", "optional"]
 
@@ -21,6 +24,8 @@ class APIResource:
 
     def __init__(self, client: BaseClient) -> None:
         self._client = client
+        # The client's entitlement cache, or None (see chatarmin_os._cache).
+        self._cache: EntitlementCache | None = getattr(client, "_cache", None)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._client!r}>"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ..._concurrency import Fetch
 from ..._inputs import Hints, HintsDict
 from ..._models import Company, SmartLinkResult
 from ..._types import NOT_GIVEN, NotGiven
@@ -18,11 +19,26 @@ from ..._validate import (
     require_str,
     unit_interval,
 )
+from .._base_client import BaseClient
+from .._cache import written
 from ._resource import APIResource, optional
 
-__all__ = ["Companies"]
+__all__ = ["Companies", "product_link"]
 
 _optional_company = optional(Company)
+
+
+def product_link(client: BaseClient, external_org_id: str) -> Fetch[Company | None]:
+    """The request of ``companies.get_by_product_link`` for a checked org id, to make later."""
+
+    def fetch() -> Company | None:
+        payload = {"externalOrgId": external_org_id}
+        result: Company | None = client._call(
+            "companies.getByProductLink", payload, _optional_company
+        )
+        return result
+
+    return fetch
 
 
 def hints_input(hints: Hints | HintsDict | NotGiven | None) -> dict[str, Any] | NotGiven:
@@ -36,12 +52,19 @@ class Companies(APIResource):
     """Customer companies and their links to your product."""
 
     def get_by_product_link(self, *, external_org_id: str) -> Company | None:
-        """The company linked to your org id, or ``None`` when it is not linked yet."""
-        payload = {"externalOrgId": require_str("external_org_id", external_org_id)}
-        result: Company | None = self._client._call(
-            "companies.getByProductLink", payload, _optional_company
-        )
-        return result
+        """The company linked to your org id, or ``None`` when it is not linked yet.
+
+        Cached with the client's ``cache=`` (``None`` too: an org linked later by this SDK is
+        seen at once, one linked elsewhere within the TTL).
+        """
+        if self._cache is not None:
+            found, company = self._cache.hit_mapping(external_org_id)
+            if found:
+                return company
+        fetch = product_link(self._client, require_str("external_org_id", external_org_id))
+        if self._cache is not None:
+            return self._cache.load_mapping(external_org_id, fetch)
+        return fetch()
 
     def create(
         self,
@@ -66,7 +89,10 @@ class Companies(APIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return self._client._call("companies.create", payload, Company.model_validate)
+        try:
+            return self._client._call("companies.create", payload, Company.model_validate)
+        finally:
+            written(self._cache, external_org_id=payload.get("externalOrgId"))
 
     def update(
         self,
@@ -85,7 +111,10 @@ class Companies(APIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return self._client._call("companies.update", payload, Company.model_validate)
+        try:
+            return self._client._call("companies.update", payload, Company.model_validate)
+        finally:  # cached org mappings hold the company's name and domain
+            written(self._cache, company_id=payload["companyId"], company_record=True)
 
     def smart_link(
         self,
@@ -108,4 +137,9 @@ class Companies(APIResource):
                 "minConfidence": unit_interval("min_confidence", min_confidence),
             }
         )
-        return self._client._call("companies.smartLink", payload, SmartLinkResult.model_validate)
+        try:
+            return self._client._call(
+                "companies.smartLink", payload, SmartLinkResult.model_validate
+            )
+        finally:
+            written(self._cache, external_org_id=payload["externalOrgId"])

@@ -23,6 +23,7 @@ from ..._validate import (
     timestamp,
 )
 from ._resource import APIResource, list_of
+from .companies import Companies, product_link
 
 __all__ = ["Features"]
 
@@ -59,12 +60,23 @@ class Features(APIResource):
             access = client.features.check(company_id=cid, feature_code="ai_credit")
             if not access.can_use:
                 raise PermissionError("Upgrade required")
+
+        With the client's ``cache=``, answered from the cache while fresh (``access.source``
+        says ``"cache"``; see the README's "Gating in the hot path").
         """
+        if self._cache is not None and (hit := self._cache.hit_check(company_id, feature_code)):
+            return hit
         payload = {
             "companyId": require_str("company_id", company_id),
             "featureCode": require_str("feature_code", feature_code),
         }
-        return self._client._call("features.check", payload, FeatureAccess.model_validate)
+
+        def fetch() -> FeatureAccess:
+            return self._client._call("features.check", payload, FeatureAccess.model_validate)
+
+        if self._cache is not None:
+            return self._cache.load_check(company_id, feature_code, fetch)
+        return fetch()
 
     @overload
     def check_many(
@@ -111,12 +123,21 @@ class Features(APIResource):
         return results
 
     def list_access(self, company_id: str) -> list[FeatureAccessDetail]:
-        """Every feature and the company's access to it (``features.listAccess``)."""
+        """Every feature and the company's access to it (``features.listAccess``); cached
+        with the client's ``cache=`` (each item's ``provenance`` says where it came from)."""
+        if self._cache is not None and (hit := self._cache.hit_list(company_id)) is not None:
+            return hit
         payload = {"companyId": require_str("company_id", company_id)}
-        result: list[FeatureAccessDetail] = self._client._call(
-            "features.listAccess", payload, _list_details
-        )
-        return result
+
+        def fetch() -> list[FeatureAccessDetail]:
+            result: list[FeatureAccessDetail] = self._client._call(
+                "features.listAccess", payload, _list_details
+            )
+            return result
+
+        if self._cache is not None:
+            return self._cache.load_list(company_id, fetch)
+        return fetch()
 
     def set_access(
         self,
@@ -167,23 +188,69 @@ class Features(APIResource):
                 "validUntil": until,
             }
         )
-        return self._client._call("features.setAccess", payload, FeatureAccessDetail.model_validate)
+        try:
+            return self._client._call(
+                "features.setAccess", payload, FeatureAccessDetail.model_validate
+            )
+        finally:
+            self._written(company, org)
 
-    def get_access_by_external_org_id(self, external_org_id: str) -> OrgFeatureAccess:
-        """Every feature of the company linked to your org id (``features.getAccessByExternalOrgId``)."""
-        payload = {"externalOrgId": require_str("external_org_id", external_org_id)}
-        return self._client._call(
-            "features.getAccessByExternalOrgId",
-            payload,
-            OrgFeatureAccess.model_validate,
+    def _written(self, company: str | NotGiven, org: str | NotGiven) -> None:
+        """After ``set_access`` (answered or not): drop the company's cached entries."""
+        if self._cache is None:
+            return
+        if isinstance(company, NotGiven):
+            assert not isinstance(org, NotGiven)
+            try:  # the org's company: cached mostly; asked for when not known
+                linked = Companies(self._client).get_by_product_link(external_org_id=org)
+            except ChatarminOSError:
+                self._cache.clear()  # cannot tell which company changed
+                return
+            company = linked.id if linked is not None else NOT_GIVEN
+        self._cache.written(
+            company_id=None if isinstance(company, NotGiven) else company,
+            external_org_id=None if isinstance(org, NotGiven) else org,
         )
 
+    def get_access_by_external_org_id(self, external_org_id: str) -> OrgFeatureAccess:
+        """Every feature of the company linked to your org id
+        (``features.getAccessByExternalOrgId``); cached with the client's ``cache=``."""
+        if self._cache is not None and (hit := self._cache.hit_org_access(external_org_id)):
+            return hit
+        payload = {"externalOrgId": require_str("external_org_id", external_org_id)}
+
+        def fetch() -> OrgFeatureAccess:
+            return self._client._call(
+                "features.getAccessByExternalOrgId", payload, OrgFeatureAccess.model_validate
+            )
+
+        if self._cache is not None:
+            return self._cache.load_org_access(external_org_id, fetch)
+        return fetch()
+
     def check_by_external_org_id(self, external_org_id: str, feature_code: str) -> FeatureAccess:
-        """:meth:`check` by your org id instead of the company id (``features.checkByExternalOrgId``)."""
+        """:meth:`check` by your org id instead of the company id (``features.checkByExternalOrgId``).
+
+        With the client's ``cache=``, a miss also learns the org's company (through the
+        cached ``companies.get_by_product_link``, concurrently in the sync client), so the
+        answer is shared with :meth:`check`, updated by ``track_usage`` and
+        ``track_usage(external_org_id=...)`` needs no lookup afterwards.
+        """
+        cache = self._cache
+        if cache is not None and (hit := cache.hit_org_check(external_org_id, feature_code)):
+            return hit
         payload = {
             "externalOrgId": require_str("external_org_id", external_org_id),
             "featureCode": require_str("feature_code", feature_code),
         }
-        return self._client._call(
-            "features.checkByExternalOrgId", payload, FeatureAccess.model_validate
-        )
+
+        def fetch() -> FeatureAccess:
+            return self._client._call(
+                "features.checkByExternalOrgId", payload, FeatureAccess.model_validate
+            )
+
+        if cache is not None:
+            return cache.load_org_check(
+                external_org_id, feature_code, fetch, product_link(self._client, external_org_id)
+            )
+        return fetch()

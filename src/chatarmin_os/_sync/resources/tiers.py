@@ -11,6 +11,7 @@ from ..._exceptions import InvalidInputError
 from ..._models import ApplyTierResult, Tier, TierSummary
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import compact, free_map, require_str, show
+from .._cache import written
 from ._resource import APIResource, list_of
 
 __all__ = ["Tiers", "apply_tier_input"]
@@ -77,4 +78,7 @@ class Tiers(APIResource):
         (the limit) and any config key, e.g. ``{"ai_credit": {"included_quantity": 100}}``.
         """
         payload = apply_tier_input(tier_code, company_id, features)
-        return self._client._call("tiers.applyTier", payload, ApplyTierResult.model_validate)
+        try:
+            return self._client._call("tiers.applyTier", payload, ApplyTierResult.model_validate)
+        finally:
+            written(self._cache, company_id=payload["companyId"])
