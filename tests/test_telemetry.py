@@ -127,3 +127,15 @@ print("ok")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_a_cached_answer_is_a_span_that_says_so(spans: InMemorySpanExporter) -> None:
+    client = client_answering(ok(ACCESS), cache=True)
+    client.features.check(company_id="c1", feature_code="ai_credit")  # live
+    client.features.check(company_id="c1", feature_code="ai_credit")  # from the cache
+    live, cached = spans.get_finished_spans()
+    assert live.kind is SpanKind.CLIENT
+    assert "chatarmin_os.cache_source" not in (live.attributes or {})
+    assert cached.name == "chatarmin_os features.check"
+    assert cached.kind is SpanKind.INTERNAL
+    assert (cached.attributes or {})["chatarmin_os.cache_source"] == "cache"

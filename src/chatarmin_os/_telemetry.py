@@ -15,8 +15,8 @@ attribute                          value
 ``http.response.status_code``      the call's own status (in a batch: its item's)
 ``chatarmin_os.retries``           how many times it was sent again
 ``chatarmin_os.batch_size``        how many calls shared its request (1: alone)
-``chatarmin_os.cache_source``      ``"cache"``/``"stale"``/``"fallback"`` for answers the
-                                   entitlement cache gave without a request
+``chatarmin_os.cache_source``      ``"cache"``/``"stale"``/``"fallback"`` on the ``INTERNAL``
+                                   span of an answer the entitlement cache gave
 ``error.type``                     the exception class when the call failed
 =================================  ===================================================
 
@@ -36,7 +36,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-__all__ = ["current_tracer", "span"]
+__all__ = ["current_tracer", "record_cached", "span"]
 
 _NAME = "chatarmin_os"
 _provider: Any = None
@@ -82,3 +82,36 @@ def span(tracer: Tracer, procedure: str, kind: str, host: str) -> Iterator[Span]
         except BaseException as exc:
             current.set_attribute("error.type", type(exc).__name__)
             raise
+
+
+_PROCEDURES_BY_KEY = {
+    "c": "features.check",
+    "oc": "features.checkByExternalOrgId",
+    "l": "features.listAccess",
+    "a": "features.getAccessByExternalOrgId",
+    "o": "companies.getByProductLink",
+}
+
+
+def record_cached(key_kind: str, source: str) -> None:
+    """A span for an answer the entitlement cache gave (``source``: cache, stale, fallback).
+
+    ``key_kind`` is the cache key's first part (``"c"`` for a check, ...). An ``INTERNAL``
+    span: no request was made.
+    """
+    tracer = current_tracer()
+    if tracer is None:
+        return
+    from opentelemetry.trace import SpanKind
+
+    procedure = _PROCEDURES_BY_KEY.get(key_kind, key_kind)
+    tracer.start_span(
+        f"{_NAME} {procedure}",
+        kind=SpanKind.INTERNAL,
+        attributes={
+            "rpc.system": "trpc",
+            "rpc.method": procedure,
+            "chatarmin_os.kind": "query",
+            "chatarmin_os.cache_source": source,
+        },
+    ).end()

@@ -72,6 +72,7 @@ from .._concurrency import (
 from .._exceptions import ChatarminOSError
 from .._logs import logger
 from .._models import Company, FeatureAccess, FeatureAccessDetail, OrgFeatureAccess, UsageResult
+from .._telemetry import record_cached
 
 __all__ = ["AsyncCacheGroup", "AsyncEntitlementCache", "AsyncRedisLevel", "written"]
 
@@ -328,6 +329,7 @@ class AsyncEntitlementCache:
         self._counters.hits += 1
         if logger.isEnabledFor(_DEBUG):
             logger.debug("cache: hit %s", describe(key))
+        record_cached(key[0], "cache")
 
     # -- loads ----------------------------------------------------------------------------
 
@@ -599,6 +601,7 @@ class AsyncEntitlementCache:
             if fallback is not None:
                 self._counters.fallback += 1
                 logger.debug("cache: fallback for %s", feature)
+                record_cached(key[0], "fallback")
                 return fallback
         return None
 
@@ -621,6 +624,7 @@ class AsyncEntitlementCache:
         self._counters.stale += 1
         if logger.isEnabledFor(_DEBUG):
             logger.debug("cache: stale %s", describe(key))
+        record_cached(key[0], "stale")
         return with_provenance(entry.value, "stale")
 
     def _refresh_later(self, key: Key, load: AsyncFetch[Any]) -> bool:

@@ -74,6 +74,7 @@ from .._concurrency import (
 from .._exceptions import ChatarminOSError
 from .._logs import logger
 from .._models import Company, FeatureAccess, FeatureAccessDetail, OrgFeatureAccess, UsageResult
+from .._telemetry import record_cached
 
 __all__ = ["CacheGroup", "EntitlementCache", "RedisLevel", "written"]
 
@@ -330,6 +331,7 @@ class EntitlementCache:
         self._counters.hits += 1
         if logger.isEnabledFor(_DEBUG):
             logger.debug("cache: hit %s", describe(key))
+        record_cached(key[0], "cache")
 
     # -- loads ----------------------------------------------------------------------------
 
@@ -595,6 +597,7 @@ class EntitlementCache:
             if fallback is not None:
                 self._counters.fallback += 1
                 logger.debug("cache: fallback for %s", feature)
+                record_cached(key[0], "fallback")
                 return fallback
         return None
 
@@ -617,6 +620,7 @@ class EntitlementCache:
         self._counters.stale += 1
         if logger.isEnabledFor(_DEBUG):
             logger.debug("cache: stale %s", describe(key))
+        record_cached(key[0], "stale")
         return with_provenance(entry.value, "stale")
 
     def _refresh_later(self, key: Key, load: Fetch[Any]) -> bool:
