@@ -105,6 +105,8 @@ class AsyncFeatures(AsyncAPIResource):
         :class:`~chatarmin_os.BatchOptions` (the defaults when batching is off), one request
         per ``max_items`` checks, whatever ``batching=`` says. The first failed check raises
         its error, unless ``return_exceptions=True``, which puts each error in its place.
+        It always asks the server (the entitlement cache neither answers nor stores these:
+        use it for fresh answers, ``check`` for gating).
 
         Example::
 
