@@ -9,14 +9,17 @@ matching method, so a payload can be built, type-checked, and passed as ``**payl
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict
 
 import pydantic
 from pydantic import ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from ._batching import BatchOptions
-from ._cache import CacheOptions
+
+if TYPE_CHECKING:
+    from ._cache import CacheOptions
+
 from ._types import NotGiven, Timeout, Transformer
 from ._validate import free_map
 

@@ -74,7 +74,7 @@ from .._logs import logger
 from .._models import Company, FeatureAccess, FeatureAccessDetail, OrgFeatureAccess, UsageResult
 from .._telemetry import record_cached
 
-__all__ = ["AsyncCacheGroup", "AsyncEntitlementCache", "AsyncRedisLevel", "written"]
+__all__ = ["AsyncCacheGroup", "AsyncEntitlementCache", "AsyncRedisLevel"]
 
 _T = TypeVar("_T")
 
@@ -660,25 +660,6 @@ class AsyncEntitlementCache:
         """Stop the Redis listener and close the Redis connections (the client's closing step)."""
         if self._redis is not None:
             await self._redis.aclose()
-
-
-async def written(
-    cache: AsyncEntitlementCache | None,
-    *,
-    company_id: str | None = None,
-    external_org_id: str | None = None,
-    company_record: bool = False,
-    all_orgs: bool = False,
-) -> None:
-    """After one of our writes (answered or not: it may have been applied): drop what it
-    changed from ``cache``, when the client has one (see :meth:`AsyncEntitlementCache.written`)."""
-    if cache is not None:
-        await cache.written(
-            company_id=company_id,
-            external_org_id=external_org_id,
-            company_record=company_record,
-            all_orgs=all_orgs,
-        )
 
 
 class AsyncRedisLevel:

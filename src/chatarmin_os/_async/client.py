@@ -10,7 +10,6 @@ import httpx
 
 from .._base import DEFAULT_MAX_RETRIES, ClientConfig
 from .._batching import BatchOptions
-from .._cache import CacheOptions
 from .._concurrency import AsyncSleeper
 from .._exceptions import ChatarminOSError
 from .._inputs import Hints, HintsDict
@@ -18,7 +17,7 @@ from .._models import OnboardResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import AsyncBaseClient
-from ._cache import AsyncCacheGroup, AsyncEntitlementCache, written
+from .resources._resource import written
 from .resources.billing import AsyncBilling
 from .resources.companies import AsyncCompanies, hints_input
 from .resources.contacts import AsyncContacts
@@ -28,7 +27,9 @@ from .resources.subscriptions import AsyncSubscriptions
 from .resources.tiers import AsyncTiers
 
 if TYPE_CHECKING:
+    from .._cache import CacheOptions
     from ..local.engine import LocalEngine
+    from ._cache import AsyncCacheGroup, AsyncEntitlementCache
 
 __all__ = ["AsyncChatarminOS"]
 
@@ -88,10 +89,14 @@ class AsyncChatarminOS(AsyncBaseClient):
         except ChatarminOSError:
             api_key = default_headers = None  # no secrets in tracebacks that show locals
             raise
-        cache_options = CacheOptions.resolve(cache)
         self._setup(config, self._make_pool(http_client), sleep, batching=options)
         self._cache_group = None
-        if cache_options is not None:
+        if cache is not None and cache is not False:  # the cache's code loads only when used
+            from .._cache import CacheOptions
+            from ._cache import AsyncCacheGroup
+
+            cache_options = CacheOptions.resolve(cache)
+            assert cache_options is not None
             self._cache_group = AsyncCacheGroup(cache_options, self._background)
             self._on_close(self._cache_group.aclose)
         self._init_cache()

@@ -76,7 +76,7 @@ from .._logs import logger
 from .._models import Company, FeatureAccess, FeatureAccessDetail, OrgFeatureAccess, UsageResult
 from .._telemetry import record_cached
 
-__all__ = ["CacheGroup", "EntitlementCache", "RedisLevel", "written"]
+__all__ = ["CacheGroup", "EntitlementCache", "RedisLevel"]
 
 _T = TypeVar("_T")
 
@@ -656,25 +656,6 @@ class EntitlementCache:
         """Stop the Redis listener and close the Redis connections (the client's closing step)."""
         if self._redis is not None:
             self._redis.close()
-
-
-def written(
-    cache: EntitlementCache | None,
-    *,
-    company_id: str | None = None,
-    external_org_id: str | None = None,
-    company_record: bool = False,
-    all_orgs: bool = False,
-) -> None:
-    """After one of our writes (answered or not: it may have been applied): drop what it
-    changed from ``cache``, when the client has one (see :meth:`EntitlementCache.written`)."""
-    if cache is not None:
-        cache.written(
-            company_id=company_id,
-            external_org_id=external_org_id,
-            company_record=company_record,
-            all_orgs=all_orgs,
-        )
 
 
 class RedisLevel:

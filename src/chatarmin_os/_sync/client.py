@@ -12,7 +12,6 @@ import httpx
 
 from .._base import DEFAULT_MAX_RETRIES, ClientConfig
 from .._batching import BatchOptions
-from .._cache import CacheOptions
 from .._concurrency import Sleeper
 from .._exceptions import ChatarminOSError
 from .._inputs import Hints, HintsDict
@@ -20,7 +19,7 @@ from .._models import OnboardResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import BaseClient
-from ._cache import CacheGroup, EntitlementCache, written
+from .resources._resource import written
 from .resources.billing import Billing
 from .resources.companies import Companies, hints_input
 from .resources.contacts import Contacts
@@ -30,7 +29,9 @@ from .resources.subscriptions import Subscriptions
 from .resources.tiers import Tiers
 
 if TYPE_CHECKING:
+    from .._cache import CacheOptions
     from ..local.engine import LocalEngine
+    from ._cache import CacheGroup, EntitlementCache
 
 __all__ = ["ChatarminOS"]
 
@@ -90,10 +91,14 @@ class ChatarminOS(BaseClient):
         except ChatarminOSError:
             api_key = default_headers = None  # no secrets in tracebacks that show locals
             raise
-        cache_options = CacheOptions.resolve(cache)
         self._setup(config, self._make_pool(http_client), sleep, batching=options)
         self._cache_group = None
-        if cache_options is not None:
+        if cache is not None and cache is not False:  # the cache's code loads only when used
+            from .._cache import CacheOptions
+            from ._cache import CacheGroup
+
+            cache_options = CacheOptions.resolve(cache)
+            assert cache_options is not None
             self._cache_group = CacheGroup(cache_options, self._background)
             self._on_close(self._cache_group.close)
         self._init_cache()

@@ -12,7 +12,7 @@ from .._base_client import AsyncBaseClient
 if TYPE_CHECKING:
     from .._cache import AsyncEntitlementCache
 
-__all__ = ["AsyncAPIResource", "list_of", "optional"]
+__all__ = ["AsyncAPIResource", "list_of", "optional", "written"]
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -52,3 +52,22 @@ def list_of(model: type[_M]) -> Callable[[Any], list[_M]]:
 def optional(model: type[_M]) -> Callable[[Any], _M | None]:
     """A parser for ``model | None`` (built on first use)."""
     return _lazy_adapter(cast(Any, Optional[model]))  # noqa: UP045
+
+
+async def written(
+    cache: AsyncEntitlementCache | None,
+    *,
+    company_id: str | None = None,
+    external_org_id: str | None = None,
+    company_record: bool = False,
+    all_orgs: bool = False,
+) -> None:
+    """After one of our writes (answered or not: it may have been applied): drop what it
+    changed from ``cache``, when the client has one (see :meth:`AsyncEntitlementCache.written`)."""
+    if cache is not None:
+        await cache.written(
+            company_id=company_id,
+            external_org_id=external_org_id,
+            company_record=company_record,
+            all_orgs=all_orgs,
+        )

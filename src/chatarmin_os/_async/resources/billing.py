@@ -17,8 +17,7 @@ from ..._ids import new_idempotency_key
 from ..._models import BillingStatus, ClaimCheckoutResult, LinkSubscriptionResult, UsageResult
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import compact, free_map, optional_str, positive_int, require_str, show
-from .._cache import written
-from ._resource import AsyncAPIResource
+from ._resource import AsyncAPIResource, written
 from .companies import AsyncCompanies
 
 __all__ = ["AsyncBilling", "unlinked_org"]

@@ -18,8 +18,7 @@ from ..._validate import (
     unit_interval,
 )
 from .._base_client import AsyncBaseClient
-from .._cache import written
-from ._resource import AsyncAPIResource, optional
+from ._resource import AsyncAPIResource, optional, written
 
 __all__ = ["AsyncCompanies", "product_link"]
 

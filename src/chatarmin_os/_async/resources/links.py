@@ -7,8 +7,7 @@ from typing import Any
 from ..._models import ProductLink, ResetLinksResult
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import compact, optional_bool, optional_str, require_str
-from .._cache import written
-from ._resource import AsyncAPIResource
+from ._resource import AsyncAPIResource, written
 
 __all__ = ["AsyncLinks"]
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from ..._models import ApplyTierResult
 from ..._types import NOT_GIVEN, NotGiven
-from .._cache import written
-from ._resource import AsyncAPIResource
+from ._resource import AsyncAPIResource, written
 from .tiers import apply_tier_input
 
 __all__ = ["AsyncSubscriptions"]

@@ -14,7 +14,7 @@ from .._base_client import BaseClient
 if TYPE_CHECKING:
     from .._cache import EntitlementCache
 
-__all__ = ["APIResource", "list_of", "optional"]
+__all__ = ["APIResource", "list_of", "optional", "written"]
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -54,3 +54,22 @@ def list_of(model: type[_M]) -> Callable[[Any], list[_M]]:
 def optional(model: type[_M]) -> Callable[[Any], _M | None]:
     """A parser for ``model | None`` (built on first use)."""
     return _lazy_adapter(cast(Any, Optional[model]))  # noqa: UP045
+
+
+def written(
+    cache: EntitlementCache | None,
+    *,
+    company_id: str | None = None,
+    external_org_id: str | None = None,
+    company_record: bool = False,
+    all_orgs: bool = False,
+) -> None:
+    """After one of our writes (answered or not: it may have been applied): drop what it
+    changed from ``cache``, when the client has one (see :meth:`EntitlementCache.written`)."""
+    if cache is not None:
+        cache.written(
+            company_id=company_id,
+            external_org_id=external_org_id,
+            company_record=company_record,
+            all_orgs=all_orgs,
+        )

@@ -19,8 +19,7 @@ from ..._ids import new_idempotency_key
 from ..._models import BillingStatus, ClaimCheckoutResult, LinkSubscriptionResult, UsageResult
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import compact, free_map, optional_str, positive_int, require_str, show
-from .._cache import written
-from ._resource import APIResource
+from ._resource import APIResource, written
 from .companies import Companies
 
 __all__ = ["Billing", "unlinked_org"]

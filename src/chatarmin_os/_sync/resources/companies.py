@@ -20,8 +20,7 @@ from ..._validate import (
     unit_interval,
 )
 from .._base_client import BaseClient
-from .._cache import written
-from ._resource import APIResource, optional
+from ._resource import APIResource, optional, written
 
 __all__ = ["Companies", "product_link"]
 

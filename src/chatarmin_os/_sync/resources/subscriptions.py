@@ -9,8 +9,7 @@ from typing import Any
 
 from ..._models import ApplyTierResult
 from ..._types import NOT_GIVEN, NotGiven
-from .._cache import written
-from ._resource import APIResource
+from ._resource import APIResource, written
 from .tiers import apply_tier_input
 
 __all__ = ["Subscriptions"]

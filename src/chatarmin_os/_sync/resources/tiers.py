@@ -11,8 +11,7 @@ from ..._exceptions import InvalidInputError
 from ..._models import ApplyTierResult, Tier, TierSummary
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import compact, free_map, require_str, show
-from .._cache import written
-from ._resource import APIResource, list_of
+from ._resource import APIResource, list_of, written
 
 __all__ = ["Tiers", "apply_tier_input"]
 
