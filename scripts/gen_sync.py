@@ -54,8 +54,12 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncWork": "Work",
     "AsyncEvent": "Event",
     "AsyncBatcher": "Batcher",
+    "AsyncUsageBuffer": "UsageBuffer",
+    "await_event": "wait_event",
+    "at_exit_async": "at_exit",
     # httpx
     "AsyncClient": "Client",
+    "AsyncBaseTransport": "BaseTransport",
     "AsyncLocalTransport": "LocalTransport",
     "aclose": "close",
     "aread": "read",

@@ -8,6 +8,7 @@ trio alike.
 
 from __future__ import annotations
 
+import atexit
 import sys
 import threading
 import time
@@ -24,9 +25,13 @@ __all__ = [
     "Sleeper",
     "Work",
     "asleep",
+    "at_exit",
+    "at_exit_async",
+    "await_event",
     "current_loop",
     "no_loop",
     "sleep",
+    "wait_event",
 ]
 
 AsyncSleeper: TypeAlias = Callable[[float], Awaitable[None]]
@@ -105,6 +110,45 @@ class AsyncEvent:
 
 Event = threading.Event
 """The blocking twin of :class:`AsyncEvent`."""
+
+
+async def await_event(event: AsyncEvent, timeout: float | None) -> bool:
+    """Wait until ``event`` is set or ``timeout`` seconds passed (``None``: no limit);
+    whether it is set."""
+    if timeout is None:
+        await event.wait()
+        return True
+    import anyio
+
+    with anyio.move_on_after(max(0.0, timeout)):
+        await event.wait()
+    return event.is_set()
+
+
+def wait_event(event: Event, timeout: float | None) -> bool:
+    """The blocking twin of :func:`await_event`."""
+    return event.wait(None if timeout is None else max(0.0, timeout))
+
+
+def at_exit_async(work: AsyncWork) -> None:
+    """Nothing: no event loop runs at interpreter exit, so async work cannot be run then.
+
+    (Async clients flush in ``aclose()`` / ``async with``; see :func:`at_exit`.)
+    """
+
+
+def at_exit(work: Work) -> None:
+    """Run ``work()`` at interpreter exit (before daemon threads stop), errors logged."""
+
+    def run() -> None:
+        try:
+            work()
+        except Exception:
+            from ._logs import logger
+
+            logger.exception("chatarmin_os: work at interpreter exit failed")
+
+    atexit.register(run)
 
 
 class _Handle:

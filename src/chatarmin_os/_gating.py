@@ -10,7 +10,9 @@ tracked, so a change of the underlying calls happens here once:
   ``can_use`` false -> ``feature_limit_reached`` (402), ChatarminOS unreachable or failing
   -> ``unavailable`` (503), no org id on the request -> ``missing_org_id`` (400);
 * tracking after the response looks the company up and calls ``billing.track_usage`` with
-  an idempotency key derived from the request; errors are logged, never raised.
+  an idempotency key derived from the request, or hands the event to the client's usage
+  buffer (``billing.track_usage_later``) when one is configured; errors are logged, never
+  raised.
 
 Each I/O step has an async and a blocking twin side by side (the integrations use the async
 client in async views and the blocking one in sync views). :class:`LoopClients` keeps one
@@ -254,10 +256,15 @@ def _track_failed(feature: str, org: str, error: ChatarminOSError) -> None:
 async def atrack(client: AsyncChatarminOS, feature: str, org: str, quantity: int, key: str) -> None:
     """Track ``quantity`` of ``feature`` for ``org`` (async); errors are logged, not raised.
 
-    Today a company lookup and ``billing.track_usage``; this is the one function to switch
-    to ``billing.track_usage_later`` once the usage buffer exists.
+    With a usage buffer configured (``usage_buffer=``), ``billing.track_usage_later`` by org
+    id (looked up when sent); else a company lookup and ``billing.track_usage``.
     """
     try:
+        if client._usage_buffer_options is not None:
+            await client.billing.track_usage_later(
+                external_org_id=org, feature_code=feature, quantity=quantity, idempotency_key=key
+            )
+            return
         company = await client.companies.get_by_product_link(external_org_id=org)
         if company is None:
             logger.warning("Usage of %s not tracked: org %s is not linked", feature, org)
@@ -272,6 +279,11 @@ async def atrack(client: AsyncChatarminOS, feature: str, org: str, quantity: int
 def track(client: ChatarminOS, feature: str, org: str, quantity: int, key: str) -> None:
     """The blocking twin of :func:`atrack`."""
     try:
+        if client._usage_buffer_options is not None:
+            client.billing.track_usage_later(
+                external_org_id=org, feature_code=feature, quantity=quantity, idempotency_key=key
+            )
+            return
         company = client.companies.get_by_product_link(external_org_id=org)
         if company is None:
             logger.warning("Usage of %s not tracked: org %s is not linked", feature, org)

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
 from .._base import DEFAULT_MAX_RETRIES, ClientConfig
 from .._batching import BatchOptions
 from .._concurrency import AsyncSleeper
-from .._exceptions import ChatarminOSError
+from .._exceptions import ChatarminOSError, InvalidInputError
 from .._inputs import Hints, HintsDict
-from .._models import OnboardResult
+from .._models import OnboardResult, UsageResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
+from .._usage_buffer import UsageBufferOptions, destination
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import AsyncBaseClient
+from ._usage_buffer import AsyncUsageBuffer
 from .resources.billing import AsyncBilling
 from .resources.companies import AsyncCompanies, hints_input
 from .resources.contacts import AsyncContacts
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
     from ..local.engine import LocalEngine
 
 __all__ = ["AsyncChatarminOS"]
+
+_C = TypeVar("_C", bound="AsyncChatarminOS")
 
 
 class AsyncChatarminOS(AsyncBaseClient):
@@ -49,8 +54,12 @@ class AsyncChatarminOS(AsyncBaseClient):
         batching: ``True`` or a :class:`~chatarmin_os.BatchOptions` to send calls made at the
             same time (tasks of ``asyncio.gather``, a task group) as tRPC batch requests;
             off by default. Each call keeps its own result and error.
+        usage_buffer: a :class:`~chatarmin_os.UsageBufferOptions` for
+            ``billing.track_usage_later`` (batch size, interval, room, a spool file, ...).
+            Without it the buffer is made with the defaults on first use, and the FastAPI and
+            Django integrations track usage with ``billing.track_usage``; with it they buffer.
 
-    Use it in ``async with``, or call :meth:`aclose` when done.
+    Use it in ``async with``, or call :meth:`aclose` when done (it flushes the usage buffer).
     """
 
     def __init__(
@@ -65,9 +74,11 @@ class AsyncChatarminOS(AsyncBaseClient):
         default_headers: Mapping[str, str] | None = None,
         sleep: AsyncSleeper | None = None,
         batching: bool | BatchOptions = False,
+        usage_buffer: UsageBufferOptions | None = None,
     ) -> None:
         try:
             options = BatchOptions.resolve(batching)
+            buffer_options = UsageBufferOptions.resolve(usage_buffer)
             config = ClientConfig.create(
                 api_key=api_key,
                 base_url=base_url,
@@ -80,7 +91,10 @@ class AsyncChatarminOS(AsyncBaseClient):
             api_key = default_headers = None  # no secrets in tracebacks that show locals
             raise
         self._setup(config, self._make_pool(http_client), sleep, batching=options)
+        self._init_usage_buffers(buffer_options)
         self._init_resources()
+        if buffer_options is not None and buffer_options.spool is not None:
+            self.usage_buffer.resume()  # send what a crashed process left in the spool
 
     @classmethod
     def local(
@@ -92,6 +106,7 @@ class AsyncChatarminOS(AsyncBaseClient):
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Mapping[str, str] | None = None,
         batching: bool | BatchOptions = False,
+        usage_buffer: UsageBufferOptions | None = None,
     ) -> AsyncChatarminOS:
         """A client answered by a local ChatarminOS in this process: no socket, no network.
 
@@ -117,9 +132,79 @@ class AsyncChatarminOS(AsyncBaseClient):
             max_retries=max_retries,
             default_headers=default_headers,
             batching=batching,
+            usage_buffer=usage_buffer,
         )
         client._own_pool(lambda: httpx.AsyncClient(transport=transport))
         return client
+
+    def _init_usage_buffers(
+        self, options: UsageBufferOptions | None, parent: AsyncChatarminOS | None = None
+    ) -> None:
+        """The usage buffers, one per API key and URL, shared with ``with_options`` copies."""
+        if parent is None:
+            self._usage_buffer_options = options
+            self._usage_buffers: dict[str, AsyncUsageBuffer] = {}
+            self._usage_buffers_lock = threading.Lock()
+        else:
+            self._usage_buffer_options = parent._usage_buffer_options
+            self._usage_buffers = parent._usage_buffers
+            self._usage_buffers_lock = parent._usage_buffers_lock
+        self._usage_buffer: AsyncUsageBuffer | None = None
+
+    @property
+    def usage_buffer(self) -> AsyncUsageBuffer:
+        """The buffer of ``billing.track_usage_later``: ``stats()``, ``flush()``, ``options``.
+
+        Made on first use; ``with_options`` copies with the same API key and URL share it.
+        """
+        buffer = self._usage_buffer
+        if buffer is None:
+            dest = destination(str(self._config.base_url), self._config.api_key)
+            with self._usage_buffers_lock:
+                buffer = self._usage_buffers.get(dest)
+                if buffer is None:
+                    options = self._usage_buffer_options or UsageBufferOptions()
+                    buffer = AsyncUsageBuffer(self, options, dest)
+                    self._usage_buffers[dest] = buffer
+                    self._on_close(buffer.aclose)
+            self._usage_buffer = buffer
+        return buffer
+
+    async def flush(self, timeout: float | None = 30.0) -> int:
+        """Send the usage enqueued with ``billing.track_usage_later`` before this call.
+
+        Waits until ChatarminOS answered each of those events (counted, a duplicate, or
+        refused: see ``on_error``) and returns ``0``; or, when ``timeout`` seconds (``None``:
+        no limit) passed first, returns how many are still pending (the worker keeps
+        sending them). Never raises for the network.
+
+        Example::
+
+            key = await client.billing.track_usage_later(company_id=..., feature_code="ai_credit", quantity=1)
+            assert await client.flush(timeout=10) == 0
+        """
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 <= timeout <= 1_000_000
+        ):
+            raise InvalidInputError("timeout", "must be seconds from 0 to 1,000,000, or None")
+        with self._usage_buffers_lock:
+            buffers = list(self._usage_buffers.values())
+        left = 0
+        for buffer in buffers:
+            left += await buffer.flush(timeout)
+        return left
+
+    def _usage_answered(self, company_id: str, feature_code: str, result: UsageResult) -> None:
+        """Told of every usage result the buffer receives (a seam for an entitlement cache)."""
+
+    async def __aenter__(self: _C) -> _C:
+        await super().__aenter__()
+        options = self._usage_buffer_options
+        if options is not None and options.spool is not None:
+            self.usage_buffer.resume()  # now a worker can start (trio: in our task group)
+        return self
 
     def _init_resources(self) -> None:
         self.companies = AsyncCompanies(self)
@@ -151,7 +236,8 @@ class AsyncChatarminOS(AsyncBaseClient):
         """A copy with some options changed, sharing this client's connection pool.
 
         ``default_headers`` are added to the current ones. Closing the copy leaves the pool
-        open; it closes with the client that made it.
+        open; it closes with the client that made it. The copy shares the usage buffer
+        (with another ``api_key`` or ``base_url``, a buffer of its own with the same options).
 
         Example::
 
@@ -174,6 +260,7 @@ class AsyncChatarminOS(AsyncBaseClient):
             self.batching if isinstance(batching, NotGiven) else BatchOptions.resolve(batching)
         )
         copy._setup(config, self._pool, self._sleep, batching=options, parent=self)
+        copy._init_usage_buffers(None, parent=self)
         copy._init_resources()
         return copy
 
