@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import socket
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -324,6 +325,21 @@ def classify(error: ChatarminOSError) -> Outcome:
     if isinstance(error, (APIConnectionError, APIResponseValidationError)):
         return "retry"
     return "retry"
+
+
+_REPEATED_PATH = re.compile(r"\b([A-Za-z][\w]*\.[\w.]+)((?:,\1\b)+)")
+
+
+def describe(error: ChatarminOSError) -> str:
+    """``"ClassName: message"``, a batch's repeated procedure path said once, at most 300
+    characters (for the log and ``stats().last_error``)."""
+
+    def once(match: re.Match[str]) -> str:
+        return f"{match.group(1)} x{match.group(2).count(',') + 1}"
+
+    message = error.message if isinstance(error, APIConnectionError) else str(error)
+    text = f"{type(error).__name__}: {_REPEATED_PATH.sub(once, message)}"
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def destination(base_url: str, api_key: str) -> str:

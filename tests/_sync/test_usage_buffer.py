@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -156,6 +157,17 @@ class UsageServer:
         return [r for r in self.requests if r.method == "POST"]
 
 
+CLIENTS: list[ChatarminOS] = []
+
+
+@pytest.fixture(autouse=True)
+def close_clients() -> Iterator[None]:
+    """Close the clients a test made (their spool files included) once it is over."""
+    yield
+    while CLIENTS:
+        CLIENTS.pop().close()
+
+
 def make_client(
     server: UsageServer, time: FakeTime | None = None, *, manual: bool = True, **options: Any
 ) -> ChatarminOS:
@@ -171,6 +183,7 @@ def make_client(
     buffer = client.usage_buffer
     buffer._clock = time.clock
     buffer._manual = manual
+    CLIENTS.append(client)
     return client
 
 
@@ -780,3 +793,143 @@ def test_a_buffer_is_made_on_first_use_with_the_defaults() -> None:
     assert isinstance(buffer, UsageBuffer)
     assert buffer.options == UsageBufferOptions()
     assert "memory" in repr(buffer)
+
+
+# --- the spool ------------------------------------------------------------------------------
+
+
+def spool_rows(path: Any) -> list[tuple[str, int, Any]]:
+    """(idempotency key, attempts, owner) of every row in a spool file, in order."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT payload, attempts, owner FROM usage_spool ORDER BY id"
+        ).fetchall()
+    return [
+        (json.loads(text)["json"]["idempotencyKey"], attempts, owner)
+        for text, attempts, owner in rows
+    ]
+
+
+def test_the_spool_holds_each_event_before_track_usage_later_returns(tmp_path: Any) -> None:
+    spool = tmp_path / "usage.db"
+    client = make_client(UsageServer(), spool=str(spool))
+    track(client, "a")
+    assert spool_rows(spool) == [("a", 0, None)]
+    track(client, "b", metadata={"at": "2024-01-15T10:30:00Z"})
+    assert [row[0] for row in spool_rows(spool)] == ["a", "b"]
+    assert client.usage_buffer.stats().pending == 2
+
+
+def test_a_new_client_sends_what_a_crashed_one_left_in_the_spool(tmp_path: Any) -> None:
+    from datetime import datetime, timezone
+
+    spool = str(tmp_path / "usage.db")
+    server = UsageServer()
+    crashed = make_client(server, spool=spool)
+    when = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
+    track(crashed, "a", metadata={"at": when, "n": [1, 2]})
+    track(crashed, "b", 2)
+    # ``crashed`` is never closed nor flushed: a process that died.
+    restarted = make_client(server, spool=spool)
+    assert restarted.usage_buffer.stats().pending == 2
+    assert restarted.flush() == 0
+    [request] = server.requests
+    assert request.content == wire(
+        {**event_input("a"), "metadata": {"at": "2024-01-15T10:30:00.000Z", "n": [1, 2]}},
+        event_input("b", 2),
+    )
+    assert spool_rows(spool) == []
+
+
+def test_the_spool_keeps_what_was_not_answered_and_drops_refusals(tmp_path: Any) -> None:
+    spool = str(tmp_path / "usage.db")
+    refused: list[str] = []
+    server = UsageServer()
+    server.plan.append(lambda request: server.answer(request, {1: ("FORBIDDEN", 403)}))
+    server.plan.append(httpx.Response(503, text="down", headers={"retry-after": "1"}))
+    client = make_client(
+        server, spool=spool, on_error=lambda event, error: refused.append(event.idempotency_key)
+    )
+    for key in ("a", "b", "c"):
+        track(client, key)
+    assert client.usage_buffer._step() is not None  # not due yet
+    client.usage_buffer._flush_upto = 2  # as a flush would ask, for "a" and "b" only
+    assert client.usage_buffer._step() == 0  # a sent, b refused, c sent along
+    assert refused == ["b"] and server.counted == {"a": 1, "c": 1}
+    assert spool_rows(spool) == []
+    track(client, "d")
+    client.usage_buffer._flush_upto = 4
+    assert client.usage_buffer._step() == 0  # 503: kept, one attempt more, released
+    assert spool_rows(spool) == [("d", 1, None)]
+    assert client.usage_buffer.stats().last_error is not None
+
+
+def test_a_spool_file_serves_each_api_key_its_own_rows(tmp_path: Any) -> None:
+    spool = str(tmp_path / "usage.db")
+    server = UsageServer()
+    client = make_client(server, spool=spool)
+    other = client.with_options(api_key="os_sk_other_product")
+    other.usage_buffer._manual = True
+    track(client, "mine")
+    track(other, "theirs")
+    assert client.usage_buffer.stats().pending == 1
+    assert client.usage_buffer.flush() == 0
+    assert [keys(r) for r in server.requests] == [["mine"]]
+    assert [row[0] for row in spool_rows(spool)] == ["theirs"]
+
+
+def test_rows_leased_by_a_live_process_wait_those_of_a_dead_one_are_taken(
+    tmp_path: Any,
+) -> None:
+    import socket
+    import sqlite3
+
+    spool = str(tmp_path / "usage.db")
+    server = UsageServer()
+    client = make_client(server, spool=spool, flush_interval=0)
+    for key in ("alive", "dead"):
+        track(client, key)
+    host = socket.gethostname()
+    alive = f"{host}|{os.getppid()}|token"  # our parent: certainly running
+    dead = f"{host}|{2**22 + 12345}|token"  # a pid no process has
+    with sqlite3.connect(spool) as conn:
+        for key, owner in (("alive", alive), ("dead", dead)):
+            conn.execute(
+                "UPDATE usage_spool SET owner = ?, lease_until = ? "
+                "WHERE json_extract(payload, '$.json.idempotencyKey') = ?",
+                (owner, T0 + 600, key),
+            )
+    assert client.usage_buffer._step() == 0
+    assert server.counted == {"dead": 1}
+    assert client.usage_buffer._step() == 2.0  # look at the live one's rows again soon
+    assert [row[0] for row in spool_rows(spool)] == ["alive"]
+
+
+def test_closing_with_chatarmin_os_down_keeps_the_rows_for_the_next_process(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = str(tmp_path / "usage.db")
+    down = httpx.Response(503, text="down", headers={"retry-after": "1"})
+    server = UsageServer(*[down] * 10)
+    client = make_client(server, spool=spool, close_timeout=1.5)
+    track(client, "a")
+    client.close()
+    assert "stay in the spool" in caplog.text
+    assert spool_rows(spool) == [("a", 2, None)]
+
+
+def test_a_full_spool_drops_by_its_row_count(tmp_path: Any) -> None:
+    spool = str(tmp_path / "usage.db")
+    client = make_client(UsageServer(), spool=spool, max_pending=2, when_full="drop")
+    for key in ("a", "b", "c"):
+        track(client, key)
+    assert [row[0] for row in spool_rows(spool)] == ["a", "b"]
+    assert client.usage_buffer.stats().dropped == 1
+
+
+def test_a_spool_that_cannot_be_opened_is_an_sdk_error(tmp_path: Any) -> None:
+    client = make_client(UsageServer(), spool=str(tmp_path / "missing" / "usage.db"))
+    with pytest.raises(ChatarminOSError, match="usage spool"):
+        track(client, "a")

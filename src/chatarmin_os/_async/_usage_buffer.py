@@ -50,6 +50,7 @@ from .._usage_buffer import (
     UsageBufferStats,
     UsageEvent,
     classify,
+    describe,
     lease_seconds,
     report,
     resolved_payload,
@@ -110,6 +111,7 @@ class AsyncUsageBuffer:
 
     def _reset(self) -> None:
         self._worker: _Handle | None = None
+        self._stopped: AsyncEvent | None = None  # set when the worker ends
         self._worker_token = 0
         self._wake: AsyncEvent | None = None
         self._room: AsyncEvent | None = None
@@ -253,6 +255,7 @@ class AsyncUsageBuffer:
         if self._closed:
             return
         self._closed = True
+        deadline = time.monotonic() + self.options.close_timeout
         try:
             left = await self.flush(self.options.close_timeout)
         except ChatarminOSError as exc:
@@ -263,8 +266,12 @@ class AsyncUsageBuffer:
             if self._wake is not None:
                 self._wake.set()
             worker = self._worker
+            stopped = self._stopped
             if worker is None or not worker.alive():
                 self._store.close()  # else the worker closes it when it ends
+                stopped = None
+        if stopped is not None:  # let a batch in flight settle, within the same bound
+            await await_event(stopped, deadline - time.monotonic())
         if left:
             kept = (
                 f"; they stay in the spool {self.options.spool!s} for the next process"
@@ -307,6 +314,10 @@ class AsyncUsageBuffer:
             self._worker = None
 
     async def _work(self, token: int) -> None:
+        with self._lock:
+            if token != self._worker_token:
+                return
+            stopped = self._stopped = AsyncEvent()
         try:
             while True:
                 with self._lock:
@@ -342,6 +353,7 @@ class AsyncUsageBuffer:
                     self._wake = None
                 if self._stopping:
                     self._store.close()
+            stopped.set()
 
     async def _backoff(self, deadline: float | None) -> bool:
         """Wait out the backoff of a failed round through the client's ``sleep`` (events do
@@ -360,7 +372,7 @@ class AsyncUsageBuffer:
 
     def _back_off(self, headers: httpx.Headers | None) -> float:
         """Count a failed round and set when the next may start (under the lock or not)."""
-        self._failures += 1
+        self._failures = min(self._failures + 1, 32)  # past 8 s the backoff stops growing
         delay = retry_delay(self._failures - 1, headers)
         self._resume_at = self._clock() + delay
         return delay
@@ -449,7 +461,7 @@ class AsyncUsageBuffer:
             counters.refused += len(refused)
             delay = 0.0
             if failure is not None:
-                counters.last_error = f"{type(failure).__name__}: {failure}"
+                counters.last_error = describe(failure)
                 delay = self._back_off(headers)
             else:
                 self._failures = 0
@@ -465,10 +477,9 @@ class AsyncUsageBuffer:
         if failure is not None:
             log = logger.error if auth else logger.info
             log(
-                "Usage buffer: %d event(s) not sent (%s: %s)%s; next try in %.2f s",
+                "Usage buffer: %d event(s) not sent (%s)%s; next try in %.2f s",
                 len(again),
-                type(failure).__name__,
-                failure,
+                describe(failure),
                 " - check the API key; the events are kept" if auth else "",
                 delay,
             )

@@ -52,6 +52,7 @@ from .._usage_buffer import (
     UsageBufferStats,
     UsageEvent,
     classify,
+    describe,
     lease_seconds,
     report,
     resolved_payload,
@@ -112,6 +113,7 @@ class UsageBuffer:
 
     def _reset(self) -> None:
         self._worker: _Handle | None = None
+        self._stopped: Event | None = None  # set when the worker ends
         self._worker_token = 0
         self._wake: Event | None = None
         self._room: Event | None = None
@@ -255,6 +257,7 @@ class UsageBuffer:
         if self._closed:
             return
         self._closed = True
+        deadline = time.monotonic() + self.options.close_timeout
         try:
             left = self.flush(self.options.close_timeout)
         except ChatarminOSError as exc:
@@ -265,8 +268,12 @@ class UsageBuffer:
             if self._wake is not None:
                 self._wake.set()
             worker = self._worker
+            stopped = self._stopped
             if worker is None or not worker.alive():
                 self._store.close()  # else the worker closes it when it ends
+                stopped = None
+        if stopped is not None:  # let a batch in flight settle, within the same bound
+            wait_event(stopped, deadline - time.monotonic())
         if left:
             kept = (
                 f"; they stay in the spool {self.options.spool!s} for the next process"
@@ -309,6 +316,10 @@ class UsageBuffer:
             self._worker = None
 
     def _work(self, token: int) -> None:
+        with self._lock:
+            if token != self._worker_token:
+                return
+            stopped = self._stopped = Event()
         try:
             while True:
                 with self._lock:
@@ -344,6 +355,7 @@ class UsageBuffer:
                     self._wake = None
                 if self._stopping:
                     self._store.close()
+            stopped.set()
 
     def _backoff(self, deadline: float | None) -> bool:
         """Wait out the backoff of a failed round through the client's ``sleep`` (events do
@@ -362,7 +374,7 @@ class UsageBuffer:
 
     def _back_off(self, headers: httpx.Headers | None) -> float:
         """Count a failed round and set when the next may start (under the lock or not)."""
-        self._failures += 1
+        self._failures = min(self._failures + 1, 32)  # past 8 s the backoff stops growing
         delay = retry_delay(self._failures - 1, headers)
         self._resume_at = self._clock() + delay
         return delay
@@ -451,7 +463,7 @@ class UsageBuffer:
             counters.refused += len(refused)
             delay = 0.0
             if failure is not None:
-                counters.last_error = f"{type(failure).__name__}: {failure}"
+                counters.last_error = describe(failure)
                 delay = self._back_off(headers)
             else:
                 self._failures = 0
@@ -467,10 +479,9 @@ class UsageBuffer:
         if failure is not None:
             log = logger.error if auth else logger.info
             log(
-                "Usage buffer: %d event(s) not sent (%s: %s)%s; next try in %.2f s",
+                "Usage buffer: %d event(s) not sent (%s)%s; next try in %.2f s",
                 len(again),
-                type(failure).__name__,
-                failure,
+                describe(failure),
                 " - check the API key; the events are kept" if auth else "",
                 delay,
             )
