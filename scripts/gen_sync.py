@@ -57,6 +57,7 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncUsageBuffer": "UsageBuffer",
     "await_event": "wait_event",
     "at_exit_async": "at_exit",
+    "agather": "gather",
     # httpx
     "AsyncClient": "Client",
     "AsyncBaseTransport": "BaseTransport",

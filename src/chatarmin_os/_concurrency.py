@@ -12,8 +12,8 @@ import atexit
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeAlias, TypeVar
 
 __all__ = [
     "AsyncBackground",
@@ -24,11 +24,13 @@ __all__ = [
     "Event",
     "Sleeper",
     "Work",
+    "agather",
     "asleep",
     "at_exit",
     "at_exit_async",
     "await_event",
     "current_loop",
+    "gather",
     "no_loop",
     "sleep",
     "wait_event",
@@ -128,6 +130,62 @@ async def await_event(event: AsyncEvent, timeout: float | None) -> bool:
 def wait_event(event: Event, timeout: float | None) -> bool:
     """The blocking twin of :func:`await_event`."""
     return event.wait(None if timeout is None else max(0.0, timeout))
+
+
+_T = TypeVar("_T")
+
+
+async def agather(works: Sequence[Callable[[], Awaitable[_T]]]) -> list[_T]:
+    """Run async functions at once, the first in this task, the others in tasks of an anyio
+    task group (asyncio and trio); their results, in order."""
+    results: list[Any] = [None] * len(works)
+    if len(works) == 1:
+        results[0] = await works[0]()
+        return results
+    import anyio
+
+    async def run(index: int, work: Callable[[], Awaitable[_T]]) -> None:
+        results[index] = await work()
+
+    async with anyio.create_task_group() as group:
+        for index, work in enumerate(works[1:], 1):
+            group.start_soon(run, index, work)
+        results[0] = await works[0]()
+    return results
+
+
+def gather(works: Sequence[Callable[[], _T]]) -> list[_T]:
+    """The blocking twin of :func:`agather`: the first here, each other in a thread of its
+    own (here too, after the first, when no thread can start, as at interpreter exit)."""
+    results: list[Any] = [None] * len(works)
+    errors: list[BaseException] = []
+
+    def run(index: int, work: Callable[[], _T]) -> None:
+        try:
+            results[index] = work()
+        except BaseException as exc:  # re-raised in the caller
+            errors.append(exc)
+
+    threads = []
+    later = []
+    for index, work in enumerate(works[1:], 1):
+        thread = threading.Thread(target=run, args=(index, work), daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:
+            later.append((index, work))
+        else:
+            threads.append(thread)
+    try:
+        results[0] = works[0]()
+        for index, work in later:
+            run(index, work)
+    finally:
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def at_exit_async(work: AsyncWork) -> None:

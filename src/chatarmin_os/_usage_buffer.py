@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 from ._exceptions import (
     APIConnectionError,
@@ -179,7 +179,9 @@ class UsageEvent:
 
     __slots__ = ("attempts", "created_at", "payload", "seq")
 
-    def __init__(self, payload: dict[str, Any], created_at: float, seq: int, attempts: int = 0):
+    def __init__(
+        self, payload: dict[str, Any], created_at: float, seq: int, attempts: int = 0
+    ) -> None:
         self.payload = payload
         """The ``billing.trackUsage`` input (``externalOrgId`` until it is resolved)."""
         self.created_at = created_at
@@ -369,18 +371,23 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+_Row: TypeAlias = "tuple[dict[str, Any], float, int, int]"
+"""A waiting event in memory: payload, created_at, seq, attempts (a tuple is the lightest
+record; a :class:`UsageEvent` is made only for the events in flight)."""
+
+
 class MemoryStore:
-    """Pending events in memory: a deque in enqueue order, the batch in flight aside."""
+    """Pending events in memory: a deque in enqueue (seq) order, the batches in flight aside."""
 
     def __init__(self) -> None:
-        self._queue: deque[UsageEvent] = deque()
+        self._queue: deque[_Row] = deque()
         self._in_flight: list[UsageEvent] = []
         self._seq = 0
 
     def add(self, payload: dict[str, Any], now: float) -> None:
         """Append an event."""
         self._seq += 1
-        self._queue.append(UsageEvent(payload, now, self._seq))
+        self._queue.append((payload, now, self._seq, 0))
 
     def has_room(self, max_pending: int) -> bool:
         """Whether one more event fits."""
@@ -395,10 +402,11 @@ class MemoryStore:
         queue = self._queue
         if not queue:
             return []
-        first = queue[0]
-        if len(queue) < limit and first.created_at > now - interval and first.seq > upto:
+        _, created_at, seq, _ = queue[0]
+        if len(queue) < limit and created_at > now - interval and seq > upto:
             return []
-        batch = [queue.popleft() for _ in range(min(limit, len(queue)))]
+        popleft = queue.popleft
+        batch = [UsageEvent(*popleft()) for _ in range(min(limit, len(queue)))]
         self._in_flight.extend(batch)
         return batch
 
@@ -406,15 +414,20 @@ class MemoryStore:
         """Seconds until the oldest waiting event is due; ``None`` when none waits."""
         if not self._queue:
             return None
-        return max(0.0, self._queue[0].created_at + interval - now)
+        return max(0.0, self._queue[0][1] + interval - now)
 
     def settle(self, done: list[UsageEvent], again: list[UsageEvent]) -> None:
-        """Forget answered events; put the others back in front, in their order."""
+        """Forget answered events; put the others back in front, in seq order."""
         finished = {id(event) for event in done} | {id(event) for event in again}
         self._in_flight = [event for event in self._in_flight if id(event) not in finished]
-        for event in reversed(again):
-            event.attempts += 1
-            self._queue.appendleft(event)
+        if not again:
+            return
+        rows = [(e.payload, e.created_at, e.seq, e.attempts + 1) for e in again]
+        queue = self._queue
+        if queue and rows[-1][2] > queue[0][2]:  # another batch came back first: merge
+            self._queue = deque(sorted([*rows, *queue], key=lambda row: row[2]))
+        else:
+            queue.extendleft(reversed(rows))
 
     def last_seq(self) -> int:
         """The sequence number of the last event enqueued (0: none yet)."""
@@ -423,11 +436,11 @@ class MemoryStore:
     def unresolved_upto(self, seq: int) -> int:
         """How many events numbered up to ``seq`` are still pending."""
         count = sum(1 for event in self._in_flight if event.seq <= seq)
-        queue = self._queue  # in seq order: batches leave from the front and come back there
-        if queue and queue[-1].seq <= seq:
+        queue = self._queue
+        if queue and queue[-1][2] <= seq:
             return count + len(queue)
-        for event in queue:
-            if event.seq > seq:
+        for row in queue:
+            if row[2] > seq:
                 break
             count += 1
         return count
@@ -440,7 +453,7 @@ class MemoryStore:
         """When the oldest pending event was enqueued."""
         times = [event.created_at for event in self._in_flight]
         if self._queue:
-            times.append(self._queue[0].created_at)
+            times.append(self._queue[0][1])
         return min(times) if times else None
 
     def has_leftovers(self) -> bool:
@@ -518,6 +531,8 @@ def _owner_is_gone(owner: str) -> bool:
 def _encode_row(payload: dict[str, Any]) -> str:
     from ._wire import dumps, superjson_serialize
 
+    if "metadata" not in payload:  # strings and an int: superjson would add nothing
+        return dumps({"json": payload})
     return dumps(superjson_serialize(payload))
 
 

@@ -295,14 +295,15 @@ def test_a_batch_leaves_when_max_batch_events_wait() -> None:
     buffer = client.usage_buffer
     for index in range(7):
         track(client, f"k{index}")
-    assert buffer._step() == 0
-    assert buffer._step() == 0
+    assert buffer._step() == 0  # two full batches, sent at once
     assert buffer._step() == 60.0  # one event left: due when it is 60 s old
     assert [str(r.url) for r in server.requests] == [
         f"{BASE_URL}/billing.trackUsage,billing.trackUsage,billing.trackUsage?batch=1"
     ] * 2
-    assert server.requests[0].content == wire(*(event_input(f"k{i}") for i in range(3)))
-    assert server.requests[1].content == wire(*(event_input(f"k{i}") for i in range(3, 6)))
+    assert sorted(r.content for r in server.requests) == [
+        wire(*(event_input(f"k{i}") for i in range(3))),
+        wire(*(event_input(f"k{i}") for i in range(3, 6))),
+    ]
     assert buffer.stats().pending == 1
 
 
@@ -356,7 +357,7 @@ def test_batches_never_pass_the_clients_batch_limit() -> None:
     for index in range(120):
         track(client, f"k{index}")
     assert client.flush() == 0
-    assert [len(calls(r)) for r in server.requests] == [50, 50, 20]
+    assert sorted(len(calls(r)) for r in server.requests) == [20, 50, 50]
 
 
 # --- exactly once ---------------------------------------------------------------------------

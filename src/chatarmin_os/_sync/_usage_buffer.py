@@ -22,6 +22,7 @@ client's ``sleep``), and are never counted twice because the server answers a kn
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import time
 import weakref
@@ -32,7 +33,7 @@ import httpx
 from .. import _fork
 from .._base import retry_delay
 from .._batching import BatchOptions
-from .._concurrency import Event, at_exit, wait_event
+from .._concurrency import Event, at_exit, gather, wait_event
 from .._exceptions import (
     APIResponseValidationError,
     APIStatusError,
@@ -66,12 +67,15 @@ __all__ = ["UsageBuffer"]
 
 _NAME = "chatarmin-os usage buffer"
 _IDLE_EXIT = 60.0  # seconds a worker with nothing to send waits before it ends
+_IN_FLIGHT = 2  # batches sent at once: the next travels while the server works on one
 _NEEDS_TASK_GROUP = (
     "track_usage_later needs the client in `with` under trio: the usage buffer's "
     "worker runs in the client's task group"
 )
 
 _Outcome: TypeAlias = "tuple[UsageResult | ChatarminOSError, str | None]"
+_Failure: TypeAlias = "tuple[ChatarminOSError, httpx.Headers | None, bool, int]"
+"""How a batch failed: the first error, the headers of an answer, 401?, events kept."""
 
 
 class UsageBuffer:
@@ -95,6 +99,11 @@ class UsageBuffer:
         )
         self._lock = threading.Lock()
         self._sender: ChatarminOS | None = None
+        # One batch is one request: within the client's batch limit when it batches.
+        batching = client.batching
+        self._batch_size = options.max_batch
+        if batching is not None:
+            self._batch_size = min(self._batch_size, batching.max_items)
         # Seams for tests: the clock (seconds), and manual mode (no worker: the test calls
         # _step(); flush() and close drain in the caller).
         self._clock = time.time
@@ -402,34 +411,76 @@ class UsageBuffer:
                 self._client._sleep(wait)
 
     def _step(self) -> float | None:
-        """Send the next due batch, if any.
+        """Send due batches until none is due, two at a time, if any.
 
-        Returns ``0`` after sending (look again at once), else the seconds until a batch is
-        due, or ``None`` when nothing is pending.
+        Two lanes each take the next due batch, send it, settle it and take another, so a
+        batch travels while the server works on the other; a failed batch stops both (the
+        backoff follows). Returns ``0`` after sending (look again at once), else the seconds
+        until a batch is due, or ``None`` when nothing is pending.
         """
         now = self._clock()
-        options = self.options
         with self._lock:
-            batch = self._store.take(
-                now, options.max_batch, options.flush_interval, self._flush_upto
-            )
-            if not batch:
+            first = self._take(now)
+            if not first:
                 self._notify()
-                wait = self._store.next_due(now, options.flush_interval)
+                wait = self._store.next_due(now, self.options.flush_interval)
                 self._idle = wait is None
                 return wait
-            self._counters.retries += sum(1 for event in batch if event.attempts)
-        settled = False
-        try:
-            outcomes = self._send(batch)
-            settled = self._settle(batch, outcomes)
-        finally:
-            if not settled:  # cancelled (the loop ended) or a bug: keep the events
-                with self._lock:
-                    self._store.settle([], batch)
+            more = self._store.waiting() > 0  # another lane may find a due batch
+        failures: list[_Failure] = []
+        lanes = [functools.partial(self._lane, failures, first)]
+        if more:
+            lanes += [functools.partial(self._lane, failures, None)] * (_IN_FLIGHT - 1)
+        gather(lanes)
+        if failures:
+            error, headers, _, _ = failures[0]
+            auth = any(failure[2] for failure in failures)
+            with self._lock:
+                delay = self._back_off(headers)
+            (logger.error if auth else logger.info)(
+                "Usage buffer: %d event(s) not sent (%s)%s; next try in %.2f s",
+                sum(failure[3] for failure in failures),
+                describe(error),
+                " - check the API key; the events are kept" if auth else "",
+                delay,
+            )
         return 0.0
 
-    def _settle(self, batch: list[UsageEvent], outcomes: list[_Outcome]) -> bool:
+    def _take(self, now: float) -> list[UsageEvent]:
+        """The next due batch, in flight from now on (call under the lock)."""
+        batch = self._store.take(
+            now, self._batch_size, self.options.flush_interval, self._flush_upto
+        )
+        self._counters.retries += sum(1 for event in batch if event.attempts)
+        return batch
+
+    def _lane(self, failures: list[_Failure], batch: list[UsageEvent] | None) -> None:
+        """Send and settle ``batch`` (if given) and the next due ones, one after the other,
+        until none is due or a lane failed."""
+        while True:
+            if batch is None:
+                with self._lock:
+                    if failures or self._stopping:
+                        return
+                    batch = self._take(self._clock())
+                if not batch:
+                    return
+            failure: _Failure | None = None
+            settled = False
+            try:
+                failure = self._settle(batch, self._send(batch))
+                settled = True
+            finally:
+                if not settled:  # cancelled (the loop ended) or a bug: keep the events
+                    with self._lock:
+                        self._store.settle([], batch)
+            if failure is not None:
+                failures.append(failure)
+                return
+            batch = None
+
+    def _settle(self, batch: list[UsageEvent], outcomes: list[_Outcome]) -> _Failure | None:
+        """Apply a batch's answers; how it failed, when some events are to be sent again."""
         done: list[UsageEvent] = []
         again: list[UsageEvent] = []
         answered: list[tuple[str, str, UsageResult]] = []
@@ -461,10 +512,8 @@ class UsageBuffer:
             counters.sent += len(answered)
             counters.duplicates += duplicates
             counters.refused += len(refused)
-            delay = 0.0
             if failure is not None:
                 counters.last_error = describe(failure)
-                delay = self._back_off(headers)
             else:
                 self._failures = 0
                 counters.last_error = None
@@ -476,15 +525,6 @@ class UsageBuffer:
                 logger.exception("chatarmin_os: noting a usage answer failed")
         for event, error in refused:
             report(self.options.on_error, event, error, what="refused")
-        if failure is not None:
-            log = logger.error if auth else logger.info
-            log(
-                "Usage buffer: %d event(s) not sent (%s)%s; next try in %.2f s",
-                len(again),
-                describe(failure),
-                " - check the API key; the events are kept" if auth else "",
-                delay,
-            )
         logger.debug(
             "Usage buffer: batch of %d: %d sent (%d duplicates), %d refused, %d to retry",
             len(batch),
@@ -493,7 +533,9 @@ class UsageBuffer:
             len(refused),
             len(again),
         )
-        return True
+        if failure is None:
+            return None
+        return failure, headers, auth, len(again)
 
     def _notify(self) -> None:
         """Wake a caller waiting for room and the flushes that are done (under the lock)."""
@@ -515,11 +557,9 @@ class UsageBuffer:
         sender = self._sender
         if sender is None:
             client = self._client
-            batching = client.batching
-            max_items = self.options.max_batch
-            if batching is not None:
-                max_items = min(max_items, batching.max_items)
-            options = dataclasses.replace(batching or BatchOptions(), max_items=max_items)
+            options = dataclasses.replace(
+                client.batching or BatchOptions(), max_items=self._batch_size
+            )
             sender = self._sender = client.with_options(batching=options)
         return sender
 
