@@ -160,3 +160,35 @@ def test_an_event_reads_well_and_the_errors_pickle() -> None:
     assert str(copy.copy(unlinked)) == "No company is linked to the external org id 'org_1'."
     full = pickle.loads(pickle.dumps(UsageBufferFullError("full")))
     assert isinstance(full, ChatarminOSError) and str(full) == "full"
+
+
+def test_the_integrations_gates_hand_usage_to_a_configured_buffer() -> None:
+    import asyncio
+
+    from chatarmin_os import AsyncChatarminOS, ChatarminOS, UsageBufferOptions
+    from chatarmin_os._gating import atrack, track
+    from chatarmin_os.testing import LocalChatarminOS
+
+    local = LocalChatarminOS()
+    company_id = local.add_company(external_org_id="org_1", limits={"ai_credit": None})
+    options = UsageBufferOptions(flush_interval=3600)
+    with ChatarminOS.local(local.engine, usage_buffer=options) as client:
+        track(client, "ai_credit", "org_1", 2, "ai_credit:req-1")
+        assert client.usage_buffer.stats().pending == 1  # enqueued, not sent
+        track(client, "ai_credit", "org_unknown", 1, "ai_credit:req-2")  # refused when sent
+    assert client.usage_buffer.stats().refused == 1
+
+    async def main() -> None:
+        async with AsyncChatarminOS.local(local.engine, usage_buffer=options) as aclient:
+            await atrack(aclient, "ai_credit", "org_1", 3, "ai_credit:req-3")
+            assert aclient.usage_buffer.stats().pending == 1
+
+    asyncio.run(main())
+    assert [(e["quantity"], e["idempotencyKey"]) for e in local.usage_events(company_id)] == [
+        (2, "ai_credit:req-1"),
+        (3, "ai_credit:req-3"),
+    ]
+    with ChatarminOS.local(local.engine) as plain:  # no buffer configured: tracked at once
+        track(plain, "ai_credit", "org_1", 1, "ai_credit:req-4")
+        local.assert_usage(company_id, "ai_credit", 6)
+    local.close()

@@ -357,7 +357,9 @@ def test_enqueueing_does_not_touch_the_network_while_the_server_is_down() -> Non
         assert stats.pending == 5000 and stats.dropped == 0
         assert stats.last_error is not None and "ConnectError" in stats.last_error
         client.close()  # waits 0.2 s for the worker, then gives up: no spool, events lost
-        assert len(sent) in (1, 2)  # the first full batch (or two at once), tried once
+        # The first full batch (or two at once), sent, sent again at once (a blip?), then
+        # held back by the backoff.
+        assert 2 <= len(sent) <= 4
         assert client.usage_buffer.stats().pending == 5000
     finally:
         client.close()

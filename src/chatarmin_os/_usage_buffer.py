@@ -92,8 +92,9 @@ class UsageBufferOptions:
             below your server's batch limit). A batch leaves as soon as this many are waiting.
         flush_interval: seconds an event waits at most for others to fill its batch
             (default 1.0).
-        max_pending: the most events waiting to be sent (default 10,000); with a spool, the
-            most rows in the spool file for this API key and URL.
+        max_pending: the most events waiting to be sent (default 100,000: about 40 MB in
+            memory at worst); with a spool, the most rows in the spool file for this API key
+            and URL.
         when_full: what ``track_usage_later`` does when ``max_pending`` events wait:
             ``"block"`` (default) waits up to ``block_timeout`` for room, ``"drop"`` does not
             wait. An event that finds no room is dropped: counted in ``stats().dropped``,
@@ -117,7 +118,7 @@ class UsageBufferOptions:
 
     max_batch: int = 100
     flush_interval: float = 1.0
-    max_pending: int = 10_000
+    max_pending: int = 100_000
     when_full: WhenFull = "block"
     block_timeout: float | None = 1.0
     spool: str | os.PathLike[str] | None = None
@@ -488,6 +489,7 @@ CREATE INDEX IF NOT EXISTS usage_spool_dest ON usage_spool (dest, id);
 """
 
 _OWNER_CHECK_EVERY = 2.0  # seconds between looks for rows leased by processes that died
+_FOREIGN_POLL = 0.5  # seconds between looks at rows another live process is sending
 
 
 def _process_owner() -> str:
@@ -722,7 +724,7 @@ class SpoolStore:
         if first_created is not None:
             return float(max(0.0, first_created + interval - now))
         if first_lease is not None:
-            return float(min(max(0.0, first_lease - now), _OWNER_CHECK_EVERY))
+            return float(min(max(0.0, first_lease - now), _FOREIGN_POLL))
         return None
 
     def _delete(self, ids: list[int]) -> None:

@@ -380,9 +380,19 @@ class AsyncUsageBuffer:
         return pause > 0
 
     def _back_off(self, headers: httpx.Headers | None) -> float:
-        """Count a failed round and set when the next may start (under the lock or not)."""
+        """Count a failed round and set when the next may start (under the lock or not).
+
+        The first failure after a success is tried again at once (a lost answer, a reset
+        connection: a blip), unless the answer said ``Retry-After``; from the second in a
+        row, the client's backoff: 0.5 s doubling to 8 s, with jitter, ``Retry-After``
+        honoured.
+        """
         self._failures = min(self._failures + 1, 32)  # past 8 s the backoff stops growing
-        delay = retry_delay(self._failures - 1, headers)
+        told = headers is not None and ("retry-after" in headers or "retry-after-ms" in headers)
+        if self._failures == 1 and not told:
+            delay = 0.0
+        else:
+            delay = retry_delay(max(0, self._failures - 2), headers)
         self._resume_at = self._clock() + delay
         return delay
 
