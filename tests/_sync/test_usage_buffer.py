@@ -286,7 +286,7 @@ def test_options_are_checked() -> None:
     assert (defaults.when_full, defaults.block_timeout, defaults.close_timeout) == (
         "block",
         1.0,
-        5.0,
+        10.0,
     )
 
 
@@ -411,7 +411,7 @@ def test_backoff_grows_while_chatarmin_os_keeps_failing() -> None:
     track(client, "k")
     assert client.flush(timeout=60) == 0
     assert len(server.requests) == 4
-    bases = (0.5, 1.0)  # at once, then exponential, up to 25 % jitter off
+    bases = (0.1, 0.2)  # at once, then exponential, up to 25 % jitter off
     assert all(0.75 * b <= s <= b for s, b in zip(time.sleeps, bases, strict=True))
     assert client.usage_buffer.stats().retries == 3
 

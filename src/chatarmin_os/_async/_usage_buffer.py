@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import httpx
 
 from .. import _fork
-from .._base import retry_delay
 from .._batching import BatchOptions
 from .._concurrency import AsyncEvent, agather, at_exit_async, await_event
 from .._exceptions import (
@@ -50,6 +49,7 @@ from .._usage_buffer import (
     UsageBufferOptions,
     UsageBufferStats,
     UsageEvent,
+    backoff_delay,
     classify,
     describe,
     lease_seconds,
@@ -162,7 +162,7 @@ class AsyncUsageBuffer:
                 if store.has_room(options.max_pending):
                     store.add(payload, self._clock())
                     wake = self._wake
-                    if wake is not None and (self._idle or store.waiting() >= options.max_batch):
+                    if wake is not None and (self._idle or store.waiting() >= self._batch_size):
                         self._idle = False
                         wake.set()
                     worker = self._worker
@@ -380,19 +380,9 @@ class AsyncUsageBuffer:
         return pause > 0
 
     def _back_off(self, headers: httpx.Headers | None) -> float:
-        """Count a failed round and set when the next may start (under the lock or not).
-
-        The first failure after a success is tried again at once (a lost answer, a reset
-        connection: a blip), unless the answer said ``Retry-After``; from the second in a
-        row, the client's backoff: 0.5 s doubling to 8 s, with jitter, ``Retry-After``
-        honoured.
-        """
-        self._failures = min(self._failures + 1, 32)  # past 8 s the backoff stops growing
-        told = headers is not None and ("retry-after" in headers or "retry-after-ms" in headers)
-        if self._failures == 1 and not told:
-            delay = 0.0
-        else:
-            delay = retry_delay(max(0, self._failures - 2), headers)
+        """Count a failed round and set when the next may start (see ``backoff_delay``)."""
+        self._failures = min(self._failures + 1, 64)
+        delay = backoff_delay(self._failures, headers)
         self._resume_at = self._clock() + delay
         return delay
 
