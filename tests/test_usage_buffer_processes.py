@@ -364,3 +364,25 @@ def test_enqueueing_does_not_touch_the_network_while_the_server_is_down() -> Non
     finally:
         client.close()
         backoff.set()
+
+
+def test_exit_waits_one_close_timeout_for_all_buffers_together() -> None:
+    """Three clients with pending events and no ChatarminOS: the first buffer closed at exit
+    waits its close_timeout, the others get what is left of that same bound (nothing)."""
+    script = (
+        "from chatarmin_os import ChatarminOS, UsageBufferOptions\n"
+        "options = UsageBufferOptions(close_timeout=0.5)\n"
+        "clients = [ChatarminOS(api_key='os_sk_x', base_url='http://127.0.0.1:9/api/v1',"
+        " usage_buffer=options) for _ in range(3)]\n"
+        "for client in clients:\n"
+        "    client.billing.track_usage_later(company_id='c1', feature_code='f', quantity=1)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OS_API_KEY", "CHATARMIN_OS_LOG")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    lost = [line for line in done.stderr.splitlines() if "not sent within" in line]
+    waited = [float(line.split("within ")[1].split(" s")[0]) for line in lost]
+    assert len(waited) == 3 and waited[0] == 0.5
+    assert all(seconds < 0.05 for seconds in waited[1:])  # the bound was spent

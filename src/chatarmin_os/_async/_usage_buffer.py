@@ -66,6 +66,7 @@ __all__ = ["AsyncUsageBuffer"]
 _NAME = "chatarmin-os usage buffer"
 _IDLE_EXIT = 60.0  # seconds a worker with nothing to send waits before it ends
 _IN_FLIGHT = 2  # batches sent at once: the next travels while the server works on one
+_exit_deadline: list[float] = []  # when the buffers flushing at interpreter exit give up
 _NEEDS_TASK_GROUP = (
     "track_usage_later needs the client in `async with` under trio: the usage buffer's "
     "worker runs in the client's task group"
@@ -114,7 +115,11 @@ class AsyncUsageBuffer:
         async def close_at_exit() -> None:
             buffer = ref()
             if buffer is not None:
-                await buffer.aclose()
+                # One bound for the whole exit, however many buffers: the first sets it
+                # (their workers all send meanwhile).
+                if not _exit_deadline:
+                    _exit_deadline.append(time.monotonic() + buffer.options.close_timeout)
+                await buffer._close(max(0.0, _exit_deadline[0] - time.monotonic()))
 
         at_exit_async(close_at_exit)
 
@@ -261,12 +266,15 @@ class AsyncUsageBuffer:
         Events still pending are logged: lost when in memory, kept in a spool for the next
         process.
         """
+        await self._close(self.options.close_timeout)
+
+    async def _close(self, timeout: float) -> None:
         if self._closed:
             return
         self._closed = True
-        deadline = time.monotonic() + self.options.close_timeout
+        deadline = time.monotonic() + timeout
         try:
-            left = await self.flush(self.options.close_timeout)
+            left = await self.flush(timeout)
         except ChatarminOSError as exc:
             logger.error("Usage buffer: flushing on close failed: %s", exc)
             left = 0
@@ -288,9 +296,9 @@ class AsyncUsageBuffer:
                 else " and are lost (use a spool to keep them)"
             )
             logger.warning(
-                "Usage buffer: %d event(s) not sent within %s s of closing%s",
+                "Usage buffer: %d event(s) not sent within %.3g s of closing%s",
                 left,
-                self.options.close_timeout,
+                timeout,
                 kept,
             )
 
