@@ -64,8 +64,12 @@ REPLACEMENTS: dict[str, str] = {
     # redis: redis.asyncio under asyncio, the blocking client in threads (see _cache.py)
     "load_async_redis": "load_redis",
     "async_redis_loop": "redis_loop",
+    "AsyncUsageBuffer": "UsageBuffer",
+    "at_exit_async": "at_exit",
+    "agather": "gather",
     # httpx
     "AsyncClient": "Client",
+    "AsyncBaseTransport": "BaseTransport",
     "AsyncLocalTransport": "LocalTransport",
     "aclose": "close",
     "aread": "read",

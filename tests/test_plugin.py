@@ -106,3 +106,49 @@ def test_wrong(chatarmin_os_local):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*expected 1 ai_credit tracked for *, got 0; events: none*"])
+
+
+def test_the_fixtures_flush_buffered_usage_at_teardown(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_buffered='''
+import asyncio
+
+import pytest
+
+
+@pytest.fixture
+def checked_after_teardown(chatarmin_os_local):
+    """Set up before the client fixture, so torn down after it: sees what it flushed."""
+    company_id = chatarmin_os_local.add_company(limits={"ai_credit": None})
+    yield company_id
+    chatarmin_os_local.assert_usage(company_id, "ai_credit", 3)
+
+
+def test_sync(checked_after_teardown, chatarmin_os_client):
+    for _ in range(3):
+        chatarmin_os_client.billing.track_usage_later(
+            company_id=checked_after_teardown, feature_code="ai_credit", quantity=1
+        )
+
+
+def test_async(checked_after_teardown, chatarmin_os_async_client):
+    async def main():
+        for _ in range(3):
+            await chatarmin_os_async_client.billing.track_usage_later(
+                company_id=checked_after_teardown, feature_code="ai_credit", quantity=1
+            )
+
+    asyncio.run(main())
+
+
+def test_assert_after_flush(chatarmin_os_local, chatarmin_os_client):
+    company_id = chatarmin_os_local.add_company(limits={"ai_credit": None})
+    chatarmin_os_client.billing.track_usage_later(
+        company_id=company_id, feature_code="ai_credit", quantity=2
+    )
+    assert chatarmin_os_client.flush() == 0
+    chatarmin_os_local.assert_usage(company_id, "ai_credit", 2)
+'''
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=3)

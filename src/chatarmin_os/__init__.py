@@ -89,6 +89,13 @@ if TYPE_CHECKING:
     from ._sync._cache import EntitlementCache
     from ._sync.client import ChatarminOS
     from ._types import NOT_GIVEN, NotGiven, Timeout, Transformer
+    from ._usage_buffer import (
+        UnlinkedOrgError,
+        UsageBufferFullError,
+        UsageBufferOptions,
+        UsageBufferStats,
+        UsageEvent,
+    )
 
 
 __all__ = [
@@ -166,8 +173,13 @@ __all__ = [
     "Timeout",
     "TrackUsageInput",
     "Transformer",
+    "UnlinkedOrgError",
     "UnprocessableEntityError",
     "UpsertedContact",
+    "UsageBufferFullError",
+    "UsageBufferOptions",
+    "UsageBufferStats",
+    "UsageEvent",
     "UsageResult",
     "__version__",
 ]
@@ -251,6 +263,11 @@ _LAZY: dict[str, str] = {
     "NotGiven": "._types",
     "Timeout": "._types",
     "Transformer": "._types",
+    "UnlinkedOrgError": "._usage_buffer",
+    "UsageBufferFullError": "._usage_buffer",
+    "UsageBufferOptions": "._usage_buffer",
+    "UsageBufferStats": "._usage_buffer",
+    "UsageEvent": "._usage_buffer",
 }
 
 

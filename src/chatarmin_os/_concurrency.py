@@ -10,10 +10,11 @@ trio alike.
 
 from __future__ import annotations
 
+import atexit
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
@@ -34,10 +35,14 @@ __all__ = [
     "Latch",
     "Sleeper",
     "Work",
+    "agather",
     "arun_both",
     "asleep",
+    "at_exit",
+    "at_exit_async",
     "await_event",
     "current_loop",
+    "gather",
     "new_async_event",
     "new_event",
     "no_loop",
@@ -127,18 +132,23 @@ def new_event() -> Latch:
     return Latch()
 
 
-async def await_event(event: anyio.Event, timeout: float) -> bool:
-    """Wait until ``event`` is set or ``timeout`` seconds passed; whether it was set."""
+async def await_event(event: anyio.Event, timeout: float | None) -> bool:
+    """Wait until ``event`` is set or ``timeout`` seconds passed (``None``: no limit);
+    whether it was set."""
+    if timeout is None:
+        await event.wait()
+        return True
     import anyio
 
-    with anyio.move_on_after(timeout):
+    with anyio.move_on_after(max(0.0, timeout)):
         await event.wait()
     return event.is_set()
 
 
-def wait_event(event: Latch, timeout: float) -> bool:
-    """Block until ``event`` is set or ``timeout`` seconds passed; whether it was set."""
-    return event.wait(timeout)
+def wait_event(event: Latch, timeout: float | None) -> bool:
+    """Block until ``event`` is set or ``timeout`` seconds passed (``None``: no limit);
+    whether it was set."""
+    return event.wait(None if timeout is None else max(0.0, timeout))
 
 
 async def arun_both(
@@ -198,6 +208,80 @@ def current_loop() -> object | None:
 def no_loop() -> object | None:
     """The sync twin of :func:`current_loop`: blocking code has no event loop."""
     return None
+
+
+async def agather(works: Sequence[Callable[[], Awaitable[_T]]]) -> list[_T]:
+    """Run async functions at once, the first in this task, the others in tasks of an anyio
+    task group (asyncio and trio); their results, in order."""
+    results: list[Any] = [None] * len(works)
+    if len(works) == 1:
+        results[0] = await works[0]()
+        return results
+    import anyio
+
+    async def run(index: int, work: Callable[[], Awaitable[_T]]) -> None:
+        results[index] = await work()
+
+    async with anyio.create_task_group() as group:
+        for index, work in enumerate(works[1:], 1):
+            group.start_soon(run, index, work)
+        results[0] = await works[0]()
+    return results
+
+
+def gather(works: Sequence[Callable[[], _T]]) -> list[_T]:
+    """The blocking twin of :func:`agather`: the first here, each other in a thread of its
+    own (here too, after the first, when no thread can start, as at interpreter exit)."""
+    results: list[Any] = [None] * len(works)
+    errors: list[BaseException] = []
+
+    def run(index: int, work: Callable[[], _T]) -> None:
+        try:
+            results[index] = work()
+        except BaseException as exc:  # re-raised in the caller
+            errors.append(exc)
+
+    threads = []
+    later = []
+    for index, work in enumerate(works[1:], 1):
+        thread = threading.Thread(target=run, args=(index, work), daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:
+            later.append((index, work))
+        else:
+            threads.append(thread)
+    try:
+        results[0] = works[0]()
+        for index, work in later:
+            run(index, work)
+    finally:
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def at_exit_async(work: AsyncWork) -> None:
+    """Nothing: no event loop runs at interpreter exit, so async work cannot be run then.
+
+    (Async clients flush in ``aclose()`` / ``async with``; see :func:`at_exit`.)
+    """
+
+
+def at_exit(work: Work) -> None:
+    """Run ``work()`` at interpreter exit (before daemon threads stop), errors logged."""
+
+    def run() -> None:
+        try:
+            work()
+        except Exception:
+            from ._logs import logger
+
+            logger.exception("chatarmin_os: work at interpreter exit failed")
+
+    atexit.register(run)
 
 
 class _Handle:

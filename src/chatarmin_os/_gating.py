@@ -9,9 +9,11 @@ tracked, so a change of the underlying calls happens here once:
 * the verdict: not enabled -> ``feature_not_enabled`` (403), ``remaining < quantity`` or
   ``can_use`` false -> ``feature_limit_reached`` (402), ChatarminOS unreachable or failing
   -> ``unavailable`` (503), no org id on the request -> ``missing_org_id`` (400);
-* tracking after the response calls ``billing.track_usage(external_org_id=...)`` with an
-  idempotency key derived from the request (the org's company comes from the cache the
-  gate filled); errors are logged, never raised.
+* tracking after the response hands the event to the client's usage buffer
+  (``billing.track_usage_later`` by org id) when one is configured, else calls
+  ``billing.track_usage(external_org_id=...)`` (the org's company comes from the cache the
+  gate filled), with an idempotency key derived from the request; errors are logged, never
+  raised.
 
 Each I/O step has an async and a blocking twin side by side (the integrations use the async
 client in async views and the blocking one in sync views). :class:`LoopClients` keeps one
@@ -262,11 +264,16 @@ def _not_found(feature: str, org: str, error: NotFoundError) -> None:
 async def atrack(client: AsyncChatarminOS, feature: str, org: str, quantity: int, key: str) -> None:
     """Track ``quantity`` of ``feature`` for ``org`` (async); errors are logged, not raised.
 
-    ``billing.track_usage(external_org_id=...)``: one round trip once the gate's check
-    (or the cache) knows the org's company. This is the one function to switch to
-    ``billing.track_usage_later`` once the usage buffer exists.
+    With a usage buffer configured (``usage_buffer=``), ``billing.track_usage_later`` by org
+    id (looked up when sent); else ``billing.track_usage(external_org_id=...)``: one round
+    trip once the gate's check (or the cache) knows the org's company.
     """
     try:
+        if client._usage_buffer_options is not None:
+            await client.billing.track_usage_later(
+                external_org_id=org, feature_code=feature, quantity=quantity, idempotency_key=key
+            )
+            return
         await client.billing.track_usage(
             external_org_id=org, feature_code=feature, quantity=quantity, idempotency_key=key
         )
@@ -279,6 +286,11 @@ async def atrack(client: AsyncChatarminOS, feature: str, org: str, quantity: int
 def track(client: ChatarminOS, feature: str, org: str, quantity: int, key: str) -> None:
     """The blocking twin of :func:`atrack`."""
     try:
+        if client._usage_buffer_options is not None:
+            client.billing.track_usage_later(
+                external_org_id=org, feature_code=feature, quantity=quantity, idempotency_key=key
+            )
+            return
         client.billing.track_usage(
             external_org_id=org, feature_code=feature, quantity=quantity, idempotency_key=key
         )

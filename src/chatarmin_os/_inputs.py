@@ -19,6 +19,7 @@ from ._batching import BatchOptions
 
 if TYPE_CHECKING:
     from ._cache import CacheOptions
+    from ._usage_buffer import UsageBufferOptions
 
 from ._types import NotGiven, Timeout, Transformer
 from ._validate import free_map
@@ -117,6 +118,7 @@ class ChatarminOSConfig(TypedDict, total=False):
     default_headers: dict[str, str] | None
     batching: bool | BatchOptions
     cache: bool | CacheOptions | None
+    usage_buffer: UsageBufferOptions | None
 
 
 class _CreateCompanyRequired(TypedDict):

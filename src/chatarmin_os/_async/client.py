@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
 from .._base import DEFAULT_MAX_RETRIES, ClientConfig
 from .._batching import BatchOptions
 from .._concurrency import AsyncSleeper
-from .._exceptions import ChatarminOSError
+from .._exceptions import ChatarminOSError, InvalidInputError
 from .._inputs import Hints, HintsDict
-from .._models import OnboardResult
+from .._models import OnboardResult, UsageResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
+from .._usage_buffer import UsageBufferOptions, destination
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import AsyncBaseClient
+from ._usage_buffer import AsyncUsageBuffer
 from .resources._resource import written
 from .resources.billing import AsyncBilling
 from .resources.companies import AsyncCompanies, hints_input
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
     from ._cache import AsyncCacheGroup, AsyncEntitlementCache
 
 __all__ = ["AsyncChatarminOS"]
+
+_C = TypeVar("_C", bound="AsyncChatarminOS")
 
 
 class AsyncChatarminOS(AsyncBaseClient):
@@ -55,8 +60,12 @@ class AsyncChatarminOS(AsyncBaseClient):
         cache: the entitlement cache for gating in the hot path: ``None`` (default, every
             call asks the server), ``True`` (the defaults) or a
             :class:`~chatarmin_os.CacheOptions`. See the README's "Gating in the hot path".
+        usage_buffer: a :class:`~chatarmin_os.UsageBufferOptions` for
+            ``billing.track_usage_later`` (batch size, interval, room, a spool file, ...).
+            Without it the buffer is made with the defaults on first use, and the FastAPI and
+            Django integrations track usage with ``billing.track_usage``; with it they buffer.
 
-    Use it in ``async with``, or call :meth:`aclose` when done.
+    Use it in ``async with``, or call :meth:`aclose` when done (it flushes the usage buffer).
     """
 
     _cache: AsyncEntitlementCache | None
@@ -75,9 +84,11 @@ class AsyncChatarminOS(AsyncBaseClient):
         sleep: AsyncSleeper | None = None,
         batching: bool | BatchOptions = False,
         cache: bool | CacheOptions | None = None,
+        usage_buffer: UsageBufferOptions | None = None,
     ) -> None:
         try:
             options = BatchOptions.resolve(batching)
+            buffer_options = UsageBufferOptions.resolve(usage_buffer)
             config = ClientConfig.create(
                 api_key=api_key,
                 base_url=base_url,
@@ -100,7 +111,10 @@ class AsyncChatarminOS(AsyncBaseClient):
             self._cache_group = AsyncCacheGroup(cache_options, self._background)
             self._on_close(self._cache_group.aclose)
         self._init_cache()
+        self._init_usage_buffers(buffer_options)
         self._init_resources()
+        if buffer_options is not None and buffer_options.spool is not None:
+            self.usage_buffer.resume()  # send what a crashed process left in the spool
 
     @classmethod
     def local(
@@ -113,6 +127,7 @@ class AsyncChatarminOS(AsyncBaseClient):
         default_headers: Mapping[str, str] | None = None,
         batching: bool | BatchOptions = False,
         cache: bool | CacheOptions | None = None,
+        usage_buffer: UsageBufferOptions | None = None,
     ) -> AsyncChatarminOS:
         """A client answered by a local ChatarminOS in this process: no socket, no network.
 
@@ -139,6 +154,7 @@ class AsyncChatarminOS(AsyncBaseClient):
             default_headers=default_headers,
             batching=batching,
             cache=cache,
+            usage_buffer=usage_buffer,
         )
         client._own_pool(lambda: httpx.AsyncClient(transport=transport), answer=transport.answer)
         return client
@@ -155,6 +171,84 @@ class AsyncChatarminOS(AsyncBaseClient):
         with another ``api_key`` is another product, with entries of its own).
         """
         return self._cache
+
+    def _init_usage_buffers(
+        self, options: UsageBufferOptions | None, parent: AsyncChatarminOS | None = None
+    ) -> None:
+        """The usage buffers, one per API key and URL, shared with ``with_options`` copies."""
+        if parent is None:
+            self._usage_buffer_options = options
+            self._usage_buffers: dict[str, AsyncUsageBuffer] = {}
+            self._usage_buffers_lock = threading.Lock()
+        else:
+            self._usage_buffer_options = parent._usage_buffer_options
+            self._usage_buffers = parent._usage_buffers
+            self._usage_buffers_lock = parent._usage_buffers_lock
+        self._usage_buffer: AsyncUsageBuffer | None = None
+
+    @property
+    def usage_buffer(self) -> AsyncUsageBuffer:
+        """The buffer of ``billing.track_usage_later``: ``stats()``, ``flush()``, ``options``.
+
+        Made on first use; ``with_options`` copies with the same API key and URL share it.
+        """
+        buffer = self._usage_buffer
+        if buffer is None:
+            dest = destination(str(self._config.base_url), self._config.api_key)
+            with self._usage_buffers_lock:
+                buffer = self._usage_buffers.get(dest)
+                if buffer is None:
+                    options = self._usage_buffer_options or UsageBufferOptions()
+                    buffer = AsyncUsageBuffer(self, options, dest)
+                    self._usage_buffers[dest] = buffer
+                    self._on_close(buffer.aclose)
+            self._usage_buffer = buffer
+        return buffer
+
+    async def flush(self, timeout: float | None = 30.0) -> int:
+        """Send the usage enqueued with ``billing.track_usage_later`` before this call.
+
+        Waits until ChatarminOS answered each of those events (counted, a duplicate, or
+        refused: see ``on_error``) and returns ``0``; or, when ``timeout`` seconds (``None``:
+        no limit) passed first, returns how many are still pending (the worker keeps
+        sending them). Never raises for the network.
+
+        Example::
+
+            key = await client.billing.track_usage_later(company_id=..., feature_code="ai_credit", quantity=1)
+            assert await client.flush(timeout=10) == 0
+        """
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 <= timeout <= 1_000_000
+        ):
+            raise InvalidInputError("timeout", "must be seconds from 0 to 1,000,000, or None")
+        with self._usage_buffers_lock:
+            buffers = list(self._usage_buffers.values())
+        left = 0
+        for buffer in buffers:
+            left += await buffer.flush(timeout)
+        return left
+
+    async def _usage_answered(
+        self, company_id: str, feature_code: str, result: UsageResult
+    ) -> None:
+        """A usage result the buffer received: the cache keeps cached quotas exact with it."""
+        if self._cache is not None:
+            await self._cache.record_usage(company_id, result)
+
+    async def _usage_refused(self, company_id: str, feature_code: str) -> None:
+        """The buffer's event hit a limit or a disabled feature: the next check asks."""
+        if self._cache is not None:
+            await self._cache.usage_refused(company_id, feature_code)
+
+    async def __aenter__(self: _C) -> _C:
+        await super().__aenter__()
+        options = self._usage_buffer_options
+        if options is not None and options.spool is not None:
+            self.usage_buffer.resume()  # now a worker can start (trio: in our task group)
+        return self
 
     def _init_resources(self) -> None:
         self.companies = AsyncCompanies(self)
@@ -187,7 +281,9 @@ class AsyncChatarminOS(AsyncBaseClient):
 
         ``default_headers`` are added to the current ones. Closing the copy leaves the pool
         open; it closes with the client that made it. The copy shares the entitlement cache
-        (a copy with another ``api_key`` uses that product's entries).
+        (a copy with another ``api_key`` uses that product's entries). It shares the usage
+        buffer too (with another ``api_key`` or ``base_url``, a buffer of its own with the same
+        options).
 
         Example::
 
@@ -212,6 +308,7 @@ class AsyncChatarminOS(AsyncBaseClient):
         copy._setup(config, self._pool, self._sleep, batching=options, parent=self)
         copy._cache_group = self._cache_group
         copy._init_cache()
+        copy._init_usage_buffers(None, parent=self)
         copy._init_resources()
         return copy
 

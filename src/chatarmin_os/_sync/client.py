@@ -4,21 +4,24 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
 from .._base import DEFAULT_MAX_RETRIES, ClientConfig
 from .._batching import BatchOptions
 from .._concurrency import Sleeper
-from .._exceptions import ChatarminOSError
+from .._exceptions import ChatarminOSError, InvalidInputError
 from .._inputs import Hints, HintsDict
-from .._models import OnboardResult
+from .._models import OnboardResult, UsageResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
+from .._usage_buffer import UsageBufferOptions, destination
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import BaseClient
+from ._usage_buffer import UsageBuffer
 from .resources._resource import written
 from .resources.billing import Billing
 from .resources.companies import Companies, hints_input
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
     from ._cache import CacheGroup, EntitlementCache
 
 __all__ = ["ChatarminOS"]
+
+_C = TypeVar("_C", bound="ChatarminOS")
 
 
 class ChatarminOS(BaseClient):
@@ -57,8 +62,12 @@ class ChatarminOS(BaseClient):
         cache: the entitlement cache for gating in the hot path: ``None`` (default, every
             call asks the server), ``True`` (the defaults) or a
             :class:`~chatarmin_os.CacheOptions`. See the README's "Gating in the hot path".
+        usage_buffer: a :class:`~chatarmin_os.UsageBufferOptions` for
+            ``billing.track_usage_later`` (batch size, interval, room, a spool file, ...).
+            Without it the buffer is made with the defaults on first use, and the FastAPI and
+            Django integrations track usage with ``billing.track_usage``; with it they buffer.
 
-    Use it in ``with``, or call :meth:`close` when done.
+    Use it in ``with``, or call :meth:`close` when done (it flushes the usage buffer).
     """
 
     _cache: EntitlementCache | None
@@ -77,9 +86,11 @@ class ChatarminOS(BaseClient):
         sleep: Sleeper | None = None,
         batching: bool | BatchOptions = False,
         cache: bool | CacheOptions | None = None,
+        usage_buffer: UsageBufferOptions | None = None,
     ) -> None:
         try:
             options = BatchOptions.resolve(batching)
+            buffer_options = UsageBufferOptions.resolve(usage_buffer)
             config = ClientConfig.create(
                 api_key=api_key,
                 base_url=base_url,
@@ -102,7 +113,10 @@ class ChatarminOS(BaseClient):
             self._cache_group = CacheGroup(cache_options, self._background)
             self._on_close(self._cache_group.close)
         self._init_cache()
+        self._init_usage_buffers(buffer_options)
         self._init_resources()
+        if buffer_options is not None and buffer_options.spool is not None:
+            self.usage_buffer.resume()  # send what a crashed process left in the spool
 
     @classmethod
     def local(
@@ -115,6 +129,7 @@ class ChatarminOS(BaseClient):
         default_headers: Mapping[str, str] | None = None,
         batching: bool | BatchOptions = False,
         cache: bool | CacheOptions | None = None,
+        usage_buffer: UsageBufferOptions | None = None,
     ) -> ChatarminOS:
         """A client answered by a local ChatarminOS in this process: no socket, no network.
 
@@ -141,6 +156,7 @@ class ChatarminOS(BaseClient):
             default_headers=default_headers,
             batching=batching,
             cache=cache,
+            usage_buffer=usage_buffer,
         )
         client._own_pool(lambda: httpx.Client(transport=transport), answer=transport.answer)
         return client
@@ -157,6 +173,82 @@ class ChatarminOS(BaseClient):
         with another ``api_key`` is another product, with entries of its own).
         """
         return self._cache
+
+    def _init_usage_buffers(
+        self, options: UsageBufferOptions | None, parent: ChatarminOS | None = None
+    ) -> None:
+        """The usage buffers, one per API key and URL, shared with ``with_options`` copies."""
+        if parent is None:
+            self._usage_buffer_options = options
+            self._usage_buffers: dict[str, UsageBuffer] = {}
+            self._usage_buffers_lock = threading.Lock()
+        else:
+            self._usage_buffer_options = parent._usage_buffer_options
+            self._usage_buffers = parent._usage_buffers
+            self._usage_buffers_lock = parent._usage_buffers_lock
+        self._usage_buffer: UsageBuffer | None = None
+
+    @property
+    def usage_buffer(self) -> UsageBuffer:
+        """The buffer of ``billing.track_usage_later``: ``stats()``, ``flush()``, ``options``.
+
+        Made on first use; ``with_options`` copies with the same API key and URL share it.
+        """
+        buffer = self._usage_buffer
+        if buffer is None:
+            dest = destination(str(self._config.base_url), self._config.api_key)
+            with self._usage_buffers_lock:
+                buffer = self._usage_buffers.get(dest)
+                if buffer is None:
+                    options = self._usage_buffer_options or UsageBufferOptions()
+                    buffer = UsageBuffer(self, options, dest)
+                    self._usage_buffers[dest] = buffer
+                    self._on_close(buffer.close)
+            self._usage_buffer = buffer
+        return buffer
+
+    def flush(self, timeout: float | None = 30.0) -> int:
+        """Send the usage enqueued with ``billing.track_usage_later`` before this call.
+
+        Waits until ChatarminOS answered each of those events (counted, a duplicate, or
+        refused: see ``on_error``) and returns ``0``; or, when ``timeout`` seconds (``None``:
+        no limit) passed first, returns how many are still pending (the worker keeps
+        sending them). Never raises for the network.
+
+        Example::
+
+            key = client.billing.track_usage_later(company_id=..., feature_code="ai_credit", quantity=1)
+            assert client.flush(timeout=10) == 0
+        """
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 <= timeout <= 1_000_000
+        ):
+            raise InvalidInputError("timeout", "must be seconds from 0 to 1,000,000, or None")
+        with self._usage_buffers_lock:
+            buffers = list(self._usage_buffers.values())
+        left = 0
+        for buffer in buffers:
+            left += buffer.flush(timeout)
+        return left
+
+    def _usage_answered(self, company_id: str, feature_code: str, result: UsageResult) -> None:
+        """A usage result the buffer received: the cache keeps cached quotas exact with it."""
+        if self._cache is not None:
+            self._cache.record_usage(company_id, result)
+
+    def _usage_refused(self, company_id: str, feature_code: str) -> None:
+        """The buffer's event hit a limit or a disabled feature: the next check asks."""
+        if self._cache is not None:
+            self._cache.usage_refused(company_id, feature_code)
+
+    def __enter__(self: _C) -> _C:
+        super().__enter__()
+        options = self._usage_buffer_options
+        if options is not None and options.spool is not None:
+            self.usage_buffer.resume()  # now a worker can start (trio: in our task group)
+        return self
 
     def _init_resources(self) -> None:
         self.companies = Companies(self)
@@ -189,7 +281,9 @@ class ChatarminOS(BaseClient):
 
         ``default_headers`` are added to the current ones. Closing the copy leaves the pool
         open; it closes with the client that made it. The copy shares the entitlement cache
-        (a copy with another ``api_key`` uses that product's entries).
+        (a copy with another ``api_key`` uses that product's entries). It shares the usage
+        buffer too (with another ``api_key`` or ``base_url``, a buffer of its own with the same
+        options).
 
         Example::
 
@@ -214,6 +308,7 @@ class ChatarminOS(BaseClient):
         copy._setup(config, self._pool, self._sleep, batching=options, parent=self)
         copy._cache_group = self._cache_group
         copy._init_cache()
+        copy._init_usage_buffers(None, parent=self)
         copy._init_resources()
         return copy
 

@@ -6,6 +6,10 @@ Fixtures: ``chatarmin_os_local`` (:class:`chatarmin_os.testing.LocalChatarminOS`
 ``AsyncChatarminOS``), and ``chatarmin_os_server`` (:class:`chatarmin_os.testing.ChatarminOSServer`:
 the same ChatarminOS over HTTP, with ``OS_API_KEY`` / ``CHATARMIN_OS_BASE_URL`` set for the
 test). Nothing is imported until a test asks for one of them.
+
+The bound clients are closed at teardown, which flushes their usage buffers
+(``billing.track_usage_later``) before the local ChatarminOS goes away; to assert on
+buffered usage inside the test, call ``client.flush()`` first.
 """
 
 from __future__ import annotations
@@ -33,15 +37,34 @@ def chatarmin_os_local() -> Iterator[LocalChatarminOS]:
 
 
 @pytest.fixture
-def chatarmin_os_client(chatarmin_os_local: LocalChatarminOS) -> ChatarminOS:
-    """A blocking ``ChatarminOS`` bound to ``chatarmin_os_local``."""
-    return chatarmin_os_local.client()
+def chatarmin_os_client(chatarmin_os_local: LocalChatarminOS) -> Iterator[ChatarminOS]:
+    """A blocking ``ChatarminOS`` bound to ``chatarmin_os_local`` (closed, so flushed, after)."""
+    client = chatarmin_os_local.client()
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 @pytest.fixture
-def chatarmin_os_async_client(chatarmin_os_local: LocalChatarminOS) -> AsyncChatarminOS:
-    """An ``AsyncChatarminOS`` bound to ``chatarmin_os_local``."""
-    return chatarmin_os_local.async_client()
+def chatarmin_os_async_client(chatarmin_os_local: LocalChatarminOS) -> Iterator[AsyncChatarminOS]:
+    """An ``AsyncChatarminOS`` bound to ``chatarmin_os_local`` (its usage flushed after)."""
+    client = chatarmin_os_local.async_client()
+    try:
+        yield client
+    finally:
+        _flush_async(client)
+
+
+def _flush_async(client: AsyncChatarminOS) -> None:
+    """Close an async client that buffered usage, in an event loop of its own."""
+    import asyncio
+
+    if client.is_closed or not client._usage_buffers:
+        return
+    if asyncio._get_running_loop() is not None:  # pragma: no cover - a loop runs: cannot
+        return
+    asyncio.run(client.aclose())
 
 
 @pytest.fixture

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
 from ..._exceptions import (
-    InvalidInputError,
+    ChatarminOSError,
     NotFoundError,
     PermissionDeniedError,
     PreconditionFailedError,
 )
-from ..._ids import new_idempotency_key
 from ..._models import BillingStatus, ClaimCheckoutResult, LinkSubscriptionResult, UsageResult
 from ..._types import NOT_GIVEN, NotGiven
-from ..._validate import compact, free_map, optional_str, positive_int, require_str, show
+from ..._usage_buffer import resolved_payload, usage_payload
+from ..._validate import compact, optional_str, require_str, show
 from ._resource import AsyncAPIResource, written
 from .companies import AsyncCompanies
+
+if TYPE_CHECKING:
+    from ..client import AsyncChatarminOS
 
 __all__ = ["AsyncBilling", "unlinked_org"]
 
@@ -69,27 +72,20 @@ class AsyncBilling(AsyncAPIResource):
         entries for the feature (exact usage and remaining without a request); those two
         errors expire them.
         """
-        company = optional_str("company_id", company_id)
-        org = optional_str("external_org_id", external_org_id)
-        if isinstance(company, NotGiven) == isinstance(org, NotGiven):
-            raise InvalidInputError(
-                "company_id", "give exactly one of company_id and external_org_id"
-            )
-        key = optional_str("idempotency_key", idempotency_key)
-        payload = compact(
-            {
-                "companyId": company,
-                "featureCode": require_str("feature_code", feature_code),
-                "quantity": positive_int("quantity", quantity),
-                "idempotencyKey": new_idempotency_key() if isinstance(key, NotGiven) else key,
-                "metadata": free_map("metadata", metadata),
-            }
+        payload = usage_payload(
+            company_id=company_id,
+            external_org_id=external_org_id,
+            feature_code=feature_code,
+            quantity=quantity,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
         )
-        if not isinstance(org, NotGiven):
+        org = payload.get("externalOrgId")
+        if org is not None:
             linked = await AsyncCompanies(self._client).get_by_product_link(external_org_id=org)
             if linked is None:
                 raise unlinked_org(org)
-            payload = {"companyId": linked.id, **payload}
+            payload = resolved_payload(payload, linked.id)
         try:
             result = await self._client._call(
                 "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
@@ -101,6 +97,48 @@ class AsyncBilling(AsyncAPIResource):
         if self._cache is not None:
             await self._cache.record_usage(payload["companyId"], result)
         return result
+
+    async def track_usage_later(
+        self,
+        *,
+        company_id: str | NotGiven | None = NOT_GIVEN,
+        external_org_id: str | NotGiven | None = NOT_GIVEN,
+        feature_code: str,
+        quantity: int,
+        idempotency_key: str | NotGiven | None = NOT_GIVEN,
+        metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
+    ) -> str:
+        """Count usage in the background; return the event's idempotency key at once.
+
+        Checks the arguments as :meth:`track_usage` does (bad input raises
+        :class:`~chatarmin_os.InvalidInputError` here), fixes the idempotency key (yours, or
+        a fresh uuid4) and hands the event to the client's usage buffer
+        (``usage_buffer=UsageBufferOptions(...)``), which sends it with others in tRPC
+        batches and retries it with the same key until ChatarminOS answered, so it is
+        counted exactly once. Give ``company_id`` or ``external_org_id`` (the org is looked
+        up when the event is sent). Waits only when the buffer is full and its ``when_full``
+        is ``"block"``, and then only for room. An event ChatarminOS refuses (a usage limit,
+        a feature not enabled, an unlinked org) goes to the buffer's ``on_error``;
+        ``await client.flush()`` waits until everything enqueued was answered.
+
+        Example::
+
+            key = await client.billing.track_usage_later(
+                company_id=company_id, feature_code="ai_credit", quantity=1
+            )
+        """
+        payload = usage_payload(
+            company_id=company_id,
+            external_org_id=external_org_id,
+            feature_code=feature_code,
+            quantity=quantity,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+        )
+        client = cast("AsyncChatarminOS", self._client)
+        if client._closed:
+            raise ChatarminOSError("This client is closed; make a new one to go on.")
+        return await client.usage_buffer.put(payload)
 
     async def claim_checkout(
         self, *, company_id: str, checkout_session_id: str

@@ -1,0 +1,388 @@
+"""The usage buffer inside real processes: fork, SIGKILL and a restart, two processes on one
+spool, the interpreter's exit, trio and event loops, faults over real HTTP.
+
+The server is a real ``chatarmin-os serve --db FILE`` (a subprocess); what it counted is read
+from that database file. Processes are real: ``os.fork()`` children and subprocesses of
+``tests/usage_buffer_process.py``, one of them killed with SIGKILL mid-stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from chatarmin_os import AsyncChatarminOS, ChatarminOS, ChatarminOSError, UsageBufferOptions
+from chatarmin_os.local import LocalEngine
+from chatarmin_os.testing import ChatarminOSServer
+from tests.local_server.serve_process import ServeProcess
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork and SIGKILL")
+
+KEY = "os_sk_usage_buffer_test"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Served:
+    """A ``chatarmin-os serve`` over a database file, and what it counted."""
+
+    def __init__(self, process: ServeProcess, db: Path) -> None:
+        self.process = process
+        self.db = db
+        self.base_url = process.base_url
+
+    def client(self, **options: Any) -> ChatarminOS:
+        return ChatarminOS(api_key=KEY, base_url=self.base_url, **options)
+
+    def metered_company(self, name: str) -> str:
+        with self.client() as client:
+            company = client.companies.create(name=name)
+            client.features.set_access(
+                company_id=company.id,
+                feature_code="ai_credit",
+                is_enabled=True,
+                quantity_limit=None,
+            )
+        return company.id
+
+    def counted(self, company_id: str) -> dict[str, int]:
+        """Idempotency key -> how many times it was counted (the server keeps one row per key)."""
+        engine = LocalEngine(str(self.db), api_keys=(KEY,))
+        try:
+            events = engine.usage_events(company_id)
+        finally:
+            engine.close()
+        result: dict[str, int] = {}
+        for event in events:
+            result[event["idempotencyKey"]] = result.get(event["idempotencyKey"], 0) + 1
+        return result
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    workdir = tmp_path_factory.mktemp("usage-buffer")
+    db = workdir / "server.db"
+    process = ServeProcess.start(["--api-key", KEY, "--db", str(db)], workdir)
+    try:
+        yield Served(process, db)
+    finally:
+        process.kill()
+
+
+def spool_count(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM usage_spool").fetchone()[0])
+
+
+def tracker(
+    served: Served, mode: str, spool: Path | None, company_id: str, start: int, stop: int
+) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OS_API_KEY", "CHATARMIN_OS_LOG")}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.usage_buffer_process",
+            mode,
+            served.base_url,
+            KEY,
+            str(spool) if spool is not None else "-",
+            company_id,
+            str(start),
+            str(stop),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[list[str], dict[str, Any] | None]:
+    """Wait for a tracker; the indexes it printed and its final stats (``None``: none)."""
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err[-2000:]
+    lines = out.splitlines()
+    stats = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
+    return [line for line in lines if not line.startswith("{")], stats
+
+
+# --- crashes and restarts -------------------------------------------------------------------
+
+
+def test_a_spooled_process_killed_mid_stream_loses_nothing_and_counts_once(
+    served: Served, tmp_path: Path
+) -> None:
+    company_id = served.metered_company("Crash Co")
+    spool = tmp_path / "usage.db"
+    total = 4000
+    first = tracker(served, "flush", spool, company_id, 0, total)
+    assert first.stdout is not None
+    last = -1
+    for line in first.stdout:
+        last = int(line)
+        if last >= 1000:
+            break
+    first.send_signal(signal.SIGKILL)  # mid-stream: enqueuing, the worker sending
+    first.communicate(timeout=30)
+    assert first.returncode == -signal.SIGKILL
+    before = sum(served.counted(company_id).values())
+    assert before < total
+    # The restarted process sends what the first left (rows it had leased included, at
+    # once: their owner is dead) and tracks the rest, from the first index not confirmed.
+    second = tracker(served, "flush", spool, company_id, last + 1, total)
+    _, stats = finish(second)
+    assert stats is not None and stats["left"] == 0 and stats["pending"] == 0
+    counted = served.counted(company_id)
+    assert counted == {f"ev-{index}": 1 for index in range(total)}  # exact: each key once
+    assert spool_count(spool) == 0
+
+
+def test_two_processes_share_one_spool_without_sending_a_row_twice(
+    served: Served, tmp_path: Path
+) -> None:
+    company_id = served.metered_company("Shared Spool Co")
+    spool = tmp_path / "usage.db"
+    processes = [
+        tracker(served, "flush", spool, company_id, 0, 1500),
+        tracker(served, "flush", spool, company_id, 1500, 3000),
+    ]
+    results = [finish(process) for process in processes]
+    stats = [result[1] for result in results]
+    assert all(s is not None and s["left"] == 0 for s in stats)
+    assert sum(s["sent"] for s in stats if s) == 3000  # each row sent by one of them, once
+    assert sum(s["duplicates"] for s in stats if s) == 0
+    assert served.counted(company_id) == {f"ev-{index}": 1 for index in range(3000)}
+    assert spool_count(spool) == 0
+
+
+def test_the_sync_client_flushes_at_interpreter_exit(served: Served) -> None:
+    company_id = served.metered_company("Exit Co")
+    lines, stats = finish(tracker(served, "exit", None, company_id, 0, 250))
+    assert len(lines) == 250 and stats is None  # no flush, no close: only the exit
+    assert served.counted(company_id) == {f"ev-{index}": 1 for index in range(250)}
+
+
+# --- fork -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spooled", [False, True], ids=["memory", "spool"])
+def test_a_forked_child_has_a_buffer_of_its_own_and_nothing_is_sent_twice(
+    served: Served, tmp_path: Path, spooled: bool
+) -> None:
+    company_id = served.metered_company(f"Fork Co {spooled}")
+    spool = str(tmp_path / "usage.db") if spooled else None
+    client = served.client(usage_buffer=UsageBufferOptions(flush_interval=3600, spool=spool))
+    for index in range(5):
+        client.billing.track_usage_later(
+            company_id=company_id, feature_code="ai_credit", quantity=1, idempotency_key=f"p{index}"
+        )
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code, never return into pytest
+        code = 1
+        try:
+            stats = client.usage_buffer.stats()
+            expected_pending = 5 if spooled else 0  # a spool is shared: the parent's rows show
+            if (stats.pending, stats.sent) == (expected_pending, 0):
+                for index in range(3):
+                    client.billing.track_usage_later(
+                        company_id=company_id,
+                        feature_code="ai_credit",
+                        quantity=1,
+                        idempotency_key=f"c{index}",
+                    )
+                left = client.flush(timeout=30)
+                after = client.usage_buffer.stats()
+                sent_ok = after.sent == 8 if spooled else after.sent == 3
+                code = 0 if (left, after.duplicates, sent_ok) == (0, 0, True) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    stats = client.usage_buffer.stats()
+    if spooled:  # the child sent the shared rows (its flush covered them): none left here
+        assert (stats.pending, stats.sent) == (0, 0)
+    else:
+        assert (stats.pending, stats.sent) == (5, 0)  # the parent's events are still its own
+    assert client.flush(timeout=30) == 0
+    client.close()
+    assert client.usage_buffer.stats().duplicates == 0
+    expected = {f"p{i}": 1 for i in range(5)} | {f"c{i}": 1 for i in range(3)}
+    assert served.counted(company_id) == expected
+
+
+# --- event loops ----------------------------------------------------------------------------
+
+
+def test_under_trio_the_buffer_needs_async_with(served: Served) -> None:
+    company_id = served.metered_company("Trio Co")
+
+    async def main() -> int:
+        outside = AsyncChatarminOS(api_key=KEY, base_url=served.base_url)
+        with pytest.raises(ChatarminOSError, match="async with"):
+            await outside.billing.track_usage_later(
+                company_id=company_id, feature_code="ai_credit", quantity=1
+            )
+        assert outside.usage_buffer.stats().pending == 0  # refused before it was enqueued
+        await outside.aclose()
+        async with AsyncChatarminOS(
+            api_key=KEY,
+            base_url=served.base_url,
+            usage_buffer=UsageBufferOptions(flush_interval=3600),
+        ) as client:
+            for index in range(30):
+                await client.billing.track_usage_later(
+                    company_id=company_id,
+                    feature_code="ai_credit",
+                    quantity=1,
+                    idempotency_key=f"t{index}",
+                )
+            assert await client.flush(timeout=30) == 0
+            for index in range(30, 40):
+                await client.billing.track_usage_later(
+                    company_id=company_id,
+                    feature_code="ai_credit",
+                    quantity=1,
+                    idempotency_key=f"t{index}",
+                )
+        return client.usage_buffer.stats().sent  # leaving `async with` flushed the rest
+
+    assert trio.run(main) == 40
+    assert served.counted(company_id) == {f"t{index}": 1 for index in range(40)}
+
+
+def test_an_async_client_buffers_across_event_loops(served: Served) -> None:
+    company_id = served.metered_company("Loops Co")
+    client = AsyncChatarminOS(
+        api_key=KEY, base_url=served.base_url, usage_buffer=UsageBufferOptions(flush_interval=3600)
+    )
+
+    async def enqueue(start: int) -> None:
+        for index in range(start, start + 10):
+            await client.billing.track_usage_later(
+                company_id=company_id,
+                feature_code="ai_credit",
+                quantity=1,
+                idempotency_key=f"l{index}",
+            )
+
+    asyncio.run(enqueue(0))  # the loop ends with the events pending, its worker gone
+    asyncio.run(enqueue(10))  # a worker of this loop sends them all on flush
+
+    async def flush_and_close() -> int:
+        left = await client.flush(timeout=30)
+        await client.aclose()
+        return left
+
+    assert asyncio.run(flush_and_close()) == 0
+    assert served.counted(company_id) == {f"l{index}": 1 for index in range(20)}
+
+
+# --- faults over HTTP -----------------------------------------------------------------------
+
+
+def test_faults_over_http_leave_the_exact_total() -> None:
+    """Answers dropped after the server applied them, 503s and HTML pages, over real HTTP."""
+    with ChatarminOSServer() as server:
+        company_id = server.add_company("Acme", limits={"ai_credit": None})
+        faults = server.faults
+        for _ in range(6):
+            faults.drop_next("billing.trackUsage", times=2)
+            faults.fail_next("billing.trackUsage", status=503, retry_after=0)
+            faults.fail_next(
+                "billing.trackUsage", status=502, body="<html><body>Bad gateway</body></html>"
+            )
+        waits: list[float] = []
+        client = ChatarminOS(
+            api_key=server.api_key,
+            base_url=server.base_url,
+            sleep=waits.append,
+            usage_buffer=UsageBufferOptions(flush_interval=3600),
+        )
+        client.usage_buffer._manual = True  # everything enqueued first, then sent by flush()
+        total = 2000
+        for _ in range(total):
+            client.billing.track_usage_later(
+                company_id=company_id, feature_code="ai_credit", quantity=1
+            )
+        assert client.flush(timeout=60) == 0
+        client.close()
+        assert faults.pending() == []
+        assert len(faults.fired) == 24
+        server.assert_usage(company_id, "ai_credit", total)
+        stats = client.usage_buffer.stats()
+        assert (stats.sent, stats.refused, stats.dropped) == (total, 0, 0)
+        # The first two batches (sent at once) met all 24 faults, the first two of them
+        # dropped answers (applied): their 200 events came back as duplicates.
+        assert stats.duplicates == 200
+        assert stats.retries == 12 * 200
+
+
+def test_enqueueing_does_not_touch_the_network_while_the_server_is_down() -> None:
+    """No server listens: every call returns at once with its key, and close is bounded."""
+    sent: list[httpx.Request] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        raise httpx.ConnectError("Connection refused", request=request)
+
+    backoff = threading.Event()  # the worker's backoff lasts until the test ends it
+    client = ChatarminOS(
+        api_key=KEY,
+        base_url="http://127.0.0.1:9/api/v1",
+        http_client=httpx.Client(transport=httpx.MockTransport(refuse)),
+        sleep=lambda seconds: backoff.wait(30),
+        usage_buffer=UsageBufferOptions(flush_interval=3600, close_timeout=0.2),
+    )
+    try:
+        keys = [
+            client.billing.track_usage_later(company_id="c1", feature_code="ai_credit", quantity=1)
+            for _ in range(5000)
+        ]
+        assert len(set(keys)) == 5000
+        stats = client.usage_buffer.stats()
+        assert stats.pending == 5000 and stats.dropped == 0
+        assert stats.last_error is not None and "ConnectError" in stats.last_error
+        client.close()  # waits 0.2 s for the worker, then gives up: no spool, events lost
+        # The first full batch (or two at once), sent, sent again at once (a blip?), then
+        # held back by the backoff.
+        assert 2 <= len(sent) <= 4
+        assert client.usage_buffer.stats().pending == 5000
+    finally:
+        client.close()
+        backoff.set()
+
+
+def test_exit_waits_one_close_timeout_for_all_buffers_together() -> None:
+    """Three clients with pending events and no ChatarminOS: the first buffer closed at exit
+    waits its close_timeout, the others get what is left of that same bound (nothing)."""
+    script = (
+        "from chatarmin_os import ChatarminOS, UsageBufferOptions\n"
+        "options = UsageBufferOptions(close_timeout=0.5)\n"
+        "clients = [ChatarminOS(api_key='os_sk_x', base_url='http://127.0.0.1:9/api/v1',"
+        " usage_buffer=options) for _ in range(3)]\n"
+        "for client in clients:\n"
+        "    client.billing.track_usage_later(company_id='c1', feature_code='f', quantity=1)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OS_API_KEY", "CHATARMIN_OS_LOG")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    lost = [line for line in done.stderr.splitlines() if "not sent within" in line]
+    waited = [float(line.split("within ")[1].split(" s")[0]) for line in lost]
+    assert len(waited) == 3 and waited[0] == 0.5
+    assert all(seconds < 0.05 for seconds in waited[1:])  # the bound was spent
