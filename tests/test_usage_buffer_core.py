@@ -33,8 +33,8 @@ from chatarmin_os._usage_buffer import (
     describe,
     destination,
     lease_seconds,
-    usage_payload,
 )
+from chatarmin_os._validate import usage_payload
 from tests.helpers import API_KEY
 
 REQUEST = httpx.Request("POST", "https://os.example.test/api/v1/billing.trackUsage")

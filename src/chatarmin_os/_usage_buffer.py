@@ -7,8 +7,9 @@ into ``_sync/``) takes due events from the store and sends them as tRPC batches 
 
 * :class:`UsageBufferOptions`, :class:`UsageEvent`, :class:`UsageBufferStats` and the two
   errors, public;
-* :func:`usage_payload`, the one builder of a ``billing.trackUsage`` input (``track_usage``
-  and ``track_usage_later`` both use it);
+* (``_validate.usage_payload`` is the one builder of a ``billing.trackUsage`` input:
+  ``track_usage`` and ``track_usage_later`` both use it, and a client without a buffer never
+  imports this module);
 * :func:`classify`: what an error means for an event (sent again, refused for good, or a
   configuration problem that keeps it);
 * the stores: :class:`MemoryStore` (a deque) and :class:`SpoolStore` (a SQLite file in WAL
@@ -45,10 +46,7 @@ from ._exceptions import (
     ConfigurationError,
     InvalidInputError,
 )
-from ._ids import new_idempotency_key
 from ._logs import logger
-from ._types import NOT_GIVEN, NotGiven
-from ._validate import compact, free_map, optional_str, positive_int, require_str
 
 if TYPE_CHECKING:
     import sqlite3
@@ -64,7 +62,6 @@ __all__ = [
     "backoff_delay",
     "classify",
     "destination",
-    "usage_payload",
 ]
 
 WhenFull = Literal["block", "drop"]
@@ -262,48 +259,6 @@ class UsageBufferStats:
 
 
 # -- the payload ---------------------------------------------------------------------------
-
-
-def _given(value: object) -> bool:
-    return value is not None and not isinstance(value, NotGiven)
-
-
-def usage_payload(
-    *,
-    company_id: Any = NOT_GIVEN,
-    external_org_id: Any = NOT_GIVEN,
-    feature_code: Any,
-    quantity: Any,
-    idempotency_key: Any = NOT_GIVEN,
-    metadata: Any = NOT_GIVEN,
-) -> dict[str, Any]:
-    """The checked input of one ``billing.trackUsage`` call, its idempotency key fixed.
-
-    Exactly one of ``company_id`` / ``external_org_id`` (the latter becomes
-    ``externalOrgId``, resolved to a company before sending). The key is the caller's, or a
-    fresh uuid4. Raises :class:`~chatarmin_os.InvalidInputError` for bad input.
-    """
-    key = optional_str("idempotency_key", idempotency_key)
-    if _given(external_org_id) == _given(company_id):
-        raise InvalidInputError("company_id", "give exactly one of company_id and external_org_id")
-    if _given(external_org_id):
-        target = {"externalOrgId": require_str("external_org_id", external_org_id)}
-    else:
-        target = {"companyId": require_str("company_id", company_id)}
-    return compact(
-        {
-            **target,
-            "featureCode": require_str("feature_code", feature_code),
-            "quantity": positive_int("quantity", quantity),
-            "idempotencyKey": new_idempotency_key() if isinstance(key, NotGiven) else key,
-            "metadata": free_map("metadata", metadata),
-        }
-    )
-
-
-def resolved_payload(payload: dict[str, Any], company_id: str) -> dict[str, Any]:
-    """``payload`` with ``externalOrgId`` replaced by the company it resolved to."""
-    return {"companyId": company_id, **{k: v for k, v in payload.items() if k != "externalOrgId"}}
 
 
 Outcome = Literal["refused", "retry", "auth"]

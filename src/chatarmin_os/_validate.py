@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import pydantic
 
 from ._exceptions import InvalidInputError
+from ._ids import new_idempotency_key
 from ._types import NOT_GIVEN, NotGiven
 from ._wire import ISO_8601_EXAMPLE, MAX_SAFE_INTEGER, parse_datetime
 
@@ -40,9 +41,11 @@ __all__ = [
     "optional_str",
     "positive_int",
     "require_str",
+    "resolved_payload",
     "show",
     "timestamp",
     "unit_interval",
+    "usage_payload",
 ]
 
 MAX_DEPTH = 32
@@ -352,3 +355,45 @@ def check_url_length(url: str, *, limit: int = MAX_URL_LENGTH) -> None:
             f"the query's URL is {len(url)} bytes, over the limit of {limit}: send less "
             "(a query carries its input in the URL)",
         )
+
+
+def _given(value: object) -> bool:
+    return value is not None and not isinstance(value, NotGiven)
+
+
+def usage_payload(
+    *,
+    company_id: Any = NOT_GIVEN,
+    external_org_id: Any = NOT_GIVEN,
+    feature_code: Any,
+    quantity: Any,
+    idempotency_key: Any = NOT_GIVEN,
+    metadata: Any = NOT_GIVEN,
+) -> dict[str, Any]:
+    """The checked input of one ``billing.trackUsage`` call, its idempotency key fixed.
+
+    Exactly one of ``company_id`` / ``external_org_id`` (the latter becomes
+    ``externalOrgId``, resolved to a company before sending). The key is the caller's, or a
+    fresh uuid4. Raises :class:`~chatarmin_os.InvalidInputError` for bad input.
+    """
+    key = optional_str("idempotency_key", idempotency_key)
+    if _given(external_org_id) == _given(company_id):
+        raise InvalidInputError("company_id", "give exactly one of company_id and external_org_id")
+    if _given(external_org_id):
+        target = {"externalOrgId": require_str("external_org_id", external_org_id)}
+    else:
+        target = {"companyId": require_str("company_id", company_id)}
+    return compact(
+        {
+            **target,
+            "featureCode": require_str("feature_code", feature_code),
+            "quantity": positive_int("quantity", quantity),
+            "idempotencyKey": new_idempotency_key() if isinstance(key, NotGiven) else key,
+            "metadata": free_map("metadata", metadata),
+        }
+    )
+
+
+def resolved_payload(payload: dict[str, Any], company_id: str) -> dict[str, Any]:
+    """``payload`` with ``externalOrgId`` replaced by the company it resolved to."""
+    return {"companyId": company_id, **{k: v for k, v in payload.items() if k != "externalOrgId"}}

@@ -16,10 +16,8 @@ from .._exceptions import ChatarminOSError, InvalidInputError
 from .._inputs import Hints, HintsDict
 from .._models import OnboardResult, UsageResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
-from .._usage_buffer import UsageBufferOptions, destination
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import AsyncBaseClient
-from ._usage_buffer import AsyncUsageBuffer
 from .resources._resource import written
 from .resources.billing import AsyncBilling
 from .resources.companies import AsyncCompanies, hints_input
@@ -31,8 +29,10 @@ from .resources.tiers import AsyncTiers
 
 if TYPE_CHECKING:
     from .._cache import CacheOptions
+    from .._usage_buffer import UsageBufferOptions
     from ..local.engine import LocalEngine
     from ._cache import AsyncCacheGroup, AsyncEntitlementCache
+    from ._usage_buffer import AsyncUsageBuffer
 
 __all__ = ["AsyncChatarminOS"]
 
@@ -88,7 +88,11 @@ class AsyncChatarminOS(AsyncBaseClient):
     ) -> None:
         try:
             options = BatchOptions.resolve(batching)
-            buffer_options = UsageBufferOptions.resolve(usage_buffer)
+            buffer_options = None
+            if usage_buffer is not None:  # the buffer's code loads only when used
+                from .._usage_buffer import UsageBufferOptions
+
+                buffer_options = UsageBufferOptions.resolve(usage_buffer)
             config = ClientConfig.create(
                 api_key=api_key,
                 base_url=base_url,
@@ -194,6 +198,9 @@ class AsyncChatarminOS(AsyncBaseClient):
         """
         buffer = self._usage_buffer
         if buffer is None:
+            from .._usage_buffer import UsageBufferOptions, destination
+            from ._usage_buffer import AsyncUsageBuffer
+
             dest = destination(str(self._config.base_url), self._config.api_key)
             with self._usage_buffers_lock:
                 buffer = self._usage_buffers.get(dest)

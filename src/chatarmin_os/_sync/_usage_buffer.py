@@ -58,8 +58,8 @@ from .._usage_buffer import (
     describe,
     lease_seconds,
     report,
-    resolved_payload,
 )
+from .._validate import resolved_payload
 
 if TYPE_CHECKING:
     from .._concurrency import _Handle

@@ -22,8 +22,8 @@ import httpx
 
 from ..local.engine import LocalEngine
 from ..local.protocol import DEFAULT_PREFIX, ServerTransformer, handle
-from . import LocalChatarminOS
 from ._faults import Fault, Faults, request_is_superjson, request_paths
+from ._local import LocalChatarminOS
 
 __all__ = ["ChatarminOSServer", "LocalHTTPServer"]
 

@@ -15,8 +15,7 @@ from ..._exceptions import (
 )
 from ..._models import BillingStatus, ClaimCheckoutResult, LinkSubscriptionResult, UsageResult
 from ..._types import NOT_GIVEN, NotGiven
-from ..._usage_buffer import resolved_payload, usage_payload
-from ..._validate import compact, optional_str, require_str, show
+from ..._validate import compact, optional_str, require_str, resolved_payload, show, usage_payload
 from ._resource import AsyncAPIResource, written
 from .companies import AsyncCompanies
 
