@@ -408,9 +408,9 @@ METHODS = [
 def public_methods(client: Any) -> set[str]:
     """Every public method of a client and its namespaces, as ``"ns.method"``."""
     names = {"onboard"}
-    for namespace, resource in vars(client).items():
-        if namespace.startswith("_"):
-            continue
+    namespaces = ("companies", "contacts", "features", "billing", "tiers", "subscriptions", "links")
+    for namespace in namespaces:
+        resource = getattr(client, namespace)  # made on first access
         for name, _member in inspect.getmembers(type(resource), inspect.isfunction):
             if not name.startswith("_"):
                 names.add(f"{namespace}.{name}")

@@ -43,7 +43,6 @@ def _method(client: Client, dotted: str) -> Callable[..., Any]:
         return method
     namespace, name = dotted.split(".")
     instance = client.__new__(client)
-    instance._init_resources()
     method = getattr(type(getattr(instance, namespace)), name)
     return method
 

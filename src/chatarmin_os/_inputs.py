@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from ._cache import CacheOptions
     from ._usage_buffer import UsageBufferOptions
 
-from ._types import NotGiven, Timeout, Transformer
-from ._validate import free_map
+from ._types import NOT_GIVEN, NotGiven, Timeout, Transformer
+from ._validate import free_map, model_input
 
 __all__ = [
     "ApplyTierInput",
@@ -39,6 +39,7 @@ __all__ = [
     "OnboardInput",
     "SmartLinkInput",
     "TrackUsageInput",
+    "hints_input",
 ]
 
 _NonEmpty = Field(min_length=1, pattern=r"\S")
@@ -232,3 +233,10 @@ class LinkSubscriptionInput(_LinkSubscriptionRequired, total=False):
     stripe_customer_id: str | None
     tier_code: str | None
     display_name: str | None
+
+
+def hints_input(hints: Hints | HintsDict | NotGiven | None) -> dict[str, Any] | NotGiven:
+    """``hints`` as sent on the wire (camelCase keys), or NOT_GIVEN."""
+    if hints is None or isinstance(hints, NotGiven):
+        return NOT_GIVEN
+    return model_input("hints", Hints, hints).to_wire()

@@ -14,6 +14,10 @@ def hold(client: AsyncChatarminOS, calls: int) -> None:
     """
     batcher = client._batcher
     assert batcher is not None
+    # Make every namespace now: the first access imports its module, which could let a
+    # later call overtake an earlier one (threads in the blocking client).
+    for name in ("companies", "contacts", "features", "billing", "tiers", "subscriptions", "links"):
+        getattr(client, name)
     ready = new_async_event()
     made = 0
 

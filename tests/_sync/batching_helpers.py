@@ -16,6 +16,10 @@ def hold(client: ChatarminOS, calls: int) -> None:
     """
     batcher = client._batcher
     assert batcher is not None
+    # Make every namespace now: the first access imports its module, which could let a
+    # later call overtake an earlier one (threads in the blocking client).
+    for name in ("companies", "contacts", "features", "billing", "tiers", "subscriptions", "links"):
+        getattr(client, name)
     ready = new_event()
     made = 0
 

@@ -13,26 +13,27 @@ from .._base import DEFAULT_MAX_RETRIES, ClientConfig
 from .._batching import BatchOptions
 from .._concurrency import AsyncSleeper
 from .._exceptions import ChatarminOSError, InvalidInputError
-from .._inputs import Hints, HintsDict
-from .._models import OnboardResult, UsageResult
+from .._inputs import Hints, HintsDict, hints_input
+from .._models import OnboardResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import AsyncBaseClient
-from .resources._resource import written
-from .resources.billing import AsyncBilling
-from .resources.companies import AsyncCompanies, hints_input
-from .resources.contacts import AsyncContacts
-from .resources.features import AsyncFeatures
-from .resources.links import AsyncLinks
-from .resources.subscriptions import AsyncSubscriptions
-from .resources.tiers import AsyncTiers
+from .resources._resource import namespace, written
 
 if TYPE_CHECKING:
     from .._cache import CacheOptions
+    from .._models import UsageResult
     from .._usage_buffer import UsageBufferOptions
     from ..local.engine import LocalEngine
     from ._cache import AsyncCacheGroup, AsyncEntitlementCache
     from ._usage_buffer import AsyncUsageBuffer
+    from .resources.billing import AsyncBilling
+    from .resources.companies import AsyncCompanies
+    from .resources.contacts import AsyncContacts
+    from .resources.features import AsyncFeatures
+    from .resources.links import AsyncLinks
+    from .resources.subscriptions import AsyncSubscriptions
+    from .resources.tiers import AsyncTiers
 
 __all__ = ["AsyncChatarminOS"]
 
@@ -70,6 +71,28 @@ class AsyncChatarminOS(AsyncBaseClient):
 
     _cache: AsyncEntitlementCache | None
     _cache_group: AsyncCacheGroup | None
+
+    companies: namespace[AsyncCompanies] = namespace(
+        ".companies", "AsyncCompanies", "Customer companies: look up, create, update, smart-link."
+    )
+    contacts: namespace[AsyncContacts] = namespace(
+        ".contacts", "AsyncContacts", "People at a company."
+    )
+    features: namespace[AsyncFeatures] = namespace(
+        ".features", "AsyncFeatures", "Feature entitlements and limits."
+    )
+    billing: namespace[AsyncBilling] = namespace(
+        ".billing",
+        "AsyncBilling",
+        "Usage tracking, Stripe checkout and subscriptions, billing status.",
+    )
+    tiers: namespace[AsyncTiers] = namespace(".tiers", "AsyncTiers", "Subscription tiers.")
+    subscriptions: namespace[AsyncSubscriptions] = namespace(
+        ".subscriptions",
+        "AsyncSubscriptions",
+        "Alias of ``tiers.apply`` as ``subscriptions.create``.",
+    )
+    links: namespace[AsyncLinks] = namespace(".links", "AsyncLinks", "Manual product links.")
 
     def __init__(
         self,
@@ -116,7 +139,6 @@ class AsyncChatarminOS(AsyncBaseClient):
             self._on_close(self._cache_group.aclose)
         self._init_cache()
         self._init_usage_buffers(buffer_options)
-        self._init_resources()
         if buffer_options is not None and buffer_options.spool is not None:
             self.usage_buffer.resume()  # send what a crashed process left in the spool
 
@@ -257,22 +279,6 @@ class AsyncChatarminOS(AsyncBaseClient):
             self.usage_buffer.resume()  # now a worker can start (trio: in our task group)
         return self
 
-    def _init_resources(self) -> None:
-        self.companies = AsyncCompanies(self)
-        """Customer companies: look up, create, update, smart-link."""
-        self.contacts = AsyncContacts(self)
-        """People at a company."""
-        self.features = AsyncFeatures(self)
-        """Feature entitlements and limits."""
-        self.billing = AsyncBilling(self)
-        """Usage tracking, Stripe checkout and subscriptions, billing status."""
-        self.tiers = AsyncTiers(self)
-        """Subscription tiers."""
-        self.subscriptions = AsyncSubscriptions(self)
-        """Alias of ``tiers.apply`` as ``subscriptions.create``."""
-        self.links = AsyncLinks(self)
-        """Manual product links."""
-
     def with_options(
         self,
         *,
@@ -316,7 +322,6 @@ class AsyncChatarminOS(AsyncBaseClient):
         copy._cache_group = self._cache_group
         copy._init_cache()
         copy._init_usage_buffers(None, parent=self)
-        copy._init_resources()
         return copy
 
     async def onboard(

@@ -15,26 +15,27 @@ from .._base import DEFAULT_MAX_RETRIES, ClientConfig
 from .._batching import BatchOptions
 from .._concurrency import Sleeper
 from .._exceptions import ChatarminOSError, InvalidInputError
-from .._inputs import Hints, HintsDict
-from .._models import OnboardResult, UsageResult
+from .._inputs import Hints, HintsDict, hints_input
+from .._models import OnboardResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import BaseClient
-from .resources._resource import written
-from .resources.billing import Billing
-from .resources.companies import Companies, hints_input
-from .resources.contacts import Contacts
-from .resources.features import Features
-from .resources.links import Links
-from .resources.subscriptions import Subscriptions
-from .resources.tiers import Tiers
+from .resources._resource import namespace, written
 
 if TYPE_CHECKING:
     from .._cache import CacheOptions
+    from .._models import UsageResult
     from .._usage_buffer import UsageBufferOptions
     from ..local.engine import LocalEngine
     from ._cache import CacheGroup, EntitlementCache
     from ._usage_buffer import UsageBuffer
+    from .resources.billing import Billing
+    from .resources.companies import Companies
+    from .resources.contacts import Contacts
+    from .resources.features import Features
+    from .resources.links import Links
+    from .resources.subscriptions import Subscriptions
+    from .resources.tiers import Tiers
 
 __all__ = ["ChatarminOS"]
 
@@ -72,6 +73,26 @@ class ChatarminOS(BaseClient):
 
     _cache: EntitlementCache | None
     _cache_group: CacheGroup | None
+
+    companies: namespace[Companies] = namespace(
+        ".companies", "Companies", "Customer companies: look up, create, update, smart-link."
+    )
+    contacts: namespace[Contacts] = namespace(".contacts", "Contacts", "People at a company.")
+    features: namespace[Features] = namespace(
+        ".features", "Features", "Feature entitlements and limits."
+    )
+    billing: namespace[Billing] = namespace(
+        ".billing",
+        "Billing",
+        "Usage tracking, Stripe checkout and subscriptions, billing status.",
+    )
+    tiers: namespace[Tiers] = namespace(".tiers", "Tiers", "Subscription tiers.")
+    subscriptions: namespace[Subscriptions] = namespace(
+        ".subscriptions",
+        "Subscriptions",
+        "Alias of ``tiers.apply`` as ``subscriptions.create``.",
+    )
+    links: namespace[Links] = namespace(".links", "Links", "Manual product links.")
 
     def __init__(
         self,
@@ -118,7 +139,6 @@ class ChatarminOS(BaseClient):
             self._on_close(self._cache_group.close)
         self._init_cache()
         self._init_usage_buffers(buffer_options)
-        self._init_resources()
         if buffer_options is not None and buffer_options.spool is not None:
             self.usage_buffer.resume()  # send what a crashed process left in the spool
 
@@ -257,22 +277,6 @@ class ChatarminOS(BaseClient):
             self.usage_buffer.resume()  # now a worker can start (trio: in our task group)
         return self
 
-    def _init_resources(self) -> None:
-        self.companies = Companies(self)
-        """Customer companies: look up, create, update, smart-link."""
-        self.contacts = Contacts(self)
-        """People at a company."""
-        self.features = Features(self)
-        """Feature entitlements and limits."""
-        self.billing = Billing(self)
-        """Usage tracking, Stripe checkout and subscriptions, billing status."""
-        self.tiers = Tiers(self)
-        """Subscription tiers."""
-        self.subscriptions = Subscriptions(self)
-        """Alias of ``tiers.apply`` as ``subscriptions.create``."""
-        self.links = Links(self)
-        """Manual product links."""
-
     def with_options(
         self,
         *,
@@ -316,7 +320,6 @@ class ChatarminOS(BaseClient):
         copy._cache_group = self._cache_group
         copy._init_cache()
         copy._init_usage_buffers(None, parent=self)
-        copy._init_resources()
         return copy
 
     def onboard(

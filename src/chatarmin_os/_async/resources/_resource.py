@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar, cast, overload
 
 from pydantic import BaseModel
 
@@ -12,7 +12,7 @@ from .._base_client import AsyncBaseClient
 if TYPE_CHECKING:
     from .._cache import AsyncEntitlementCache
 
-__all__ = ["AsyncAPIResource", "list_of", "optional", "written"]
+__all__ = ["AsyncAPIResource", "list_of", "namespace", "optional", "written"]
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -27,6 +27,43 @@ class AsyncAPIResource:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._client!r}>"
+
+
+_R = TypeVar("_R", bound=AsyncAPIResource)
+
+
+class namespace(Generic[_R]):
+    """A client's namespace attribute (``client.features``), made on first access.
+
+    Its module is imported then, with the result models it uses: a client that only checks
+    features never loads the billing or tier code. Once made, the object sits in the
+    client's ``__dict__``, so later accesses cost a plain attribute lookup.
+    """
+
+    def __init__(self, module: str, name: str, doc: str) -> None:
+        self._module = module
+        self._name = name
+        self.__doc__ = doc
+        self._attribute = ""
+
+    def __set_name__(self, owner: type, attribute: str) -> None:
+        self._attribute = attribute
+
+    @overload
+    def __get__(self, client: None, owner: type) -> namespace[_R]: ...
+
+    @overload
+    def __get__(self, client: AsyncBaseClient, owner: type) -> _R: ...
+
+    def __get__(self, client: AsyncBaseClient | None, owner: type) -> namespace[_R] | _R:
+        if client is None:
+            return self
+        from importlib import import_module
+
+        module = import_module(self._module, __package__)
+        resource: _R = getattr(module, self._name)(client)
+        client.__dict__[self._attribute] = resource
+        return resource
 
 
 def _lazy_adapter(type_: Any) -> Callable[[Any], Any]:

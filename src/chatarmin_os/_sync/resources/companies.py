@@ -5,15 +5,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from ..._concurrency import Fetch
-from ..._inputs import Hints, HintsDict
+from ..._inputs import Hints, HintsDict, hints_input
 from ..._models import Company, SmartLinkResult
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import (
     compact,
-    model_input,
     optional_str,
     optional_timestamp,
     require_str,
@@ -38,13 +36,6 @@ def product_link(client: BaseClient, external_org_id: str) -> Fetch[Company | No
         return result
 
     return fetch
-
-
-def hints_input(hints: Hints | HintsDict | NotGiven | None) -> dict[str, Any] | NotGiven:
-    """``hints`` as sent on the wire (camelCase keys), or NOT_GIVEN."""
-    if hints is None or isinstance(hints, NotGiven):
-        return NOT_GIVEN
-    return model_input("hints", Hints, hints).to_wire()
 
 
 class Companies(APIResource):

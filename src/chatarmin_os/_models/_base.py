@@ -1,0 +1,42 @@
+"""The base of every result model, and the enumerations results use."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pydantic
+from pydantic import ConfigDict
+from pydantic.alias_generators import to_camel
+
+LinkStatus = Literal["created", "linked", "already_linked"]
+"""How ``onboard`` found the company: made anew, matched and linked, or linked before."""
+
+SmartLinkStatus = Literal["already_linked", "linked", "suggestions", "no_match"]
+"""The outcome of ``companies.smart_link``."""
+
+MatchedBy = Literal["domain", "name", "email_domain"]
+"""Which hint made a smart-link suggestion."""
+
+FeatureSource = Literal["subscription", "manual", "trial", "api"]
+"""Where a company's access to a feature came from."""
+
+Provenance = Literal["live", "cache", "stale", "fallback"]
+"""Where an answer came from: the server just now, the entitlement cache (fresh), the cache past
+its TTL during an outage, or your fallback policy during an outage."""
+
+
+class BaseModel(pydantic.BaseModel):
+    """Base of every result model: snake_case attributes, camelCase on the wire, extras kept."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        protected_namespaces=(),
+        # Validators are built on a model's first use, not when the SDK is imported.
+        defer_build=True,
+    )
+
+    def to_dict(self, *, by_alias: bool = False) -> dict[str, Any]:
+        """The model as a plain dict (snake_case keys; wire names with ``by_alias=True``)."""
+        return self.model_dump(mode="python", by_alias=by_alias)
