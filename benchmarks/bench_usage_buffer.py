@@ -44,7 +44,7 @@ from typing import Any
 import httpx
 
 from chatarmin_os import ChatarminOS, UsageBufferOptions
-from chatarmin_os._usage_buffer import usage_payload
+from chatarmin_os._validate import usage_payload
 
 BASE = "https://bench.invalid/api/v1"
 KEY = "os_sk_bench"

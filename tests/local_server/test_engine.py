@@ -1889,3 +1889,47 @@ def test_default_catalog_contents() -> None:
 def test_a_procedure_without_input_ignores_any_input(engine: LocalEngine) -> None:
     # As @trpc/server does: tiers.list answers the same with or without an input.
     assert call(engine, "tiers.list", {"x": 1}) == call(engine, "tiers.list")
+
+
+def test_a_batch_of_mutations_commits_once_and_a_failing_call_leaves_nothing() -> None:
+    engine = LocalEngine()
+    key = DEFAULT_API_KEY
+    company = engine.call("companies.create", {"name": "Batch Inc"}, api_key=key)["id"]
+    engine.call("tiers.applyTier", {"tierCode": "free", "companyId": company}, api_key=key)
+    with engine.batch():
+        first = engine.call(
+            "billing.trackUsage",
+            {"companyId": company, "featureCode": "ai_credit", "quantity": 60},
+            api_key=key,
+        )
+        with pytest.raises(ProcedureError) as info:  # 60 + 60 > the free tier's 100
+            engine.call(
+                "billing.trackUsage",
+                {"companyId": company, "featureCode": "ai_credit", "quantity": 60},
+                api_key=key,
+            )
+        last = engine.call(
+            "billing.trackUsage",
+            {"companyId": company, "featureCode": "ai_credit", "quantity": 40},
+            api_key=key,
+        )
+    assert info.value.code == "PRECONDITION_FAILED"
+    assert (first["currentUsage"], last["currentUsage"]) == (60, 100)
+    assert [event["quantity"] for event in engine.usage_events(company)] == [60, 40]
+
+
+def test_a_batch_that_fails_as_a_whole_leaves_nothing() -> None:
+    engine = LocalEngine()
+    key = DEFAULT_API_KEY
+    with pytest.raises(RuntimeError), engine.batch():
+        engine.call("companies.create", {"name": "Never Inc"}, api_key=key)
+        raise RuntimeError("the server stopped mid-batch")
+
+    def names() -> list[str]:
+        rows = engine._open_conn().execute("SELECT name FROM companies ORDER BY name")
+        return [row[0] for row in rows]
+
+    assert names() == []
+    with engine.batch():  # the engine is usable again
+        engine.call("companies.create", {"name": "Later Inc"}, api_key=key)
+    assert names() == ["Later Inc"]

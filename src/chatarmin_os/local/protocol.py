@@ -29,6 +29,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NoReturn
@@ -310,17 +311,20 @@ class TRPCHandler:
         api_key = auth[7:].strip() if auth[:7].lower() == "bearer " else None
 
         results: list[tuple[int, Any]] = []
-        for index, (proc_path, procedure) in enumerate(zip(paths, procedures, strict=True)):
-            if index > 0 and self.stopping:
-                result = _call_error(
-                    "SERVICE_UNAVAILABLE", "The server is shutting down", proc_path, superjson
-                )
-            else:
-                has, value = inputs[index]
-                result = self._call(
-                    method, proc_path, procedure, has, value, input_error, superjson, api_key
-                )
-            results.append(result)
+        # A batch of mutations runs in one transaction, each call in a savepoint: one commit.
+        group = self.engine.batch() if batch and method == "POST" else nullcontext()
+        with group:
+            for index, (proc_path, procedure) in enumerate(zip(paths, procedures, strict=True)):
+                if index > 0 and self.stopping:
+                    result = _call_error(
+                        "SERVICE_UNAVAILABLE", "The server is shutting down", proc_path, superjson
+                    )
+                else:
+                    has, value = inputs[index]
+                    result = self._call(
+                        method, proc_path, procedure, has, value, input_error, superjson, api_key
+                    )
+                results.append(result)
 
         if not batch:
             status, payload = results[0]
