@@ -27,67 +27,18 @@ from __future__ import annotations
 import argparse
 import shutil
 import socket
-import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
+from _common import compare, start_serve, timed
 
 from chatarmin_os import CacheOptions, ChatarminOS
 
 KEY = "os_sk_bench"
 HOUR = 3600.0
-
-Runner = Callable[[int], float]  # runs n calls, returns the seconds they took
-
-
-def timed(fn: Callable[[], object]) -> Runner:
-    def run(n: int) -> float:
-        started = time.perf_counter()
-        for _ in range(n):
-            fn()
-        return time.perf_counter() - started
-
-    return run
-
-
-def compare(
-    first: Runner, second: Runner, calls: tuple[int, int], rounds: int
-) -> tuple[float, float, float]:
-    """Median seconds per call of each, and the median of the per-round ratios, over
-    interleaved rounds (after a warm-up)."""
-    first(calls[0])
-    second(calls[1])
-    first_times, second_times = [], []
-    for _ in range(rounds):
-        first_times.append(first(calls[0]) / calls[0])
-        second_times.append(second(calls[1]) / calls[1])
-    ratio = statistics.median(a / b for a, b in zip(first_times, second_times, strict=True))
-    return statistics.median(first_times), statistics.median(second_times), ratio
-
-
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chatarmin_os.local.cli", "serve", "--port", "0", "--api-key", KEY],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    base_url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
-    deadline = time.monotonic() + 30
-    with httpx.Client() as http:
-        while True:
-            try:
-                http.get(base_url.removesuffix("/api/v1") + "/healthz")
-                return process, base_url
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
 
 
 def free_port() -> int:
@@ -140,7 +91,7 @@ def main() -> None:
     rounds = 2 if args.quick else args.rounds
     # Calls per round: ~5 ms of each side (an uncached call is ~1000x a cached one).
     cached_calls, http_calls, redis_calls = 10_000, 10, 100
-    process, base_url = start_server()
+    process, base_url = start_serve(KEY)
     rows: list[tuple[str, str, float, float, str]] = []
     try:
         cached = ChatarminOS(api_key=KEY, base_url=base_url, cache=CacheOptions(ttl=HOUR))

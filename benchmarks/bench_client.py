@@ -25,14 +25,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from itertools import count
 
 import httpx
+from _common import Runner, compare, start_serve, timed
 
 from chatarmin_os import AsyncChatarminOS, ChatarminOS
 from chatarmin_os._wire import dumps, encode_uri_component
@@ -73,19 +71,6 @@ def check_url(base: str, company_id: str) -> str:
     return f"{base}/features.check?input={encode_uri_component(payload)}"
 
 
-Runner = Callable[[int], float]  # runs n calls, returns the seconds they took
-
-
-def timed(fn: Callable[[], object]) -> Runner:
-    def run(n: int) -> float:
-        started = time.perf_counter()
-        for _ in range(n):
-            fn()
-        return time.perf_counter() - started
-
-    return run
-
-
 def timed_async(loop: asyncio.AbstractEventLoop, fn: Callable[[], Awaitable[object]]) -> Runner:
     async def many(n: int) -> float:
         started = time.perf_counter()
@@ -96,15 +81,10 @@ def timed_async(loop: asyncio.AbstractEventLoop, fn: Callable[[], Awaitable[obje
     return lambda n: loop.run_until_complete(many(n))
 
 
-def compare(sdk: Runner, raw: Runner, calls: int, rounds: int) -> tuple[float, float]:
+def medians(sdk: Runner, raw: Runner, calls: int, rounds: int) -> tuple[float, float]:
     """Median seconds per call of each, over interleaved rounds (after a warm-up)."""
-    sdk(max(1, calls // 10))
-    raw(max(1, calls // 10))
-    sdk_times, raw_times = [], []
-    for _ in range(rounds):
-        sdk_times.append(sdk(calls) / calls)
-        raw_times.append(raw(calls) / calls)
-    return statistics.median(sdk_times), statistics.median(raw_times)
+    first, second, _ = compare(sdk, raw, (calls, calls), rounds)
+    return first, second
 
 
 def in_memory_rows(calls: int, rounds: int) -> list[tuple[str, float, float]]:
@@ -118,7 +98,7 @@ def in_memory_rows(calls: int, rounds: int) -> list[tuple[str, float, float]]:
     rows.append(
         (
             "features.check, sync, in memory",
-            *compare(
+            *medians(
                 timed(lambda: client.features.check(company_id="c1", feature_code="ai_credit")),
                 timed(lambda: json.loads(http.get(url).content)),
                 calls,
@@ -129,7 +109,7 @@ def in_memory_rows(calls: int, rounds: int) -> list[tuple[str, float, float]]:
     rows.append(
         (
             "billing.track_usage, sync, in memory",
-            *compare(
+            *medians(
                 timed(
                     lambda: client.billing.track_usage(
                         company_id="c1",
@@ -160,7 +140,7 @@ def in_memory_rows(calls: int, rounds: int) -> list[tuple[str, float, float]]:
     rows.append(
         (
             "features.check, async, in memory",
-            *compare(
+            *medians(
                 timed_async(
                     loop, lambda: aclient.features.check(company_id="c1", feature_code="ai_credit")
                 ),
@@ -174,30 +154,8 @@ def in_memory_rows(calls: int, rounds: int) -> list[tuple[str, float, float]]:
     return rows
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chatarmin_os.local.cli", "serve", "--port", "0", "--api-key", KEY],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    banner = process.stdout.readline().strip()
-    base_url = banner.rsplit(" ", 1)[-1]
-    deadline = time.monotonic() + 30
-    with httpx.Client() as http:
-        while True:
-            try:
-                http.get(base_url.removesuffix("/api/v1") + "/healthz")
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-    return process, base_url
-
-
 def loopback_rows(calls: int, rounds: int) -> list[tuple[str, float, float]]:
-    process, base_url = start_server()
+    process, base_url = start_serve(KEY)
     try:
         client = ChatarminOS(api_key=KEY, base_url=base_url)
         company = client.companies.create(name="Bench Inc")
@@ -209,7 +167,7 @@ def loopback_rows(calls: int, rounds: int) -> list[tuple[str, float, float]]:
         return [
             (
                 "features.check, sync, loopback HTTP",
-                *compare(
+                *medians(
                     timed(
                         lambda: client.features.check(
                             company_id=company.id, feature_code="ai_credit"

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import start_serve
 
 from chatarmin_os import ChatarminOS, UsageBufferOptions
 from chatarmin_os._validate import usage_payload
@@ -181,29 +181,8 @@ def row(what: str, ours: list[float], base: list[float], base_name: str, target:
     )
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chatarmin_os.local.cli", "serve", "--port", "0", "--api-key", KEY],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    base_url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
-    deadline = time.monotonic() + 30
-    with httpx.Client() as http:
-        while True:
-            try:
-                http.get(base_url.removesuffix("/api/v1") + "/healthz")
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-    return process, base_url
-
-
 def end_to_end_rows(n: int, rounds: int) -> list[str]:
-    process, base_url = start_server()
+    process, base_url = start_serve(KEY)
     try:
         buffered = ChatarminOS(
             api_key=KEY, base_url=base_url, usage_buffer=UsageBufferOptions(max_pending=10 * n)
