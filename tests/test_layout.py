@@ -15,7 +15,7 @@ from pathlib import Path
 import chatarmin_os.local
 
 LOCAL = Path(chatarmin_os.local.__file__).parent
-SHARED = {"_wire", "_procedures", "_version", "_types"}
+SHARED = {"_wire", "_procedures", "_version", "_types", "_ids"}
 
 
 def test_importing_the_sdk_does_not_import_the_local_server() -> None:

@@ -8,11 +8,11 @@ that answer ``NOT_FOUND`` the same way everywhere, and the storage form of times
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from .._ids import random_uuid
 from ._errors import ProcedureError
 
 __all__ = ["Store", "format_ts", "new_id", "parse_ts"]
@@ -32,7 +32,7 @@ def parse_ts(stored: str | None) -> datetime | None:
 
 def new_id() -> str:
     """A fresh uuid4 string (ids of companies, contacts, links, ...)."""
-    return str(uuid.uuid4())
+    return random_uuid()
 
 
 class Store:

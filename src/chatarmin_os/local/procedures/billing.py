@@ -42,8 +42,15 @@ ACTIVE_SUBSCRIPTION_STATUSES = ("active", "trialing")
 """Subscription statuses that count as active (listed by getStatus, grant their tier)."""
 
 
+# Made once: json.dumps with options builds an encoder on every call (most of its cost here).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_ENCODE_CANONICAL = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True
+).encode
+
+
 def _json(value: Any, *, canonical: bool = False) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=canonical)
+    return _ENCODE_CANONICAL(value) if canonical else _ENCODE(value)
 
 
 def _quoted(key: str) -> str:
