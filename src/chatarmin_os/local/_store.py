@@ -74,9 +74,9 @@ class Store:
 
     # -- lookups that answer NOT_FOUND ---------------------------------------------------
 
-    def company(self, company_id: str) -> sqlite3.Row:
-        """The company, or ``NOT_FOUND``."""
-        row = self.one("SELECT * FROM companies WHERE id = ?", (company_id,))
+    def company(self, company_id: str, columns: str = "*") -> sqlite3.Row:
+        """The company (``columns`` of it), or ``NOT_FOUND``."""
+        row = self.one(f"SELECT {columns} FROM companies WHERE id = ?", (company_id,))
         if row is None:
             raise ProcedureError("NOT_FOUND", f'Company "{company_id}" not found')
         return row
@@ -98,9 +98,9 @@ class Store:
             )
         return row
 
-    def feature(self, code: str) -> sqlite3.Row:
-        """The catalog feature, or ``NOT_FOUND``."""
-        row = self.one("SELECT * FROM features WHERE code = ?", (code,))
+    def feature(self, code: str, columns: str = "*") -> sqlite3.Row:
+        """The catalog feature (``columns`` of it), or ``NOT_FOUND``."""
+        row = self.one(f"SELECT {columns} FROM features WHERE code = ?", (code,))
         if row is None:
             raise ProcedureError("NOT_FOUND", f'Feature "{code}" not found')
         return row

@@ -23,8 +23,8 @@ from .. import _shapes
 from .._checks import ID, LABEL, OPTIONAL_ID, F, Obj, integer, json_object
 from .._errors import ProcedureError
 from .._registry import mutation, query
-from .._store import Store, new_id
-from .features import all_access, load_access
+from .._store import Store, new_id, parse_ts
+from .features import all_access
 from .tiers import set_tier_features
 
 __all__ = [
@@ -74,8 +74,8 @@ def _quoted(key: str) -> str:
 )
 def track_usage(store: Store, args: dict[str, Any]) -> dict[str, Any]:
     """``billing.trackUsage``: count usage within the limit, idempotent per product and company."""
-    company_id: str = store.company(args["companyId"])["id"]
-    feature = store.feature(args["featureCode"])
+    company_id: str = store.company(args["companyId"], "id")["id"]
+    feature = store.feature(args["featureCode"], "code, metered")
     code: str = feature["code"]
     quantity: int = args["quantity"]
     metadata: dict[str, Any] = args.get("metadata", {})
@@ -112,7 +112,29 @@ def track_usage(store: Store, args: dict[str, Any]) -> dict[str, Any]:
         raise ProcedureError(
             "BAD_REQUEST", f'featureCode: feature "{code}" is not metered; usage cannot be tracked'
         )
-    state = load_access(store, company_id, code)
+    # Only what counting needs (not the config, a JSON column): this runs for every event.
+    row = store.one(
+        "SELECT is_enabled, quantity_limit, included_quantity, valid_until, current_usage"
+        " FROM feature_access WHERE company_id = ? AND feature_code = ?",
+        (company_id, code),
+    )
+    state: dict[str, Any] = (
+        {
+            "is_enabled": bool(row["is_enabled"]),
+            "quantity_limit": row["quantity_limit"],
+            "included_quantity": row["included_quantity"],
+            "valid_until": parse_ts(row["valid_until"]),
+            "current_usage": row["current_usage"],
+        }
+        if row is not None
+        else {
+            "is_enabled": False,
+            "quantity_limit": None,
+            "included_quantity": None,
+            "valid_until": None,
+            "current_usage": 0,
+        }
+    )
     enabled = state["is_enabled"] and (
         state["valid_until"] is None or state["valid_until"] > store.now
     )
