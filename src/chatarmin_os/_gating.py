@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from ._exceptions import ChatarminOSError, InvalidInputError, NotFoundError
+from ._ids import new_idempotency_key
 from ._logs import logger
 from ._models import FeatureAccess
 
@@ -241,11 +241,11 @@ def idempotency_key(feature: str, request_key: str | None) -> str:
     """The idempotency key of a request's usage of ``feature``.
 
     The request's own ``Idempotency-Key`` header when it sent one (a client retrying the
-    same request is then counted once), else a fresh uuid4; prefixed with the feature code
+    same request is then counted once), else a fresh UUIDv7; prefixed with the feature code
     because ChatarminOS keeps keys per company, across features.
     """
     key = request_key.strip() if request_key else ""
-    return f"{feature}:{key or uuid.uuid4().hex}"
+    return f"{feature}:{key or new_idempotency_key()}"
 
 
 def _track_failed(feature: str, org: str, error: ChatarminOSError) -> None:

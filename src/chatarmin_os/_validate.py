@@ -374,7 +374,7 @@ def usage_payload(
 
     Exactly one of ``company_id`` / ``external_org_id`` (the latter becomes
     ``externalOrgId``, resolved to a company before sending). The key is the caller's, or a
-    fresh uuid4. Raises :class:`~chatarmin_os.InvalidInputError` for bad input.
+    fresh UUIDv7. Raises :class:`~chatarmin_os.InvalidInputError` for bad input.
     """
     key = optional_str("idempotency_key", idempotency_key)
     if _given(external_org_id) == _given(company_id):

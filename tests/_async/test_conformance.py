@@ -194,10 +194,10 @@ async def test_method(conformance: ReferenceServer, client: AsyncChatarminOS, ca
 
 
 def without_generated_key(name: str, sent: dict[str, Any]) -> dict[str, Any]:
-    """``track_usage`` always sends an idempotency key: check it is a uuid4, then drop it."""
+    """``track_usage`` always sends an idempotency key: check it is a UUIDv7, then drop it."""
     if name == "billing.track_usage":
         key = sent.pop("idempotencyKey")
-        assert str(uuid.UUID(key)) == key and uuid.UUID(key).version == 4
+        assert str(uuid.UUID(key)) == key and uuid.UUID(key).version == 7
     return sent
 
 
@@ -245,14 +245,14 @@ async def test_get_by_product_link_of_an_unlinked_org_is_none(
 
 
 @pytest.mark.parametrize("no_key", [{}, {"idempotency_key": None}], ids=["omitted", "None"])
-async def test_track_usage_without_a_key_sends_a_uuid4(
+async def test_track_usage_without_a_key_sends_a_uuid7(
     conformance: ReferenceServer, client: AsyncChatarminOS, no_key: dict[str, Any]
 ) -> None:
     usage = await client.billing.track_usage(
         company_id="comp_123", feature_code="ai_credit", quantity=1, **no_key
     )
     key = conformance.calls()[0]["input"]["idempotencyKey"]
-    assert uuid.UUID(key).version == 4
+    assert uuid.UUID(key).version == 7
     assert str(uuid.UUID(key)) == key
     assert_one_call(
         conformance,
@@ -605,7 +605,7 @@ async def test_a_retried_track_usage_sends_the_same_idempotency_key(
     assert [call["path"] for call in calls] == ["billing.trackUsage"] * 3
     keys = {call["input"]["idempotencyKey"] for call in calls}
     assert len(keys) == 1
-    assert uuid.UUID(keys.pop()).version == 4
+    assert uuid.UUID(keys.pop()).version == 7
     assert len({call["request"]["body"] for call in calls}) == 1
     assert len(sleeps.calls) == 2
 

@@ -44,7 +44,7 @@ from chatarmin_os.testing import LocalChatarminOS
 from tests.concurrently import arun_all
 from tests.helpers import API_KEY, BASE_URL
 
-UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 T0 = 1_700_000_000.0
 
 
@@ -217,7 +217,7 @@ async def test_track_usage_later_returns_the_key_at_once_and_sends_nothing() -> 
     made = await client.billing.track_usage_later(
         company_id="c1", feature_code="ai_credit", quantity=2, metadata={"model": "gpt-4"}
     )
-    assert UUID4.match(made)
+    assert UUID7.match(made)
     assert server.requests == []
     stats = client.usage_buffer.stats()
     assert (stats.pending, stats.sent) == (2, 0)

@@ -211,7 +211,8 @@ def test_track_usage_makes_an_idempotency_key_per_call(respx_mock: respx.MockRou
     keys = [json.loads(call.request.content)["idempotencyKey"] for call in track.calls]
     assert len(keys) == 2
     assert keys[0] != keys[1]
-    assert all(uuid.UUID(key).version == 4 for key in keys)
+    assert all(uuid.UUID(key).version == 7 for key in keys)
+    assert keys[0] < keys[1]  # time-ordered: made one after the other, they sort so
 
 
 @pytest.mark.parametrize("quantity", [0, -1, 1.5, True, "3"])
@@ -466,7 +467,7 @@ def test_track_usage_reuses_its_key_on_every_retry(respx_mock: respx.MockRouter)
     bodies = [call.request.content for call in track.calls]
     assert len(bodies) == 3
     assert bodies[0] == bodies[1] == bodies[2]
-    assert uuid.UUID(json.loads(bodies[0])["idempotencyKey"]).version == 4
+    assert uuid.UUID(json.loads(bodies[0])["idempotencyKey"]).version == 7
 
 
 @pytest.mark.parametrize(

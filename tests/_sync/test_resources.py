@@ -410,9 +410,9 @@ def sent_wire(
 
 
 def without_generated_key(name: str, wire: Any) -> Any:
-    """``track_usage`` always sends an idempotency key: check it is a uuid4, then drop it."""
+    """``track_usage`` always sends an idempotency key: check it is a UUIDv7, then drop it."""
     if name == "billing.track_usage":
-        assert uuid.UUID(wire.pop("idempotencyKey")).version == 4
+        assert uuid.UUID(wire.pop("idempotencyKey")).version == 7
     return wire
 
 

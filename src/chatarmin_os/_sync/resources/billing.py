@@ -62,7 +62,7 @@ class Billing(APIResource):
         after a gate's ``check_by_external_org_id`` this is one round trip); an org no
         company is linked to raises :class:`~chatarmin_os.NotFoundError` and sends nothing.
 
-        Every call carries an idempotency key: yours, or a fresh uuid4 when you give none.
+        Every call carries an idempotency key: yours, or a fresh UUIDv7 (time-ordered) when you give none.
         The same key is sent on every retry of the call, so a retried call is never counted
         twice, and that is also why this mutation may be retried after a timeout. Pass your
         own key (e.g. ``f"request_{request_id}"``) to make your own retries safe too.
@@ -113,7 +113,7 @@ class Billing(APIResource):
 
         Checks the arguments as :meth:`track_usage` does (bad input raises
         :class:`~chatarmin_os.InvalidInputError` here), fixes the idempotency key (yours, or
-        a fresh uuid4) and hands the event to the client's usage buffer
+        a fresh UUIDv7) and hands the event to the client's usage buffer
         (``usage_buffer=UsageBufferOptions(...)``), which sends it with others in tRPC
         batches and retries it with the same key until ChatarminOS answered, so it is
         counted exactly once. Give ``company_id`` or ``external_org_id`` (the org is looked
