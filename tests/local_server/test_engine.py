@@ -951,18 +951,20 @@ def test_track_usage_not_enabled_is_forbidden(engine: LocalEngine) -> None:
         "billing.trackUsage",
         {"companyId": acme["id"], "featureCode": "ai_credit", "quantity": 1},
     )
-    fails(
-        engine,
-        "NOT_FOUND",
-        "billing.trackUsage",
-        {"companyId": acme["id"], "featureCode": "nope", "quantity": 1},
-    )
-    fails(
-        engine,
-        "NOT_FOUND",
-        "billing.trackUsage",
-        {"companyId": "nope", "featureCode": "ai_credit", "quantity": 1},
-    )
+    for company_id, feature, missing in [
+        (acme["id"], "nope", 'Feature "nope" not found'),
+        ("nope", "ai_credit", 'Company "nope" not found'),
+        ("nope", "nope", 'Company "nope" not found'),  # the company is looked at first
+    ]:
+        assert (
+            fails(
+                engine,
+                "NOT_FOUND",
+                "billing.trackUsage",
+                {"companyId": company_id, "featureCode": feature, "quantity": 1},
+            )
+            == missing
+        )
     enable(engine, acme["id"], "sso")
     assert "not metered" in fails(
         engine,
@@ -1933,3 +1935,33 @@ def test_a_batch_that_fails_as_a_whole_leaves_nothing() -> None:
     with engine.batch():  # the engine is usable again
         engine.call("companies.create", {"name": "Later Inc"}, api_key=key)
     assert names() == ["Later Inc"]
+
+
+def test_the_calls_of_a_batch_share_one_instant() -> None:
+    readings: list[datetime] = []
+
+    def ticking() -> datetime:  # a clock that moves a second each time it is read
+        readings.append(T0 + timedelta(seconds=len(readings)))
+        return readings[-1]
+
+    engine = LocalEngine(clock=ticking)
+    key = DEFAULT_API_KEY
+    with engine.batch():
+        made = [engine.call("companies.create", {"name": name}, api_key=key) for name in "AB"]
+        company = made[0]["id"]
+        engine.call(
+            "features.setAccess",
+            {"companyId": company, "featureCode": "ai_credit", "isEnabled": True},
+            api_key=key,
+        )
+        for _ in range(3):
+            engine.call(
+                "billing.trackUsage",
+                {"companyId": company, "featureCode": "ai_credit", "quantity": 1},
+                api_key=key,
+            )
+    assert len(readings) == 1  # read once, for the whole batch
+    assert [company["createdAt"] for company in made] == [T0, T0]
+    assert [event["createdAt"] for event in engine.usage_events(company)] == [T0] * 3
+    after = engine.call("companies.create", {"name": "C"}, api_key=key)
+    assert after["createdAt"] == T0 + timedelta(seconds=1)  # outside a batch: its own reading

@@ -40,21 +40,29 @@ class Store:
 
     __slots__ = ("_stamp", "conn", "now", "product")
 
-    def __init__(self, conn: sqlite3.Connection, product: str, now: datetime) -> None:
-        """Bind to ``conn`` (inside a transaction), the caller's product and ``now`` (UTC)."""
+    def __init__(
+        self, conn: sqlite3.Connection, product: str, now: datetime, stamp: str | None = None
+    ) -> None:
+        """Bind to ``conn`` (inside a transaction), the caller's product and ``now`` (UTC);
+        ``stamp`` is ``now`` in storage form when known already."""
         self.conn = conn
         """The SQLite connection; a transaction is open."""
         self.product = product
         """The caller's product id (a hash of its API key)."""
         self.now = now
         """The instant of this call (aware, UTC): every row written gets it."""
-        self._stamp: str | None = None
+        self._stamp = stamp
 
     @property
     def stamp(self) -> str:
         """:attr:`now` in storage form (made when first needed: reads never need it)."""
         if self._stamp is None:
             self._stamp = format_ts(self.now)
+        return self._stamp
+
+    @property
+    def made_stamp(self) -> str | None:
+        """:attr:`stamp` if it was made (or given), else ``None``."""
         return self._stamp
 
     # -- SQL -----------------------------------------------------------------------------

@@ -59,6 +59,21 @@ def _quoted(key: str) -> str:
 
 # -- usage -----------------------------------------------------------------------------------
 
+# The feature (metered?), the company's access to it (is there a row? its limits, its usage)
+# and the first call with this key (its figures), for ?1 company, ?2 feature, ?3 product,
+# ?4 key; no row when the company or the feature does not exist.
+_COUNTING_STATE = """
+    SELECT f.metered, a.company_id IS NOT NULL, a.is_enabled, a.quantity_limit,
+           a.included_quantity, a.valid_until, a.current_usage,
+           e.feature_code, e.quantity, e.metadata, e.result
+    FROM companies c
+    JOIN features f ON f.code = ?2
+    LEFT JOIN feature_access a ON a.company_id = c.id AND a.feature_code = f.code
+    LEFT JOIN usage_events e
+        ON e.product_id = ?3 AND e.company_id = c.id AND e.idempotency_key = ?4
+    WHERE c.id = ?1
+"""
+
 
 @mutation(
     "billing.trackUsage",
@@ -74,78 +89,56 @@ def _quoted(key: str) -> str:
 )
 def track_usage(store: Store, args: dict[str, Any]) -> dict[str, Any]:
     """``billing.trackUsage``: count usage within the limit, idempotent per product and company."""
-    company_id: str = store.company(args["companyId"], "id")["id"]
-    feature = store.feature(args["featureCode"], "code, metered")
-    code: str = feature["code"]
+    company_id: str = args["companyId"]
+    code: str = args["featureCode"]
     quantity: int = args["quantity"]
     metadata: dict[str, Any] = args.get("metadata", {})
     key: str | None = args.get("idempotencyKey")
-    if key is not None:
-        seen = store.one(
-            "SELECT feature_code, quantity, metadata, result FROM usage_events"
-            " WHERE product_id = ? AND company_id = ? AND idempotency_key = ?",
-            (store.product, company_id, key),
-        )
-        if seen is not None:
-            different = [
-                name
-                for name, same in (
-                    ("featureCode", seen["feature_code"] == code),
-                    ("quantity", seen["quantity"] == quantity),
-                    (
-                        "metadata",
-                        _json(json.loads(seen["metadata"]), canonical=True)
-                        == _json(metadata, canonical=True),
-                    ),
-                )
-                if not same
-            ]
-            if different:
-                raise ProcedureError(
-                    "CONFLICT",
-                    f"Idempotency key {_quoted(key)} was already used with another "
-                    f"{', '.join(different)}; use a new key for a different call",
-                )
-            first: dict[str, Any] = json.loads(seen["result"])
-            return {**first, "duplicate": True}
-    if not feature["metered"]:
+    # One statement for everything counting reads (this runs for every event): the feature,
+    # the company's access to it, and the first call with this key, if any.
+    row = store.one(_COUNTING_STATE, (company_id, code, store.product, key))
+    if row is None:  # no such company, or no such feature: say which
+        store.company(company_id, "id")
+        store.feature(code, "code")
+        raise AssertionError("unreachable: the company and the feature exist")
+    (metered, has_access, is_enabled, limit, included, valid_until, usage) = row[:7]
+    seen_feature, seen_quantity, seen_metadata, seen_result = row[7:]
+    if seen_result is not None:
+        assert key is not None
+        different = [
+            name
+            for name, same in (
+                ("featureCode", seen_feature == code),
+                ("quantity", seen_quantity == quantity),
+                (
+                    "metadata",
+                    _json(json.loads(seen_metadata), canonical=True)
+                    == _json(metadata, canonical=True),
+                ),
+            )
+            if not same
+        ]
+        if different:
+            raise ProcedureError(
+                "CONFLICT",
+                f"Idempotency key {_quoted(key)} was already used with another "
+                f"{', '.join(different)}; use a new key for a different call",
+            )
+        first: dict[str, Any] = json.loads(seen_result)
+        return {**first, "duplicate": True}
+    if not metered:
         raise ProcedureError(
             "BAD_REQUEST", f'featureCode: feature "{code}" is not metered; usage cannot be tracked'
         )
-    # Only what counting needs (not the config, a JSON column): this runs for every event.
-    row = store.one(
-        "SELECT is_enabled, quantity_limit, included_quantity, valid_until, current_usage"
-        " FROM feature_access WHERE company_id = ? AND feature_code = ?",
-        (company_id, code),
-    )
-    state: dict[str, Any] = (
-        {
-            "is_enabled": bool(row["is_enabled"]),
-            "quantity_limit": row["quantity_limit"],
-            "included_quantity": row["included_quantity"],
-            "valid_until": parse_ts(row["valid_until"]),
-            "current_usage": row["current_usage"],
-        }
-        if row is not None
-        else {
-            "is_enabled": False,
-            "quantity_limit": None,
-            "included_quantity": None,
-            "valid_until": None,
-            "current_usage": 0,
-        }
-    )
-    enabled = state["is_enabled"] and (
-        state["valid_until"] is None or state["valid_until"] > store.now
-    )
-    if not enabled:
+    if not has_access:  # no access row: not enabled, nothing counted yet
+        is_enabled, limit, included, valid_until, usage = False, None, None, None, 0
+    expiry = parse_ts(valid_until)
+    if not is_enabled or (expiry is not None and expiry <= store.now):
         raise ProcedureError(
             "FORBIDDEN",
             f'Feature "{code}" is not enabled for this company'
-            + (" (its access expired)" if state["is_enabled"] else ""),
+            + (" (its access expired)" if is_enabled else ""),
         )
-    usage: int = state["current_usage"]
-    limit: int | None = state["quantity_limit"]
     ceiling = MAX_SAFE_INTEGER if limit is None else min(limit, MAX_SAFE_INTEGER)
     if usage + quantity > ceiling:  # unlimited still stops where JavaScript numbers do
         raise ProcedureError(
@@ -158,7 +151,6 @@ def track_usage(store: Store, args: dict[str, Any]) -> dict[str, Any]:
         " WHERE company_id = ? AND feature_code = ?",
         (usage, store.stamp, company_id, code),
     )
-    included: int | None = state["included_quantity"]
     result: dict[str, Any] = {
         "featureCode": code,
         "currentUsage": usage,
@@ -179,7 +171,7 @@ def track_usage(store: Store, args: dict[str, Any]) -> dict[str, Any]:
             code,
             quantity,
             key,
-            _json(metadata),
+            _json(metadata) if metadata else "{}",
             _json(result),
             store.stamp,
         ),
