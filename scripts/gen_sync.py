@@ -51,6 +51,7 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncRedisLevel": "RedisLevel",
     # shims (see src/chatarmin_os/_concurrency.py)
     "asleep": "sleep",
+    "alet_others_run": "let_others_run",
     "AsyncSleeper": "Sleeper",
     "current_loop": "no_loop",
     "AsyncBackground": "Background",

@@ -39,7 +39,7 @@ from chatarmin_os import (
     UsageEvent,
     UsageResult,
 )
-from chatarmin_os._concurrency import sleep
+from chatarmin_os._concurrency import new_event, sleep, wait_event
 from chatarmin_os._sync._usage_buffer import UsageBuffer
 from chatarmin_os.local.transport import LocalTransport
 from chatarmin_os.testing import LocalChatarminOS
@@ -309,6 +309,53 @@ def test_a_batch_leaves_when_max_batch_events_wait() -> None:
         wire(*(event_input(f"k{i}") for i in range(3, 6))),
     ]
     assert buffer.stats().pending == 1
+
+
+class HeldServer(UsageServer):
+    """Holds its first request until a second one arrives (or 10 s pass): it answers only
+    when two batches are in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.second = new_event()
+        self.overlapped: list[bool] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if len(self.requests) == 1:
+            self.overlapped.append(wait_event(self.second, 10))
+        else:
+            self.second.set()
+        return self.answer(request)
+
+
+def test_a_batch_that_fills_while_another_is_in_flight_is_sent_at_once() -> None:
+    server = HeldServer()
+    client = ChatarminOS(
+        api_key=API_KEY,
+        base_url=BASE_URL,
+        http_client=httpx.Client(transport=httpx.MockTransport(server)),
+        usage_buffer=UsageBufferOptions(max_batch=3, flush_interval=60),
+    )
+    CLIENTS.append(client)
+    buffer = client.usage_buffer
+    buffer._manual = True
+    for index in range(3):
+        track(client, f"k{index}")
+
+    def fill_the_next_batch() -> None:
+        while not server.requests:  # until the first batch is in flight
+            sleep(0)
+        for index in range(3, 6):
+            track(client, f"k{index}")
+
+    sent, _ = run_all(buffer._step, fill_the_next_batch)
+    assert sent == 0
+    assert server.overlapped == [True]  # the second batch left before the first was answered
+    assert [keys(r) for r in server.requests] == [["k0", "k1", "k2"], ["k3", "k4", "k5"]]
+    assert list(server.counted) == ["k3", "k4", "k5", "k0", "k1", "k2"]
+    assert buffer.stats().pending == 0
+    assert buffer._sending == 0 and buffer._kick is None
 
 
 def test_a_batch_leaves_when_its_oldest_event_waited_flush_interval() -> None:

@@ -30,7 +30,14 @@ import httpx
 
 from .. import _fork
 from .._batching import BatchOptions
-from .._concurrency import AsyncEvent, agather, at_exit_async, await_event, new_async_event
+from .._concurrency import (
+    AsyncEvent,
+    agather,
+    alet_others_run,
+    at_exit_async,
+    await_event,
+    new_async_event,
+)
 from .._exceptions import (
     APIResponseValidationError,
     APIStatusError,
@@ -68,6 +75,7 @@ __all__ = ["AsyncUsageBuffer"]
 _NAME = "chatarmin-os usage buffer"
 _IDLE_EXIT = 60.0  # seconds a worker with nothing to send waits before it ends
 _IN_FLIGHT = 2  # batches sent at once: the next travels while the server works on one
+_LANE_WAIT = 1.0  # seconds a lane waits for a kick before it looks again (a safety net)
 _exit_deadline: list[float] = []  # when the buffers flushing at interpreter exit give up
 _NEEDS_TASK_GROUP = (
     "track_usage_later needs the client in `async with` under trio: the usage buffer's "
@@ -130,6 +138,8 @@ class AsyncUsageBuffer:
         self._stopped: AsyncEvent | None = None  # set when the worker ends
         self._worker_token = 0
         self._wake: AsyncEvent | None = None
+        self._kick: AsyncEvent | None = None  # a lane waits on it for the next due batch
+        self._sending = 0  # batches in flight
         self._room: AsyncEvent | None = None
         self._waiters: list[tuple[int, AsyncEvent]] = []
         self._flush_upto = 0
@@ -166,25 +176,38 @@ class AsyncUsageBuffer:
         while True:
             with self._lock:
                 store = self._store
-                if store.has_room(options.max_pending):
+                added = store.has_room(options.max_pending)
+                if added:
                     store.add(payload, self._clock())
+                    waiting = store.waiting()
+                    full = waiting >= self._batch_size
+                    # This event completes a batch: let the worker take it (once per batch,
+                    # whatever the worker does, so the cost is the same when it is down).
+                    handover = waiting % self._batch_size == 0
                     wake = self._wake
-                    if wake is not None and (self._idle or store.waiting() >= self._batch_size):
+                    if wake is not None and (self._idle or full):
                         self._idle = False
                         wake.set()
+                    if full and self._kick is not None:
+                        self._kick_lane()
                     worker = self._worker
                     if not self._manual and (worker is None or not worker.alive()):
                         self._start_worker()
-                    return key
-                if options.when_full == "drop" or options.block_timeout == 0:
+                elif options.when_full == "drop" or options.block_timeout == 0:
                     break
-                if deadline is None and options.block_timeout is not None:
-                    deadline = time.monotonic() + options.block_timeout
-                elif deadline is not None and time.monotonic() >= deadline:
-                    break
-                room = self._room
-                if room is None:
-                    room = self._room = new_async_event()
+                else:
+                    if deadline is None and options.block_timeout is not None:
+                        deadline = time.monotonic() + options.block_timeout
+                    elif deadline is not None and time.monotonic() >= deadline:
+                        break
+                    room = self._room
+                    if room is None:
+                        room = self._room = new_async_event()
+            if added:
+                if handover:
+                    await alet_others_run()
+                return key
+            assert room is not None
             await await_event(room, None if deadline is None else deadline - time.monotonic())
         self._drop(payload)
         return key
@@ -251,6 +274,8 @@ class AsyncUsageBuffer:
                 self._waiters.append((target, done))
                 if self._wake is not None:
                     self._wake.set()
+            if self._kick is not None:  # everything is due now
+                self._kick_lane()
         if done is not None:
             await await_event(done, timeout)
         else:
@@ -423,8 +448,10 @@ class AsyncUsageBuffer:
 
         Two lanes each take the next due batch, send it, settle it and take another, so a
         batch travels while the server works on the other; a failed batch stops both (the
-        backoff follows). Returns ``0`` after sending (look again at once), else the seconds
-        until a batch is due, or ``None`` when nothing is pending.
+        backoff follows). The second lane runs when more is waiting or the first batch is
+        full (events are coming fast): while the other lane has a batch in flight, it waits
+        for the next batch to fill. Returns ``0`` after sending (look again at once), else
+        the seconds until a batch is due, or ``None`` when nothing is pending.
         """
         now = self._clock()
         with self._lock:
@@ -434,7 +461,9 @@ class AsyncUsageBuffer:
                 wait = self._store.next_due(now, self.options.flush_interval)
                 self._idle = wait is None
                 return wait
-            more = self._store.waiting() > 0  # another lane may find a due batch
+            self._sending += 1
+            # Another lane may find a due batch (now, or while this one is in flight).
+            more = self._store.waiting() > 0 or len(first) >= self._batch_size
         failures: list[_Failure] = []
         lanes = [functools.partial(self._lane, failures, first)]
         if more:
@@ -463,29 +492,54 @@ class AsyncUsageBuffer:
         return batch
 
     async def _lane(self, failures: list[_Failure], batch: list[UsageEvent] | None) -> None:
-        """Send and settle ``batch`` (if given) and the next due ones, one after the other,
-        until none is due or a lane failed."""
-        while True:
-            if batch is None:
-                with self._lock:
-                    if failures or self._stopping:
-                        return
-                    batch = self._take(self._clock())
-                if not batch:
+        """Send and settle ``batch`` (if given: counted in ``_sending`` already) and the next
+        due ones, one after the other, until none is due while no other lane has a batch in
+        flight, or a lane failed."""
+        while not batch:
+            with self._lock:
+                if failures or self._stopping:
                     return
+                batch = self._take(self._clock())
+                if batch:
+                    self._sending += 1
+                    break
+                if not self._sending:
+                    return
+                # Another lane is sending: wait for a full batch, a flush, or its answer.
+                kick = self._kick
+                if kick is None:
+                    kick = self._kick = new_async_event()
+            await await_event(kick, _LANE_WAIT)
+        while True:
             failure: _Failure | None = None
             settled = False
             try:
                 failure = await self._settle(batch, await self._send(batch))
                 settled = True
             finally:
-                if not settled:  # cancelled (the loop ended) or a bug: keep the events
-                    with self._lock:
+                with self._lock:
+                    self._sending -= 1
+                    if not settled:  # cancelled (the loop ended) or a bug: keep the events
                         self._store.settle([], batch)
+                    if failure is None and settled and not self._stopping and not failures:
+                        batch = self._take(self._clock())
+                        if batch:
+                            self._sending += 1
+                    else:
+                        batch = []
+                    self._kick_lane()  # the other lane looks again (or ends with this one)
             if failure is not None:
                 failures.append(failure)
                 return
-            batch = None
+            if not batch:
+                return
+
+    def _kick_lane(self) -> None:
+        """Wake the lane waiting for a due batch, if any (call under the lock)."""
+        kick = self._kick
+        if kick is not None:
+            self._kick = None
+            kick.set()
 
     async def _settle(self, batch: list[UsageEvent], outcomes: list[_Outcome]) -> _Failure | None:
         """Apply a batch's answers; how it failed, when some events are to be sent again."""
