@@ -152,3 +152,25 @@ def test_assert_after_flush(chatarmin_os_local, chatarmin_os_client):
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=3)
+
+
+def test_assert_usage_lists_only_the_last_events_of_many() -> None:
+    from chatarmin_os.testing import LocalChatarminOS
+
+    local = LocalChatarminOS()
+    company_id = local.add_company(limits={"ai_credit": None})
+    with local.client() as client:
+        for index in range(25):
+            client.billing.track_usage(
+                company_id=company_id,
+                feature_code="ai_credit",
+                quantity=1,
+                idempotency_key=f"k{index}",
+            )
+    with pytest.raises(AssertionError) as info:
+        local.assert_usage(company_id, "ai_credit", 26)
+    message = str(info.value)
+    assert "got 25; events: 25 in all, the last 20: 1 (key k5), " in message
+    assert message.endswith("1 (key k24)")
+    assert "(key k4)" not in message
+    local.close()

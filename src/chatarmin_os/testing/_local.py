@@ -20,6 +20,9 @@ __all__ = ["IN_PROCESS_BASE_URL", "LocalChatarminOS"]
 
 IN_PROCESS_BASE_URL = "http://chatarmin-os.local/api/v1"
 
+EVENTS_SHOWN = 20
+"""How many events a failed :meth:`LocalChatarminOS.assert_usage` lists (the last ones)."""
+
 
 class LocalChatarminOS:
     """A local ChatarminOS for tests: a one-line builder, bound clients, usage assertions.
@@ -209,13 +212,17 @@ class LocalChatarminOS:
         return sum(event["quantity"] for event in self.usage_events(company_id, feature_code))
 
     def assert_usage(self, company_id: str, feature_code: str, expected: int) -> None:
-        """Fail with the list of events unless ``expected`` was counted in total."""
+        """Fail unless ``expected`` was counted in total; the message lists the events (the
+        last :data:`EVENTS_SHOWN` of them, and how many came before)."""
         events = self.usage_events(company_id, feature_code)
         total = sum(event["quantity"] for event in events)
         if total != expected:
+            shown = events[-EVENTS_SHOWN:]
             listing = (
-                ", ".join(f"{e['quantity']} (key {e['idempotencyKey']})" for e in events) or "none"
+                ", ".join(f"{e['quantity']} (key {e['idempotencyKey']})" for e in shown) or "none"
             )
+            if len(events) > len(shown):
+                listing = f"{len(events)} in all, the last {len(shown)}: {listing}"
             raise AssertionError(
                 f"expected {expected} {feature_code} tracked for {company_id}, got {total}; "
                 f"events: {listing}"
