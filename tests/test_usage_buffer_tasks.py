@@ -5,6 +5,7 @@ loop ends)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -93,3 +94,55 @@ def test_the_worker_sends_while_the_caller_enqueues_under_trio() -> None:
 
     assert_sent_while_enqueueing(trio.run(main), recorder)
     assert sum(recorder.sizes) == 50
+
+
+def test_a_loop_ending_mid_batch_leaves_the_buffer_ready_for_the_next_loop() -> None:
+    """The first loop ends with a batch in flight (never answered) and the second lane
+    waiting for the next one: both are cancelled, nothing of that loop is left behind (no
+    batch counted as in flight, no event to wait on), and the next loop sends everything."""
+    import anyio
+
+    answered: list[str] = []
+    hold = True
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if hold:
+            await anyio.sleep_forever()  # the first loop ends while this waits
+        body = json.loads(request.content)
+        if "batch=1" not in str(request.url):  # one event goes as a plain call
+            answered.append(body["idempotencyKey"])
+            return httpx.Response(200, json={"result": {"data": USAGE}})
+        answered.extend(body[str(index)]["idempotencyKey"] for index in range(len(body)))
+        return httpx.Response(200, json=[{"result": {"data": USAGE}}] * len(body))
+
+    client = AsyncChatarminOS(
+        api_key=API_KEY,
+        base_url=BASE_URL,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+        usage_buffer=UsageBufferOptions(max_batch=2, flush_interval=3600),
+    )
+    buffer = client.usage_buffer
+
+    async def track(key: str) -> None:
+        await client.billing.track_usage_later(
+            company_id="c1", feature_code="ai_credit", quantity=1, idempotency_key=key
+        )
+
+    async def first_loop() -> None:
+        await track("a")
+        await track("b")  # a full batch: the worker sends it (held), a second lane waits
+        while buffer._kick is None:
+            await anyio.sleep(0)
+
+    asyncio.run(first_loop())
+    assert buffer._kick is None and buffer._sending == 0
+    hold = False
+
+    async def second_loop() -> int:
+        await track("c")
+        left = await client.flush(timeout=10)
+        await client.aclose()
+        return left
+
+    assert asyncio.run(second_loop()) == 0
+    assert sorted(answered) == ["a", "b", "c"]

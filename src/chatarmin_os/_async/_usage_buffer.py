@@ -509,6 +509,8 @@ class AsyncUsageBuffer:
                 kick = self._kick
                 if kick is None:
                     kick = self._kick = new_async_event()
+            # No event outlives its loop: the lane sending kicks (and clears) it when it
+            # ends, cancelled included, and this lane waits only while one sends.
             await await_event(kick, _LANE_WAIT)
         while True:
             failure: _Failure | None = None

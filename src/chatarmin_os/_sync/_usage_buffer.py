@@ -511,6 +511,8 @@ class UsageBuffer:
                 kick = self._kick
                 if kick is None:
                     kick = self._kick = new_event()
+            # No event outlives its loop: the lane sending kicks (and clears) it when it
+            # ends, cancelled included, and this lane waits only while one sends.
             wait_event(kick, _LANE_WAIT)
         while True:
             failure: _Failure | None = None
