@@ -428,6 +428,26 @@ async def test_a_failed_batch_is_sent_again_with_the_same_keys_after_retry_after
     assert stats.last_error is None
 
 
+async def test_a_failed_batch_stops_both_lanes_until_the_backoff_ends() -> None:
+    time = FakeTime()
+    busy = httpx.Response(503, json=trpc_error("SERVICE_UNAVAILABLE", 503))
+    server = UsageServer(busy)  # the first request fails, the others would be answered
+    client = make_client(server, time, max_batch=2, flush_interval=60)
+    buffer = client.usage_buffer
+    for index in range(6):
+        await track(client, f"k{index}")
+    assert await buffer._step() == 0
+    # The first request to arrive failed; the other lane may have sent a batch meanwhile,
+    # but no lane took one after the failure: the third waits for the next round.
+    sent = [keys(r) for r in server.requests]
+    assert 1 <= len(sent) <= 2
+    assert ["k4", "k5"] not in sent
+    assert buffer._failures == 1
+    assert buffer.stats().pending == 6 - 2 * (len(sent) - 1)
+    assert await client.flush(timeout=60) == 0
+    assert sorted(server.counted) == [f"k{index}" for index in range(6)]
+
+
 async def test_a_lost_answer_is_retried_and_counted_once() -> None:
     server = UsageServer()
 

@@ -523,6 +523,8 @@ class AsyncUsageBuffer:
                     self._sending -= 1
                     if not settled:  # cancelled (the loop ended) or a bug: keep the events
                         self._store.settle([], batch)
+                    if failure is not None:
+                        failures.append(failure)  # before the kick: the other lane stops too
                     if failure is None and settled and not self._stopping and not failures:
                         batch = self._take(self._clock())
                         if batch:
@@ -530,9 +532,6 @@ class AsyncUsageBuffer:
                     else:
                         batch = []
                     self._kick_lane()  # the other lane looks again (or ends with this one)
-            if failure is not None:
-                failures.append(failure)
-                return
             if not batch:
                 return
 
