@@ -15,6 +15,18 @@ API_KEY = "os_sk_test_5ecret_do_not_leak"
 BASE_URL = "https://os.example.test/api/v1"
 TRANSFORMERS = ["json", "superjson"]
 
+UNLIMITED_USAGE: dict[str, Any] = {
+    "featureCode": "ai_credit",
+    "currentUsage": 1,
+    "quantityLimit": None,
+    "includedQuantity": None,
+    "remaining": None,
+    "billableQuantity": 1,
+    "isAtLimit": False,
+    "duplicate": False,
+}
+"""A ``billing.trackUsage`` result without a limit (the first unit counted)."""
+
 
 def envelope(data: Any, transformer: str) -> dict[str, Any]:
     """A tRPC success body."""

@@ -13,17 +13,7 @@ import trio
 
 from chatarmin_os import AsyncChatarminOS, UsageBufferOptions
 from tests.helpers import API_KEY, BASE_URL
-
-USAGE = {
-    "featureCode": "ai_credit",
-    "currentUsage": 1,
-    "quantityLimit": None,
-    "includedQuantity": None,
-    "remaining": None,
-    "billableQuantity": 1,
-    "isAtLimit": False,
-    "duplicate": False,
-}
+from tests.helpers import UNLIMITED_USAGE as USAGE
 
 
 class Recorder:
