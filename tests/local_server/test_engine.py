@@ -1050,6 +1050,31 @@ def test_idempotency_returns_first_figures(engine: LocalEngine) -> None:
     assert [e["idempotencyKey"] for e in engine.usage_events(acme["id"])] == ["req_1", None]
 
 
+def test_a_first_answer_stored_as_json_by_an_earlier_version_is_still_answered(
+    engine: LocalEngine,
+) -> None:
+    acme = company(engine)
+    enable(engine, acme["id"], quantityLimit=100, includedQuantity=10)
+    first = track(engine, acme["id"], 5, idempotencyKey="req_1")
+    assert first == {
+        "featureCode": "ai_credit",
+        "currentUsage": 5,
+        "quantityLimit": 100,
+        "includedQuantity": 10,
+        "remaining": 95,
+        "billableQuantity": 0,
+        "isAtLimit": False,
+        "duplicate": False,
+    }
+    conn = engine._open_conn()
+    [stored] = conn.execute("SELECT result FROM usage_events").fetchone()
+    assert stored == "5,100,10"  # the figures; the rest of the answer follows from them
+    # As earlier versions stored it: the whole answer, as JSON (a figure changed to tell).
+    conn.execute("UPDATE usage_events SET result = ?", (json.dumps({**first, "remaining": 7}),))
+    again = track(engine, acme["id"], 5, idempotencyKey="req_1")
+    assert again == {**first, "remaining": 7, "duplicate": True}
+
+
 def test_an_idempotency_key_reused_for_another_call_is_a_conflict(engine: LocalEngine) -> None:
     acme = company(engine)
     enable(engine, acme["id"], quantityLimit=100)
