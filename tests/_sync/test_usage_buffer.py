@@ -120,22 +120,30 @@ class UsageServer:
             return step(request) if callable(step) else step
         return self.answer(request)
 
+    def company(self, lookup: dict[str, str]) -> dict[str, Any] | None:
+        """What ``companies.getByProductLink`` answers for one lookup."""
+        company = self.orgs.get(lookup["externalOrgId"])
+        if company is None:
+            return None
+        return {
+            "id": company,
+            "shortId": company,
+            "name": company,
+            "domain": None,
+            "createdAt": "2024-01-15T10:30:00.000Z",
+        }
+
     def answer(
         self, request: httpx.Request, errors: dict[int, tuple[str, int]] | None = None
     ) -> httpx.Response:
         if request.method == "GET":
-            org = json.loads(request.url.params["input"])["externalOrgId"]
-            company = self.orgs.get(org)
-            data = None
-            if company is not None:
-                data = {
-                    "id": company,
-                    "shortId": company,
-                    "name": company,
-                    "domain": None,
-                    "createdAt": "2024-01-15T10:30:00.000Z",
-                }
-            return httpx.Response(200, json={"result": {"data": data}})
+            lookups = json.loads(request.url.params["input"])
+            if "batch=1" not in str(request.url):
+                return httpx.Response(200, json={"result": {"data": self.company(lookups)}})
+            answers = [
+                {"result": {"data": self.company(lookups[str(i)])}} for i in range(len(lookups))
+            ]
+            return httpx.Response(200, json=answers)
         items = []
         for index, call in enumerate(calls(request)):
             if errors and index in errors:
@@ -577,7 +585,7 @@ def test_each_usage_result_is_reported_to_the_client() -> None:
 # --- external org ids -----------------------------------------------------------------------
 
 
-def test_org_ids_are_resolved_when_sent_once_per_batch() -> None:
+def test_org_ids_are_resolved_when_sent_together_once_per_batch() -> None:
     refused: list[tuple[UsageEvent, ChatarminOSError]] = []
     server = UsageServer(orgs={"org_1": "c_org1"})
     client = make_client(server, on_error=lambda event, error: refused.append((event, error)))
@@ -587,11 +595,12 @@ def test_org_ids_are_resolved_when_sent_once_per_batch() -> None:
     track(client, "d")
     assert server.requests == []  # nothing on the caller's path
     assert client.flush() == 0
-    lookups = [r for r in server.requests if r.method == "GET"]
-    assert [json.loads(r.url.params["input"]) for r in lookups] == [
-        {"externalOrgId": "org_1"},
-        {"externalOrgId": "org_unlinked"},
-    ]
+    [lookup] = [r for r in server.requests if r.method == "GET"]  # one for the batch's orgs
+    assert lookup.url.path.endswith("/companies.getByProductLink,companies.getByProductLink")
+    assert json.loads(lookup.url.params["input"]) == {
+        "0": {"externalOrgId": "org_1"},
+        "1": {"externalOrgId": "org_unlinked"},
+    }
     [sent] = server.track_requests()
     assert sent.content == wire(
         event_input("a", company="c_org1"), event_input("c", company="c_org1"), event_input("d")
@@ -614,6 +623,27 @@ def test_a_failed_org_lookup_keeps_only_its_events() -> None:
     assert client.usage_buffer.stats().pending == 1
     assert client.flush(timeout=60) == 0
     assert server.counted == {"b": 1, "a": 1}
+
+
+def test_one_failed_lookup_of_a_batch_keeps_only_that_orgs_events() -> None:
+    def one_lookup_fails(request: httpx.Request) -> httpx.Response:
+        ok_one = {"result": {"data": server.company({"externalOrgId": "org_1"})}}
+        return httpx.Response(207, json=[ok_one, failure])
+
+    failure = trpc_error("INTERNAL_SERVER_ERROR", 500, "companies.getByProductLink")
+    failed = httpx.Response(500, json=failure)
+    orgs = {"org_1": "c_org1", "org_2": "c_org2"}
+    server = UsageServer(one_lookup_fails, failed, failed, orgs=orgs)  # and both retries
+    time = FakeTime()
+    client = make_client(server, time, flush_interval=0)
+    track(client, "a", external_org_id="org_1")
+    track(client, "b", external_org_id="org_2")
+    assert client.usage_buffer._step() == 0
+    assert len(time.sleeps) == 2  # the client retried org_2's lookup alone, twice
+    assert server.counted == {"a": 1}  # org_2's lookup failed: its event waits
+    assert client.usage_buffer.stats().pending == 1
+    assert client.flush(timeout=60) == 0
+    assert server.counted == {"a": 1, "b": 1}
 
 
 # --- a full buffer --------------------------------------------------------------------------

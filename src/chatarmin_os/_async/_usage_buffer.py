@@ -639,16 +639,24 @@ class AsyncUsageBuffer:
     async def _send(self, batch: list[UsageEvent]) -> list[_Outcome]:
         """Each event's answer (a result or an error) and the company it was counted for."""
         sender = self._sender_client()
+        orgs = list(
+            dict.fromkeys(
+                event.external_org_id
+                for event in batch
+                if event.company_id is None and event.external_org_id is not None
+            )
+        )
         companies: dict[str, str | ChatarminOSError] = {}
-        for event in batch:
-            org = event.external_org_id
-            if event.company_id is None and org is not None and org not in companies:
-                try:
-                    company = await sender.companies.get_by_product_link(external_org_id=org)
-                except ChatarminOSError as exc:
-                    companies[org] = exc
-                else:
-                    companies[org] = company.id if company is not None else UnlinkedOrgError(org)
+        if orgs:  # looked up together: one round trip for the batch's orgs
+            answers = await sender.companies._get_many_by_product_link(orgs)
+            for org, company in zip(orgs, answers, strict=True):
+                companies[org] = (
+                    company
+                    if isinstance(company, ChatarminOSError)
+                    else company.id
+                    if company is not None
+                    else UnlinkedOrgError(org)
+                )
         outcomes: list[_Outcome] = []
         inputs: list[dict[str, Any]] = []
         places: list[int] = []

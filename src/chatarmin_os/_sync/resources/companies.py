@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from ..._concurrency import Fetch
+from ..._exceptions import ChatarminOSError, InvalidInputError
 from ..._inputs import Hints, HintsDict, hints_input
 from ..._models import Company, SmartLinkResult
 from ..._types import NOT_GIVEN, NotGiven
@@ -55,6 +57,31 @@ class Companies(APIResource):
         if self._cache is not None:
             return self._cache.load_mapping(external_org_id, fetch)
         return fetch()
+
+    def _get_many_by_product_link(
+        self, external_org_ids: Sequence[str]
+    ) -> list[Company | ChatarminOSError | None]:
+        """:meth:`get_by_product_link` for many org ids: each answer or error, in order.
+
+        Without a cache the lookups travel together, as tRPC batches (the usage buffer
+        resolves a batch's orgs so: one round trip, not one per org); with one, each goes
+        through it (fresh answers at once, misses with its Redis level and outage rules).
+        """
+        if self._cache is None and len(external_org_ids) > 1:
+            inputs = [{"externalOrgId": org} for org in external_org_ids]
+            try:
+                return self._client._call_many(
+                    "companies.getByProductLink", inputs, _optional_company
+                )
+            except InvalidInputError:  # an org id that cannot be sent: find it, one by one
+                pass
+        answers: list[Company | ChatarminOSError | None] = []
+        for org in external_org_ids:
+            try:
+                answers.append(self.get_by_product_link(external_org_id=org))
+            except ChatarminOSError as exc:
+                answers.append(exc)
+        return answers
 
     def create(
         self,
