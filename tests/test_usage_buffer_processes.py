@@ -331,6 +331,119 @@ def test_faults_over_http_leave_the_exact_total() -> None:
         assert stats.retries == 12 * 200
 
 
+class FaultyProxy:
+    """An HTTP proxy in front of a server that, seeded at random, drops the answer after the
+    server applied the request (closing the connection), or answers itself: a 503 tRPC
+    error, an HTML 502 page, an HTML 200 page. The rest it forwards."""
+
+    def __init__(self, upstream: str, seed: int) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from random import Random
+
+        random = Random(seed)
+        lock = threading.Lock()
+        self.fired: dict[str, int] = {}
+        forward = httpx.Client(base_url=upstream)
+        fired = self.fired
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def answer(self) -> None:
+                size = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(size) if size else b""
+                with lock:
+                    roll = random.random()
+                kind = (
+                    "lost"
+                    if roll < 0.10
+                    else "503"
+                    if roll < 0.18
+                    else "html 502"
+                    if roll < 0.23
+                    else "html 200"
+                    if roll < 0.28
+                    else "forwarded"
+                )
+                with lock:
+                    fired[kind] = fired.get(kind, 0) + 1
+                status, content_type, content = 200, "text/html", b"<html>proxy</html>"
+                if kind in ("lost", "forwarded"):
+                    headers = {
+                        name: value
+                        for name, value in self.headers.items()
+                        if name.lower() in ("authorization", "content-type")
+                    }
+                    answer = forward.request(self.command, self.path, content=body, headers=headers)
+                    if kind == "lost":  # applied by the server, the answer never arrives
+                        self.close_connection = True
+                        return
+                    status, content_type, content = (
+                        answer.status_code,
+                        answer.headers["content-type"],
+                        answer.content,
+                    )
+                elif kind == "503":
+                    status, content_type = 503, "application/json"
+                    error = {"code": "SERVICE_UNAVAILABLE", "httpStatus": 503}
+                    content = json.dumps(
+                        {"error": {"message": "busy", "code": -32603, "data": error}}
+                    ).encode()
+                elif kind == "html 502":
+                    status = 502
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = answer
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._forward = forward
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/api/v1"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._forward.close()
+
+
+def test_random_faults_through_a_proxy_leave_the_exact_total_with_the_worker() -> None:
+    """Thousands of events through a proxy that loses answers after the server applied
+    them and answers 503s and HTML pages, at random: the worker (not the caller) sends,
+    nothing is raised, and the server counts each event once."""
+    with ChatarminOSServer() as server:
+        company_id = server.add_company("Acme", limits={"ai_credit": None})
+        proxy = FaultyProxy(server.base_url.removesuffix("/api/v1"), seed=7)
+        waits: list[float] = []
+        client = ChatarminOS(
+            api_key=server.api_key,
+            base_url=proxy.base_url,
+            sleep=waits.append,  # backoff noted, not waited
+            usage_buffer=UsageBufferOptions(),
+        )
+        try:
+            total = 5000
+            for _ in range(total):
+                client.billing.track_usage_later(
+                    company_id=company_id, feature_code="ai_credit", quantity=1
+                )
+            assert client.flush(timeout=120) == 0
+            client.close()
+        finally:
+            proxy.close()
+        server.assert_usage(company_id, "ai_credit", total)
+        stats = client.usage_buffer.stats()
+        assert (stats.sent, stats.refused, stats.dropped, stats.pending) == (total, 0, 0, 0)
+        assert stats.duplicates > 0 and stats.retries > 0
+        assert set(proxy.fired) == {"lost", "503", "html 502", "html 200", "forwarded"}
+
+
 def test_enqueueing_does_not_touch_the_network_while_the_server_is_down() -> None:
     """No server listens: every call returns at once with its key, and close is bounded."""
     sent: list[httpx.Request] = []
