@@ -15,22 +15,9 @@ import socket
 import threading
 from types import TracebackType
 
-ANSWER = json.dumps(
-    {
-        "result": {
-            "data": {
-                "featureCode": "ai_credit",
-                "currentUsage": 1,
-                "quantityLimit": None,
-                "includedQuantity": None,
-                "remaining": None,
-                "billableQuantity": 1,
-                "isAtLimit": False,
-                "duplicate": False,
-            }
-        }
-    }
-).encode()
+from tests.helpers import UNLIMITED_USAGE
+
+ANSWER = json.dumps({"result": {"data": UNLIMITED_USAGE}}).encode()
 
 
 class FakeClock:
