@@ -6,24 +6,20 @@ shares its parent's pooled sockets, locks held by the parent's other threads and
 background state: using them from two processes mixes answers between processes and loses
 usage. So everything a client holds that must not cross a fork registers here, and is reset
 in the child right after the fork, while the child still has a single thread:
-
-* :func:`register` an object with an ``_after_fork_in_child()`` method (held weakly);
-* :func:`generation` is a counter bumped in every forked child, for state that is cheaper to
-  check lazily (compare the number you saw with the current one).
+:func:`register` an object with an ``_after_fork_in_child()`` method (held weakly).
 
 The parent is never touched: its pools, locks and workers go on as before.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import weakref
 from typing import Protocol
 
-__all__ = ["ForkAware", "generation", "register"]
+from ._logs import logger
 
-_logger = logging.getLogger("chatarmin_os")
+__all__ = ["ForkAware", "register"]
 
 
 class ForkAware(Protocol):
@@ -32,13 +28,7 @@ class ForkAware(Protocol):
     def _after_fork_in_child(self) -> None: ...
 
 
-_generation = 0
 _registered: weakref.WeakSet[ForkAware] = weakref.WeakSet()
-
-
-def generation() -> int:
-    """How many forks this process is away from where the module was imported."""
-    return _generation
 
 
 def register(obj: ForkAware) -> None:
@@ -47,13 +37,11 @@ def register(obj: ForkAware) -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _generation
-    _generation += 1
     for obj in list(_registered):
         try:
             obj._after_fork_in_child()
         except Exception:  # pragma: no cover - a reset must never break the child
-            _logger.exception("chatarmin_os: resetting %r after fork failed", type(obj).__name__)
+            logger.exception("chatarmin_os: resetting %r after fork failed", type(obj).__name__)
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows

@@ -9,7 +9,7 @@ matching method, so a payload can be built, type-checked, and passed as ``**payl
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 import pydantic
 from pydantic import ConfigDict, Field, field_validator
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 from ._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 from ._validate import free_map, model_input
+from ._wire import FeatureSource
 
 __all__ = [
     "ApplyTierInput",
@@ -169,7 +170,7 @@ class FeatureSetAccessInput(_FeatureSetAccessRequired, total=False):
     quantity_limit: int | None
     included_quantity: int | None
     config: dict[str, Any] | None
-    source: Literal["subscription", "manual", "trial", "api"] | None
+    source: FeatureSource | None
     valid_until: datetime | str | None
 
 

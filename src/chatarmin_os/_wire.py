@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import quote
 
 from ._types import Transformer
@@ -31,6 +31,7 @@ __all__ = [
     "TRPC_CODE_NUMBER",
     "TRPC_CODE_STATUS",
     "EncodedRequest",
+    "FeatureSource",
     "Kind",
     "batch_input",
     "batch_query_length",
@@ -105,8 +106,11 @@ MAX_SAFE_INTEGER = 2**53 - 1
 MAX_BULK_CONTACTS = 1000
 """The most contacts one ``contacts.bulkUpsert`` call takes."""
 
-FEATURE_SOURCES = ("subscription", "manual", "trial", "api")
-"""Where a company's access to a feature can come from (``source``)."""
+FeatureSource = Literal["subscription", "manual", "trial", "api"]
+"""Where a company's access to a feature came from (``source``)."""
+
+FEATURE_SOURCES: tuple[str, ...] = get_args(FeatureSource)
+"""The values of :data:`FeatureSource`, for checks at run time."""
 
 
 def is_superjson_shaped(value: Any) -> bool:

@@ -58,7 +58,6 @@ from typing import Any, Literal
 import anyio
 
 from ._async.client import AsyncChatarminOS
-from ._async.resources.contacts import MAX_BULK_CONTACTS
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -68,6 +67,7 @@ from ._exceptions import (
 )
 from ._inputs import ContactInput, HintsDict, OnboardInput
 from ._validate import positive_int, require_str, timestamp
+from ._wire import MAX_BULK_CONTACTS
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

@@ -650,13 +650,12 @@ class AsyncUsageBuffer:
         if orgs:  # looked up together: one round trip for the batch's orgs
             answers = await sender.companies._get_many_by_product_link(orgs)
             for org, company in zip(orgs, answers, strict=True):
-                companies[org] = (
-                    company
-                    if isinstance(company, ChatarminOSError)
-                    else company.id
-                    if company is not None
-                    else UnlinkedOrgError(org)
-                )
+                if company is None:
+                    companies[org] = UnlinkedOrgError(org)
+                elif isinstance(company, ChatarminOSError):
+                    companies[org] = company
+                else:
+                    companies[org] = company.id
         outcomes: list[_Outcome] = []
         inputs: list[dict[str, Any]] = []
         places: list[int] = []

@@ -8,6 +8,8 @@ import pydantic
 from pydantic import ConfigDict
 from pydantic.alias_generators import to_camel
 
+from .._wire import FeatureSource as FeatureSource
+
 LinkStatus = Literal["created", "linked", "already_linked"]
 """How ``onboard`` found the company: made anew, matched and linked, or linked before."""
 
@@ -17,8 +19,6 @@ SmartLinkStatus = Literal["already_linked", "linked", "suggestions", "no_match"]
 MatchedBy = Literal["domain", "name", "email_domain"]
 """Which hint made a smart-link suggestion."""
 
-FeatureSource = Literal["subscription", "manual", "trial", "api"]
-"""Where a company's access to a feature came from."""
 
 Provenance = Literal["live", "cache", "stale", "fallback"]
 """Where an answer came from: the server just now, the entitlement cache (fresh), the cache past

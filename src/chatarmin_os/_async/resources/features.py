@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal, get_args, overload
+from typing import Any, Literal, overload
 
 from ..._exceptions import ChatarminOSError, InvalidInputError
 from ..._inputs import FeatureCheckInput
@@ -20,12 +20,12 @@ from ..._validate import (
     show,
     timestamp,
 )
+from ..._wire import FEATURE_SOURCES
 from ._resource import AsyncAPIResource, list_of
 from .companies import AsyncCompanies, product_link
 
 __all__ = ["AsyncFeatures"]
 
-_SOURCES = get_args(FeatureSource)
 _list_details = list_of(FeatureAccessDetail)
 
 
@@ -169,10 +169,10 @@ class AsyncFeatures(AsyncAPIResource):
         if source is None:
             source = NOT_GIVEN
         if not isinstance(source, NotGiven) and (
-            not isinstance(source, str) or source not in _SOURCES
+            not isinstance(source, str) or source not in FEATURE_SOURCES
         ):
             raise InvalidInputError(
-                "source", f"must be one of {', '.join(_SOURCES)}, got {show(source)}"
+                "source", f"must be one of {', '.join(FEATURE_SOURCES)}, got {show(source)}"
             )
         until: datetime | NotGiven | None = valid_until  # type: ignore[assignment]
         if valid_until is not None and not isinstance(valid_until, NotGiven):

@@ -18,11 +18,11 @@ from ..._validate import (
     optional_str,
     require_str,
 )
+from ..._wire import MAX_BULK_CONTACTS
 from ._resource import APIResource, list_of
 
-__all__ = ["MAX_BULK_CONTACTS", "Contacts"]
+__all__ = ["Contacts"]
 
-MAX_BULK_CONTACTS = 1000
 """The most contacts one ``bulk_upsert`` call takes."""
 
 _list_contacts = list_of(Contact)
