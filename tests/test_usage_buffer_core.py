@@ -30,6 +30,7 @@ from chatarmin_os import (
 )
 from chatarmin_os._usage_buffer import (
     MemoryStore,
+    backoff_delay,
     classify,
     describe,
     destination,
@@ -104,6 +105,24 @@ def test_a_lease_outlasts_a_request() -> None:
     assert lease_seconds(httpx.Timeout(30.0, connect=5.0)) == 3 * (5 + 30 + 30 + 30)
     assert lease_seconds(None) == 600.0
     assert lease_seconds(httpx.Timeout(None)) == 600.0
+
+
+@pytest.mark.parametrize(
+    ("failures", "low", "high"),
+    [(1, 0.0, 0.0), (2, 0.075, 0.1), (3, 0.15, 0.2), (5, 0.6, 0.8), (12, 6.0, 8.0), (64, 6.0, 8.0)],
+)
+def test_the_backoff_grows_from_a_blip_to_8_seconds(failures: int, low: float, high: float) -> None:
+    for _ in range(20):  # the jitter: up to 25 % less
+        assert low <= backoff_delay(failures, None) <= high
+
+
+@pytest.mark.parametrize("header", [{"retry-after": "3600"}, {"retry-after": "soon"}])
+def test_a_retry_after_that_cannot_be_used_does_not_stop_the_backoff_growing(
+    header: dict[str, str],
+) -> None:
+    assert 0.6 <= backoff_delay(5, httpx.Headers(header)) <= 0.8  # as without a header
+    assert backoff_delay(5, httpx.Headers({"retry-after": "7"})) == 7.0
+    assert backoff_delay(1, httpx.Headers({"retry-after-ms": "250"})) == 0.25
 
 
 def payload(key: str) -> dict[str, object]:

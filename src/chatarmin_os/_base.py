@@ -33,6 +33,7 @@ __all__ = [
     "MAX_RETRIES",
     "MAX_TIMEOUT",
     "ClientConfig",
+    "retry_after",
     "retry_delay",
     "should_retry",
 ]
@@ -401,25 +402,36 @@ def _retry_after_seconds(headers: httpx.Headers | None, now: float) -> float | N
     return parsed.timestamp() - now
 
 
+def retry_after(
+    headers: httpx.Headers | None, *, now: Callable[[], float] = time.time
+) -> float | None:
+    """The wait a ``retry-after-ms`` / ``Retry-After`` header asks for, when it is usable
+    (between 0 and 60 s); else ``None``."""
+    try:
+        after = _retry_after_seconds(headers, now())
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return after if after is not None and 0 <= after <= MAX_RETRY_AFTER else None
+
+
 def retry_delay(
     retries_taken: int,
     headers: httpx.Headers | None,
     *,
     now: Callable[[], float] = time.time,
     jitter: Callable[[], float] | None = None,
+    initial: float = INITIAL_RETRY_DELAY,
 ) -> float:
     """Seconds to wait before retry number ``retries_taken + 1``.
 
-    A ``retry-after-ms`` / ``Retry-After`` header between 0 and 60 s wins; otherwise
-    exponential backoff from 0.5 s, capped at 8 s, with up to 25 % jitter off.
+    A usable ``retry-after-ms`` / ``Retry-After`` header (:func:`retry_after`) wins;
+    otherwise exponential backoff from ``initial`` (0.5 s), capped at 8 s, with up to 25 %
+    jitter off.
     """
-    try:
-        after = _retry_after_seconds(headers, now())
-    except (TypeError, ValueError, OverflowError):
-        after = None
-    if after is not None and 0 <= after <= MAX_RETRY_AFTER:
+    after = retry_after(headers, now=now)
+    if after is not None:
         return after
-    delay = min(INITIAL_RETRY_DELAY * (2.0**retries_taken), MAX_RETRY_DELAY)
+    delay = min(initial * (2.0 ** min(retries_taken, 64)), MAX_RETRY_DELAY)
     if jitter is None:
         import random
 

@@ -25,7 +25,6 @@ import hashlib
 import json
 import math
 import os
-import random
 import re
 import socket
 from collections import deque
@@ -36,10 +35,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 import httpx
 
-from ._base import retry_delay
+from ._base import retry_after, retry_delay
 from ._exceptions import (
     APIConnectionError,
-    APIResponseValidationError,
     APIStatusError,
     AuthenticationError,
     ChatarminOSError,
@@ -282,9 +280,6 @@ def classify(error: ChatarminOSError) -> Outcome:
         status = error.status_code
         if error.code is not None and 400 <= status < 500 and status not in (408, 429):
             return "refused"
-        return "retry"
-    if isinstance(error, (APIConnectionError, APIResponseValidationError)):
-        return "retry"
     return "retry"
 
 
@@ -305,24 +300,23 @@ def describe(error: ChatarminOSError) -> str:
 
 BACKOFF_START = 0.1
 """Seconds before the second retry in a row of a failed batch (the first is at once)."""
-BACKOFF_MAX = 8.0
-"""The longest wait between two attempts, unless ``Retry-After`` asks for more (up to 60 s)."""
 
 
 def backoff_delay(failures: int, headers: httpx.Headers | None) -> float:
     """Seconds to wait after the ``failures``-th failed round in a row.
 
-    ``Retry-After`` (or ``retry-after-ms``) from the answer wins. Else the first failure is
-    retried at once (a lost answer or a reset connection is a blip, and the keys make a
-    repeat harmless), then 0.1 s doubling up to 8 s, up to 25 % less at random so processes
-    that failed together do not retry together.
+    A usable ``Retry-After`` (or ``retry-after-ms``, 0 to 60 s) from the answer wins. Else
+    the first failure is retried at once (a lost answer or a reset connection is a blip, and
+    the keys make a repeat harmless), then the client's backoff from 0.1 s: doubling up to
+    8 s, up to 25 % less at random so processes that failed together do not retry together
+    (a ``Retry-After`` asking for more than 60 s, or unreadable, does not stop the growth).
     """
-    if headers is not None and ("retry-after" in headers or "retry-after-ms" in headers):
-        return retry_delay(0, headers)
+    after = retry_after(headers)
+    if after is not None:
+        return after
     if failures <= 1:
         return 0.0
-    delay = min(BACKOFF_START * 2.0 ** min(failures - 2, 16), BACKOFF_MAX)
-    return delay * (1 - 0.25 * random.random())
+    return retry_delay(failures - 2, None, initial=BACKOFF_START)
 
 
 def destination(base_url: str, api_key: str) -> str:

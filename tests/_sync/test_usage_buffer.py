@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import re
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -39,7 +40,7 @@ from chatarmin_os import (
     UsageEvent,
     UsageResult,
 )
-from chatarmin_os._concurrency import new_event, sleep, wait_event
+from chatarmin_os._concurrency import Event, new_event, sleep, wait_event
 from chatarmin_os._sync._usage_buffer import UsageBuffer
 from chatarmin_os.local.transport import LocalTransport
 from chatarmin_os.testing import LocalChatarminOS
@@ -456,6 +457,47 @@ def test_a_failed_batch_stops_both_lanes_until_the_backoff_ends() -> None:
     assert buffer.stats().pending == 6 - 2 * (len(sent) - 1)
     assert client.flush(timeout=60) == 0
     assert sorted(server.counted) == [f"k{index}" for index in range(6)]
+
+
+class PairedServer(UsageServer):
+    """Takes requests in pairs, both in flight at once: the first of a pair waits for the
+    second (at most 10 s) and fails with a 503, the second is answered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.partner: Event | None = None
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        with self.lock:
+            self.requests.append(request)
+            partner, self.partner = self.partner, None
+            if partner is None:
+                waiting = self.partner = new_event()
+        if partner is not None:
+            partner.set()
+            return self.answer(request)
+        wait_event(waiting, 10)
+        return httpx.Response(503, json=trpc_error("SERVICE_UNAVAILABLE", 503))
+
+
+def test_a_round_where_one_lane_fails_still_grows_the_backoff() -> None:
+    server = PairedServer()
+    client = make_client(server, max_batch=2, flush_interval=60)
+    buffer = client.usage_buffer
+    for round_number in (1, 2):
+        for index in range(2):
+            track(client, f"r{round_number}-{index}")
+        if round_number == 1:
+            track(client, "r1-2")
+            track(client, "r1-3")
+        assert buffer._step() == 0
+        # One batch answered, the other failed: a failed round, the run goes on.
+        assert buffer._failures == round_number
+        assert buffer.stats().last_error is not None
+    assert len(server.requests) == 4
+    assert len(server.counted) == 4  # two batches of two answered, two events left
+    assert buffer.stats().pending == 2
 
 
 def test_a_lost_answer_is_retried_and_counted_once() -> None:

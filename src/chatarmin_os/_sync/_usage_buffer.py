@@ -471,18 +471,23 @@ class UsageBuffer:
         if more:
             lanes += [functools.partial(self._lane, failures, None)] * (_IN_FLIGHT - 1)
         gather(lanes)
-        if failures:
-            error, headers, _, _ = failures[0]
-            auth = any(failure[2] for failure in failures)
-            with self._lock:
-                delay = self._back_off(headers)
-            (logger.error if auth else logger.info)(
-                "Usage buffer: %d event(s) not sent (%s)%s; next try in %.2f s",
-                sum(failure[3] for failure in failures),
-                describe(error),
-                " - check the API key; the events are kept" if auth else "",
-                delay,
-            )
+        if not failures:
+            with self._lock:  # a round that failed nowhere ends a run of failures
+                self._failures = 0
+                self._counters.last_error = None
+            return 0.0
+        error = failures[0][0]
+        headers = next((failure[1] for failure in failures if failure[1] is not None), None)
+        auth = any(failure[2] for failure in failures)
+        with self._lock:
+            delay = self._back_off(headers)
+        (logger.error if auth else logger.info)(
+            "Usage buffer: %d event(s) not sent (%s)%s; next try in %.2f s",
+            sum(failure[3] for failure in failures),
+            describe(error),
+            " - check the API key; the events are kept" if auth else "",
+            delay,
+        )
         return 0.0
 
     def _take(self, now: float) -> list[UsageEvent]:
@@ -584,9 +589,6 @@ class UsageBuffer:
             counters.refused += len(refused)
             if failure is not None:
                 counters.last_error = describe(failure)
-            else:
-                self._failures = 0
-                counters.last_error = None
             self._notify()
         for company_id, feature_code, result in answered:
             try:
