@@ -36,6 +36,7 @@ __all__ = [
     "batch_input",
     "batch_query_length",
     "dumps",
+    "dumps_plain",
     "encode_batch",
     "encode_input",
     "encode_request",
@@ -175,7 +176,17 @@ def parse_datetime(value: str) -> datetime:
 
 def dumps(value: Any) -> str:
     """Compact JSON, as ``JSON.stringify`` writes it (no spaces, non-ASCII kept)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _DUMPS.encode(value)
+
+
+def dumps_plain(value: Any) -> str:
+    """:func:`dumps`, with datetimes written as ISO-8601 UTC strings (and dates as ISO dates,
+    other mappings as objects), as a JSON server answers them."""
+    return _PLAIN_ENCODER.encode(value)
+
+
+# Made once: json.dumps with options builds an encoder on every call.
+_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def encode_uri_component(text: str) -> str:

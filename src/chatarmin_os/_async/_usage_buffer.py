@@ -407,7 +407,7 @@ class AsyncUsageBuffer:
             return False
         pause = resume_at - self._clock()
         if pause > 0:
-            if deadline is not None and self._clock() + pause > deadline:
+            if deadline is not None and resume_at > deadline:
                 return False
             await self._client._sleep(pause)
         if self._resume_at == resume_at:

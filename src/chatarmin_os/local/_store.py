@@ -60,11 +60,6 @@ class Store:
             self._stamp = format_ts(self.now)
         return self._stamp
 
-    @property
-    def made_stamp(self) -> str | None:
-        """:attr:`stamp` if it was made (or given), else ``None``."""
-        return self._stamp
-
     # -- SQL -----------------------------------------------------------------------------
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:

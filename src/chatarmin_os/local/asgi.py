@@ -76,11 +76,6 @@ class TRPCApp:
         answer = self.handler.handle(method, raw_path, query, headers, body)
         return answer.status, answer.body
 
-    @property
-    def too_large(self) -> bytes:
-        """The answer (413) to a body over the limit."""
-        return self._too_large
-
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")

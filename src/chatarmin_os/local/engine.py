@@ -64,7 +64,7 @@ from .._procedures import PROCEDURES
 from ._errors import ProcedureError
 from ._registry import Procedure
 from ._schema import catalog_is_empty, create_schema, dangling_references, write_catalog
-from ._store import Store, parse_ts
+from ._store import Store, format_ts, parse_ts
 from .catalog import SeedError, default_catalog, normalize_catalog
 from .procedures import REGISTRY
 
@@ -119,8 +119,7 @@ class LocalEngine:
         self._clock = clock or _system_clock
         self._lock = threading.RLock()  # reentrant: calls run inside a batch()
         self._in_batch = False
-        self._batch_now: datetime | None = None  # the instant of the batch running
-        self._batch_stamp: str | None = None
+        self._batch_moment: tuple[datetime, str] | None = None  # the batch's instant, stamp
         self._known: dict[str, str] = {}  # accepted API key -> product, so far
         self._private = database == ":memory:"
         catalog = normalize_catalog(seed, source="seed") if seed is not None else None
@@ -202,7 +201,8 @@ class LocalEngine:
             conn = self._open_conn()
             conn.execute("BEGIN IMMEDIATE")
             self._in_batch = True
-            self._batch_now = self._now()
+            now = self._now()
+            self._batch_moment = (now, format_ts(now))
             try:
                 yield
             except BaseException:
@@ -213,14 +213,14 @@ class LocalEngine:
                 conn.execute("COMMIT")
             finally:
                 self._in_batch = False
-                self._batch_now = self._batch_stamp = None
+                self._batch_moment = None
 
     def _run(self, procedure: Procedure, product: str, args: dict[str, Any]) -> Any:
         with self._lock:
             conn = self._open_conn()
             if self._in_batch:
-                assert self._batch_now is not None
-                store = Store(conn, product, self._batch_now, self._batch_stamp)
+                assert self._batch_moment is not None
+                store = Store(conn, product, *self._batch_moment)
                 conn.execute("SAVEPOINT call")
                 try:
                     result = procedure.handler(store, args)
@@ -228,8 +228,6 @@ class LocalEngine:
                     conn.execute("ROLLBACK TO call")
                     conn.execute("RELEASE call")
                     raise
-                finally:
-                    self._batch_stamp = store.made_stamp
                 conn.execute("RELEASE call")
                 return result
             store = Store(conn, product, self._now())

@@ -31,14 +31,13 @@ import re
 from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal, NoReturn
 from urllib.parse import unquote_plus, unquote_to_bytes
 
 from .._wire import (
     TRPC_CODE_NUMBER,
     TRPC_CODE_STATUS,
-    format_datetime,
+    dumps_plain,
     is_superjson_shaped,
     superjson_deserialize,
     superjson_serialize,
@@ -110,22 +109,13 @@ def _error_shape(code: str, message: str, path: str | None) -> dict[str, Any]:
     return {"message": message, "code": TRPC_CODE_NUMBER.get(code, -32603), "data": data}
 
 
-def _plain_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def _encode(payload: Any) -> bytes:
     """Compact JSON as ``JSON.stringify`` writes it; datetimes as ISO-8601 UTC strings.
 
     A lone surrogate (which no stored value holds, but an echoed input might) is written as
     a ``\\udXXX`` escape, as ``JSON.stringify`` does, so the answer is always valid UTF-8.
     """
-    text = json.dumps(
-        payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_plain_default
-    )
-    return text.encode("utf-8", "backslashreplace")
+    return dumps_plain(payload).encode("utf-8", "backslashreplace")
 
 
 def _reject_constant(name: str) -> NoReturn:

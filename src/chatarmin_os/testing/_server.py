@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from ..local.engine import LocalEngine
-from ..local.protocol import DEFAULT_PREFIX, ServerTransformer, handle
+from ..local.protocol import DEFAULT_PREFIX, ServerTransformer, TRPCHandler
 from ._faults import Fault, Faults, request_is_superjson, request_paths
 from ._local import LocalChatarminOS
 
@@ -77,8 +77,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw_path, _, query = self.path.partition("?")
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
-        paths = request_paths(raw_path, query)
-        fault = owner.faults.take(paths) if raw_path.startswith(owner.prefix) else None
+        faulted = owner.faults.armed and raw_path.startswith(owner.prefix)
+        paths = request_paths(raw_path, query) if faulted else []
+        fault = owner.faults.take(paths) if faulted else None
         if fault is not None and fault.kind == "status":
             status, headers, content = fault.answer(
                 paths, request_is_superjson(self.command, query, body)
@@ -86,15 +87,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, headers, content)
             return
         if fault is None or fault.applied:
-            response = handle(
-                owner.engine,
+            response = owner.handler.handle(
                 self.command,
                 raw_path,
                 query,
                 {name.lower(): value for name, value in self.headers.items()},
                 body,
-                prefix=owner.prefix,
-                transformer=owner.transformer,
             )
             if fault is None:
                 self._send(response.status, response.headers, response.body)
@@ -150,6 +148,8 @@ class LocalHTTPServer:
         self.faults = faults
         self.prefix = prefix
         self.transformer: ServerTransformer = transformer
+        self.handler = TRPCHandler(engine, prefix=prefix, transformer=transformer)
+        """The tRPC handling, one for every request."""
         self.stopping = threading.Event()
         self._address = (host, port)
         self._server: _Server | None = None

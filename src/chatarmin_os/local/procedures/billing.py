@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..._wire import MAX_SAFE_INTEGER
+from ..._wire import MAX_SAFE_INTEGER, dumps
 from .. import _shapes
 from .._checks import ID, LABEL, OPTIONAL_ID, F, Obj, integer, json_object
 from .._errors import ProcedureError
@@ -43,14 +43,13 @@ ACTIVE_SUBSCRIPTION_STATUSES = ("active", "trialing")
 
 
 # Made once: json.dumps with options builds an encoder on every call (most of its cost here).
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _ENCODE_CANONICAL = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True
 ).encode
 
 
 def _json(value: Any, *, canonical: bool = False) -> str:
-    return _ENCODE_CANONICAL(value) if canonical else _ENCODE(value)
+    return _ENCODE_CANONICAL(value) if canonical else dumps(value)
 
 
 def _quoted(key: str) -> str:
@@ -59,11 +58,12 @@ def _quoted(key: str) -> str:
 
 # -- usage -----------------------------------------------------------------------------------
 
-# The feature (metered?), the company's access to it (is there a row? its limits, its usage)
-# and the first call with this key (its figures), for ?1 company, ?2 feature, ?3 product,
-# ?4 key; no row when the company or the feature does not exist.
+# The feature (metered?), the company's access to it (its limits and usage; all NULL without
+# an access row, which reads as "not enabled") and the first call with this key (its figures),
+# for ?1 company, ?2 feature, ?3 product, ?4 key; no row when the company or the feature
+# does not exist.
 _COUNTING_STATE = """
-    SELECT f.metered, a.company_id IS NOT NULL, a.is_enabled, a.quantity_limit,
+    SELECT f.metered, a.is_enabled, a.quantity_limit,
            a.included_quantity, a.valid_until, a.current_usage,
            e.feature_code, e.quantity, e.metadata, e.result
     FROM companies c
@@ -133,8 +133,8 @@ def track_usage(store: Store, args: dict[str, Any]) -> dict[str, Any]:
         store.company(company_id, "id")
         store.feature(code, "code")
         raise AssertionError("unreachable: the company and the feature exist")
-    (metered, has_access, is_enabled, limit, included, valid_until, usage) = row[:7]
-    seen_feature, seen_quantity, seen_metadata, seen_result = row[7:]
+    metered, is_enabled, limit, included, valid_until, usage = row[:6]
+    seen_feature, seen_quantity, seen_metadata, seen_result = row[6:]
     if seen_result is not None:
         assert key is not None
         different = [
@@ -161,8 +161,6 @@ def track_usage(store: Store, args: dict[str, Any]) -> dict[str, Any]:
         raise ProcedureError(
             "BAD_REQUEST", f'featureCode: feature "{code}" is not metered; usage cannot be tracked'
         )
-    if not has_access:  # no access row: not enabled, nothing counted yet
-        is_enabled, limit, included, valid_until, usage = False, None, None, None, 0
     expiry = parse_ts(valid_until)
     if not is_enabled or (expiry is not None and expiry <= store.now):
         raise ProcedureError(

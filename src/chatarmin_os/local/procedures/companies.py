@@ -33,7 +33,6 @@ __all__ = [
     "index_name",
     "name_grams",
     "normalize_name",
-    "similarity",
     "smart_link",
     "smart_link_result",
     "update",
@@ -120,13 +119,6 @@ def name_grams(key: str) -> set[str]:
         return set()
     padded = f" {key} "
     return {padded[i : i + 3] for i in range(len(padded) - 2)}
-
-
-def similarity(left: str, right: str) -> float:
-    """1.0 when equal, else ``difflib.SequenceMatcher`` ratio."""
-    if left == right:
-        return 1.0
-    return difflib.SequenceMatcher(None, left, right).ratio()
 
 
 def domain_key(domain: str | None) -> str | None:
@@ -263,7 +255,8 @@ def _candidates(
 
 
 def _name_score(hint_name: str, company_key: str) -> float:
-    """``80 × similarity``, rounded to one decimal; 0 when it cannot reach the threshold."""
+    """``80 ×`` the names' ``difflib`` similarity ratio, rounded to one decimal; 0 when it
+    cannot reach the threshold."""
     if hint_name == company_key:
         return 80.0
     matcher = difflib.SequenceMatcher(None, hint_name, company_key)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from ..._wire import MAX_BULK_CONTACTS
+from ..._wire import MAX_BULK_CONTACTS, dumps
 from .. import _shapes
 from .._checks import ID, LABEL, F, Obj, array, boolean, email, json_object, text
 from .._registry import mutation, query
@@ -24,8 +23,7 @@ CONTACT_FIELDS = {
 """``ContactInput``: the fields of one contact."""
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+_json = dumps
 
 
 def upsert_contact(store: Store, company_id: str, item: dict[str, Any]) -> tuple[str, bool]:

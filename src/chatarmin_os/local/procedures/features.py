@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from ..._wire import FEATURE_SOURCES
+from ..._wire import FEATURE_SOURCES, dumps
 from .. import _shapes
 from .._checks import ID, OPTIONAL_ID, F, Obj, boolean, enum, integer, json_object, timestamp
 from .._registry import mutation, query
@@ -68,7 +68,7 @@ def save_access(store: Store, company_id: str, feature_code: str, state: dict[st
             int(state["is_enabled"]),
             state["quantity_limit"],
             state["included_quantity"],
-            json.dumps(state["config_values"], ensure_ascii=False, separators=(",", ":")),
+            dumps(state["config_values"]),
             state["source"],
             format_ts(valid_until) if valid_until is not None else None,
             state["current_usage"],

@@ -77,9 +77,9 @@ def onboard(store: Store, args: dict[str, Any]) -> dict[str, Any]:
             )
             billing["linked"] = True
             billing["subscriptionId"] = linked["subscriptionId"]
-            if linked["featuresApplied"] > 0:
+            if linked["featuresApplied"] > 0:  # the subscription's tier: tierCode, if given
                 billing["tierApplied"] = True
-        if "tierCode" in args:
+        if "tierCode" in args and not (billing["linked"] and billing["tierApplied"]):
             set_tier_features(store, company_id, args["tierCode"], {})
             billing["tierApplied"] = True
     if "stripeCustomerId" in args and "stripeSubscriptionId" not in args:
