@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from ._exceptions import APIStatusError, ChatarminOSError, ConfigurationError
-from ._wire import Kind, batch_query_length
+from ._wire import Kind, batch_query_length_of, item_query_length
 
 __all__ = ["BatchOptions", "Call", "plan_batches", "refuses_batching"]
 
@@ -133,39 +133,59 @@ def plan_batches(
 ) -> list[list[Call]]:
     """Split calls of one kind into batches within ``max_items`` and ``max_url_length``.
 
-    Calls keep their order. A query whose URL would pass ``max_url_length`` even in a
-    batch of its own goes alone (it is then sent as a plain call, whose limit is httpx's).
+    Calls keep their order within and across batches, except that a query whose URL would
+    pass ``max_url_length`` even in a batch of its own goes alone, at once, while the calls
+    around it go on filling one batch (it is then sent as a plain call, whose limit is
+    httpx's).
+    A batch's URL length is kept up to date call by call (``_UrlLength``), not summed again.
     """
+    limit = options.max_url_length
     batches: list[list[Call]] = []
     current: list[Call] = []
+    length = _UrlLength(base_url_length)
     for call in calls:
-        if (
-            call.kind == "query"
-            and _batch_url_length([call], base_url_length) > options.max_url_length
-        ):
+        query = call.kind == "query"
+        if query and _UrlLength(base_url_length).with_call(call, 0) > limit:
             batches.append([call])
             continue
-        candidate = [*current, call]
-        if len(candidate) > options.max_items or (
-            call.kind == "query"
-            and _batch_url_length(candidate, base_url_length) > options.max_url_length
+        if len(current) == options.max_items or (
+            query and length.with_call(call, len(current)) > limit
         ):
             batches.append(current)
-            candidate = [call]
-        current = candidate
+            current, length = [], _UrlLength(base_url_length)
+        length.add(call, len(current))
+        current.append(call)
     if current:
         batches.append(current)
     return batches
 
 
-def _batch_url_length(calls: Sequence[Call], base_url_length: int) -> int:
-    paths = sum(len(call.path) for call in calls) + len(calls) - 1
-    return (
-        base_url_length
-        + paths
-        + len("?batch=1&input=")
-        + batch_query_length([call.quoted for call in calls])
-    )
+class _UrlLength:
+    """The length of a batch's URL (``{paths}?batch=1&input={quoted inputs}``) as calls are
+    added: the parts add up, see ``_wire.batch_query_length``."""
+
+    __slots__ = ("_fixed", "_items", "_paths", "_quoted")
+
+    def __init__(self, base_url_length: int) -> None:
+        self._fixed = base_url_length + len("?batch=1&input=")
+        self._paths = -1  # the paths and the commas between them
+        self._items = 0  # the quoted inputs, each with its key
+        self._quoted = 0  # how many calls have an input
+
+    def with_call(self, call: Call, index: int) -> int:
+        """The URL's length if ``call`` came next, as call number ``index``."""
+        paths, items, quoted = self._grown(call, index)
+        return self._fixed + paths + batch_query_length_of(items, quoted)
+
+    def add(self, call: Call, index: int) -> None:
+        """Count ``call`` in, as call number ``index``."""
+        self._paths, self._items, self._quoted = self._grown(call, index)
+
+    def _grown(self, call: Call, index: int) -> tuple[int, int, int]:
+        paths = self._paths + len(call.path) + 1
+        if call.quoted is None:
+            return paths, self._items, self._quoted
+        return paths, self._items + item_query_length(index, call.quoted), self._quoted + 1
 
 
 _NOT_ENABLED = "Batching is not enabled on the server"

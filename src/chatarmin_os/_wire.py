@@ -35,6 +35,7 @@ __all__ = [
     "Kind",
     "batch_input",
     "batch_query_length",
+    "batch_query_length_of",
     "dumps",
     "dumps_plain",
     "encode_batch",
@@ -43,6 +44,7 @@ __all__ = [
     "encode_uri_component",
     "format_datetime",
     "is_superjson_shaped",
+    "item_query_length",
     "parse_datetime",
     "superjson_deserialize",
     "superjson_serialize",
@@ -413,8 +415,20 @@ def batch_query_length(quoted: Sequence[str | None]) -> int:
     encodeURIComponent works character by character, so the parts' lengths add up: the
     braces and commas quote to 3 characters each, ``"i":`` to ``9 + len(str(i))``.
     """
-    items = [(i, q) for i, q in enumerate(quoted) if q is not None]
-    return 6 + sum(9 + len(str(i)) + len(q) for i, q in items) + 3 * max(0, len(items) - 1)
+    items = [item_query_length(i, q) for i, q in enumerate(quoted) if q is not None]
+    return batch_query_length_of(sum(items), len(items))
+
+
+def item_query_length(index: int, quoted: str) -> int:
+    """What the input of call ``index``, already quoted, adds to a batch's quoted input:
+    ``"i":`` quotes to ``9 + len(str(i))`` characters."""
+    return 9 + len(str(index)) + len(quoted)
+
+
+def batch_query_length_of(items: int, count: int) -> int:
+    """A batch's quoted input length from its ``count`` items' :func:`item_query_length`
+    total: the braces and the commas between items quote to 3 characters each."""
+    return 6 + items + 3 * max(0, count - 1)
 
 
 def encode_batch(kind: Kind, paths: Sequence[str], values: Sequence[str | None]) -> EncodedRequest:
