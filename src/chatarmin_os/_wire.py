@@ -39,6 +39,7 @@ __all__ = [
     "dumps",
     "dumps_plain",
     "encode_batch",
+    "encode_call",
     "encode_input",
     "encode_request",
     "encode_uri_component",
@@ -48,7 +49,6 @@ __all__ = [
     "parse_datetime",
     "superjson_deserialize",
     "superjson_serialize",
-    "to_plain_json",
 ]
 
 Kind = Literal["query", "mutation"]
@@ -194,19 +194,6 @@ _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=F
 def encode_uri_component(text: str) -> str:
     """Percent-encode ``text`` exactly as JavaScript's ``encodeURIComponent`` does."""
     return quote(text, safe="-_.!~*'()")
-
-
-def to_plain_json(value: Any) -> Any:
-    """A value ready for plain-JSON mode: datetimes become ISO-8601 strings (UTC, ``Z``)."""
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    if isinstance(value, Mapping):
-        return {str(k): to_plain_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_plain_json(v) for v in value]
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
 
 
 def _escape_key(key: str) -> str:
@@ -363,14 +350,9 @@ class EncodedRequest:
     content: bytes | None
 
 
-def _encode_value(value: Any, transformer: Transformer) -> Any:
-    if transformer == "superjson":
-        return superjson_serialize(value)
-    return to_plain_json(value)
-
-
 def _plain_default(value: Any) -> Any:
-    """What :data:`_PLAIN_ENCODER` makes of what JSON has no type for (as to_plain_json)."""
+    """What :data:`_PLAIN_ENCODER` makes of what JSON has no type for: datetimes as ISO-8601
+    strings (UTC, ``Z``), dates as ISO dates, other mappings as objects."""
     if isinstance(value, datetime):
         return format_datetime(value)
     if isinstance(value, date):
@@ -396,7 +378,7 @@ def encode_input(input: Any, *, transformer: Transformer) -> str:
     try:
         if transformer != "superjson":
             return _PLAIN_ENCODER.encode(input)
-        return dumps(_encode_value(input, transformer))
+        return dumps(superjson_serialize(input))
     except (RecursionError, OverflowError) as exc:
         raise ValueError(f"{type(exc).__name__}: {exc}") from exc
 
@@ -447,29 +429,31 @@ def encode_batch(kind: Kind, paths: Sequence[str], values: Sequence[str | None])
 def encode_request(
     kind: Kind, path: str, input: Any, *, transformer: Transformer, has_input: bool = True
 ) -> EncodedRequest:
-    """Encode one procedure call.
+    """Encode one procedure call from its input (what a client does, in one function).
 
     ``has_input=False`` is a procedure that takes no input: plain JSON sends no ``input``
     parameter at all; superjson sends the encoded ``undefined``, as ``@trpc/client`` does.
     Input that cannot be encoded (not JSON, circular, too deep, a timestamp out of range, a
     string that is not UTF-8) raises ``TypeError`` or ``ValueError``, nothing else.
     """
-    try:
-        return _encode_request(kind, path, input, transformer, has_input)
-    except (RecursionError, OverflowError) as exc:
-        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+    value = encode_input(input, transformer=transformer) if has_input else None
+    quoted = encode_uri_component(value) if kind == "query" and value is not None else None
+    return encode_call(kind, path, value, quoted, transformer=transformer)
 
 
-def _encode_request(
-    kind: Kind, path: str, input: Any, transformer: Transformer, has_input: bool
+def encode_call(
+    kind: Kind, path: str, value: str | None, quoted: str | None, *, transformer: Transformer
 ) -> EncodedRequest:
+    """Encode one call whose input is encoded already: ``value`` from :func:`encode_input`
+    (``None``: the procedure takes none), ``quoted`` its :func:`encode_uri_component` (for
+    a query)."""
     if kind == "query":
-        if has_input:
-            encoded = dumps(_encode_value(input, transformer))
-        elif transformer == "superjson":
-            encoded = dumps({"json": None, "meta": {"values": ["undefined"], "v": 1}})
-        else:
-            return EncodedRequest("GET", path, None)
-        return EncodedRequest("GET", f"{path}?input={encode_uri_component(encoded)}", None)
-    body = _encode_value(input, transformer) if has_input else _encode_value(None, transformer)
-    return EncodedRequest("POST", path, dumps(body).encode("utf-8"))
+        if quoted is None and transformer == "superjson":
+            quoted = _QUOTED_UNDEFINED  # what @trpc/client sends for "no input"
+        return EncodedRequest("GET", path if quoted is None else f"{path}?input={quoted}", None)
+    if value is None:
+        value = encode_input(None, transformer=transformer)
+    return EncodedRequest("POST", path, value.encode("utf-8"))
+
+
+_QUOTED_UNDEFINED = encode_uri_component('{"json":null,"meta":{"values":["undefined"],"v":1}}')

@@ -34,7 +34,7 @@ from .._response import decode_batch, decode_response
 from .._telemetry import current_tracer, span
 from .._urls import url_joiner
 from .._validate import check_url_length
-from .._wire import encode_batch, encode_input, encode_uri_component
+from .._wire import encode_batch, encode_call, encode_input, encode_uri_component
 from ._batcher import AsyncBatcher
 from ._http import OWN_POOL_HEADERS, AsyncHTTPPool, BodyDecodingError, InProcessAnswer
 
@@ -50,7 +50,6 @@ _MAX_DETAIL = 200
 
 _DEFAULT_BATCHING = BatchOptions()
 _EMPTY_STREAM = httpx.ByteStream(b"")
-_QUOTED_UNDEFINED = encode_uri_component('{"json":null,"meta":{"values":["undefined"],"v":1}}')
 
 
 def _short(exc: BaseException) -> str:
@@ -286,16 +285,12 @@ class AsyncBaseClient:
             encoded = encode_batch(
                 first.kind, [call.path for call in calls], [call.value for call in calls]
             )
-            return encoded.method, encoded.url, encoded.content
-        if first.kind == "query":
-            quoted = first.quoted
-            if quoted is None and self._config.transformer == "superjson":
-                quoted = _QUOTED_UNDEFINED  # what @trpc/client sends for "no input"
-            return "GET", first.path if quoted is None else f"{first.path}?input={quoted}", None
-        value = first.value
-        if value is None:
-            value = encode_input(None, transformer=self._config.transformer)
-        return "POST", first.path, value.encode("utf-8")
+        else:
+            transformer = self._config.transformer
+            encoded = encode_call(
+                first.kind, first.path, first.value, first.quoted, transformer=transformer
+            )
+        return encoded.method, encoded.url, encoded.content
 
     def _request_for(self, calls: list[Call]) -> httpx.Request:
         """The HTTP request of one call, or of a tRPC batch of calls of one kind."""
