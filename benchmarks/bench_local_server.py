@@ -147,7 +147,7 @@ class LocalServer:
             [
                 sys.executable,
                 "-m",
-                "chatarmin_os.local.cli",
+                "chatarmin_os.cli",
                 "serve",
                 "--port",
                 "0",

@@ -250,6 +250,10 @@ def test_camel_and_snake_case_keys_and_loose_values() -> None:
             {"id": "org_1", "name": "Acme", "users": [{"email": "a@b.co", "role": 1}]},
             "users[0].role: must be a string, got int",
         ),
+        (
+            {"id": "org_1", "name": "Acme", "domain": "acme " + "x" * 50},
+            f"domain: must be a domain name, got {'acme ' + 'x' * 35!r}… (55 characters)",
+        ),
         (["org_1", "Acme"], "row: must be an object, got list"),
     ],
 )
@@ -257,6 +261,36 @@ def test_a_bad_row_is_refused_naming_its_key(row: Any, message: str) -> None:
     with pytest.raises(InvalidInputError) as info:
         parse_organisation(row)
     assert str(info.value) == message
+
+
+SURROGATE = "contains a lone surrogate (U+D800 at position 1), which cannot be sent as UTF-8"
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"id": "o\ud800", "name": "Acme"}, f"id: {SURROGATE}"),
+        ({"id": "org_1", "name": "A\ud800"}, f"name: {SURROGATE}"),
+        ({"id": "org_1", "name": "Acme", "plan": "p\ud800"}, f"plan: {SURROGATE}"),
+        ({"id": "org_1", "name": "Acme", "domain": "a\ud800.co"}, f"domain: {SURROGATE}"),
+        ({"id": "org_1", "name": "Acme", "adminEmail": "a\ud800@b.co"}, f"adminEmail: {SURROGATE}"),
+        (
+            {"id": "org_1", "name": "Acme", "users": [{"email": "x\ud800@y.com"}]},
+            f"users[0].email: {SURROGATE}",
+        ),
+        (
+            {"id": "org_1", "name": "Acme", "users": [{"email": "a@b.co", "name": "B\ud800"}]},
+            f"users[0].name: {SURROGATE}",
+        ),
+    ],
+)
+def test_a_lone_surrogate_fails_its_row(row: dict[str, Any], message: str) -> None:
+    """Text that cannot be sent as UTF-8 is refused as the SDK's calls refuse it."""
+    with pytest.raises(InvalidInputError) as info:
+        parse_organisation(row)
+    assert str(info.value) == message
+    failures = check_organisations([org_row(1), row])
+    assert [(f.row, f.stage, f.message) for f in failures] == [(2, "validate", message)]
 
 
 def test_records_that_cannot_be_decoded_are_rows_with_a_problem() -> None:

@@ -12,6 +12,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -232,6 +234,79 @@ def test_dry_run_checks_every_row_and_sends_nothing(
     assert result.out == f"Dry run of {clean}: 4 rows, 4 valid, 0 invalid; nothing was sent.\n"
     assert not report.exists()
     assert state(engine, GOOD) == {row["id"]: None for row in GOOD}
+
+
+SURROGATE = "contains a lone surrogate (U+D800 at position 1), which cannot be sent as UTF-8"
+UNSENDABLE = [
+    GOOD[0],
+    changed(org_row(94), id="org_\ud800"),
+    changed(org_row(95), users=[{"email": "x\ud800@y.com"}]),
+    GOOD[1],
+]
+UNSENDABLE_REPORT = [
+    {
+        "row": 2,
+        "line": 2,
+        "id": "org_\ud800",
+        "stage": "validate",
+        "error": "InvalidInputError",
+        "code": None,
+        "message": f"id: {SURROGATE.replace('position 1', 'position 4')}",
+    },
+    {
+        "row": 3,
+        "line": 3,
+        "id": "org_95",
+        "stage": "validate",
+        "error": "InvalidInputError",
+        "code": None,
+        "message": f"users[0].email: {SURROGATE}",
+    },
+]
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_text_that_is_not_utf8_fails_its_row(
+    tmp_path: Path, engine: LocalEngine, dry_run: bool
+) -> None:
+    """A lone surrogate (``"\\ud800"`` in the file) fails its row; the report still reads back."""
+    path = write_jsonl(tmp_path / "orgs.jsonl", UNSENDABLE)
+    result = run([str(path), *(["--dry-run"] if dry_run else [])], engine)
+    assert result.status == 1
+    report = Path(f"{path}.failed.jsonl")
+    assert read_report(report) == UNSENDABLE_REPORT
+    assert "\\ud800" in report.read_text(encoding="utf-8")  # the JSON escape, as in the file
+    assert [line for line in result.err.splitlines() if line.startswith("failed")] == [
+        f"failed row 2, line 2, id org_\ud800: {UNSENDABLE_REPORT[0]['message']}",
+        f"failed row 3, line 3, id org_95: {UNSENDABLE_REPORT[1]['message']}",
+    ]
+    if dry_run:
+        assert result.out.startswith(f"Dry run of {path}: 4 rows, 2 valid, 2 invalid;")
+        assert result.recorder.calls == []
+    else:
+        assert result.out.splitlines()[1:5] == [
+            "  created              2",
+            "  linked               0",
+            "  already linked       0",
+            f"  failed               2   see {report}",
+        ]
+        assert state(engine, GOOD[:2]) == expected_state(GOOD[:2])
+
+
+def test_the_import_command_loads_nothing_of_the_local_server(tmp_path: Path) -> None:
+    """``chatarmin-os import`` is a client: its parser leaves ``serve`` and ``catalog`` out."""
+    path = write_jsonl(tmp_path / "orgs.jsonl", GOOD)
+    code = (
+        "import sys\n"
+        "from chatarmin_os.cli import main\n"
+        f"status = main(['import', '--dry-run', {str(path)!r}])\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('chatarmin_os.local'))\n"
+        "print(status, loaded)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.splitlines()[-1] == "0 []"
 
 
 def test_stdin_and_an_explicit_report(

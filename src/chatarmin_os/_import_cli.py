@@ -45,7 +45,7 @@ from .importer import (
     read_organisations,
 )
 
-__all__ = ["add_parser", "execute", "run"]
+__all__ = ["add_parser", "execute"]
 
 PROG = "chatarmin-os import"
 MAX_CONCURRENCY = 100
@@ -92,7 +92,10 @@ def _label(text: str) -> str:
 
 
 def add_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
-    """Add the ``import`` command to the ``chatarmin-os`` parser; run it with :func:`run`."""
+    """Add the ``import`` command to the ``chatarmin-os`` parser.
+
+    Its parsed arguments carry ``run``: ``args.run(args)`` is :func:`execute`.
+    """
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "import",
         help="onboard organisations and their contacts from a JSON, JSON Lines or CSV file",
@@ -144,12 +147,8 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.Argument
         "--base-url",
         help="API endpoint (default $CHATARMIN_OS_BASE_URL, else the hosted API)",
     )
+    parser.set_defaults(run=execute)
     return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``chatarmin-os import`` with parsed arguments; returns the exit status."""
-    return execute(args)
 
 
 def _usage_error(stderr: IO[str], message: str) -> int:
@@ -317,11 +316,16 @@ async def _watch_signals(
 
 
 class _Report:
-    """The failure report: one JSON object per failed row, written as rows fail."""
+    """The failure report: one JSON object per failed row, written as rows fail.
+
+    UTF-8; a lone surrogate (an org id read from ``"\\ud800"`` in a JSON file, say) is
+    written as its JSON escape ``\\ud800``, so the line stays valid JSON and reads back
+    as the same string.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file = path.open("w", encoding="utf-8")
+        self._file = path.open("w", encoding="utf-8", errors="backslashreplace")
 
     def write(self, result: RowResult) -> None:
         self._file.write(json.dumps(result.report_line(), ensure_ascii=False) + "\n")

@@ -2,10 +2,12 @@
 
 * ``chatarmin-os import FILE`` onboards organisations from a file (a client: it loads no
   server code);
-* ``chatarmin-os serve`` / ``chatarmin-os catalog``: the local ChatarminOS
-  (``chatarmin_os.local.cli``, loaded only for those).
+* ``chatarmin-os serve`` / ``chatarmin-os catalog``: the local ChatarminOS (its commands
+  live in ``chatarmin_os.local.cli``, loaded for every command but ``import``);
+* ``chatarmin-os --version``.
 
-A mistake in the arguments is one line on stderr and exit status 2.
+The one parser of the command is built here. A mistake in the arguments is one line on
+stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser(with_local_server: bool) -> argparse.ArgumentParser:
+    """The ``chatarmin-os`` parser; ``args.run(args)`` runs the chosen command.
+
+    ``with_local_server=False`` leaves out ``serve`` and ``catalog``, so that
+    ``chatarmin-os import`` loads nothing of the local server.
+    """
     from . import _import_cli
 
     parser = _Parser(prog="chatarmin-os", description="Tools for the ChatarminOS Python SDK.")
@@ -37,7 +44,7 @@ def _parser(with_local_server: bool) -> argparse.ArgumentParser:
         from .local.cli import add_commands
 
         add_commands(commands)
-    _import_cli.add_parser(commands).set_defaults(run=_import_cli.run)
+    _import_cli.add_parser(commands)
     return parser
 
 

@@ -66,7 +66,7 @@ from ._exceptions import (
     InvalidInputError,
 )
 from ._inputs import ContactInput, HintsDict, OnboardInput
-from ._validate import positive_int, require_str, timestamp
+from ._validate import model_input, positive_int, require_str, show, timestamp
 from ._wire import MAX_BULK_CONTACTS
 
 __all__ = [
@@ -423,11 +423,6 @@ def _parse_csv(text: str) -> list[SourceRow]:
 # -- checking -----------------------------------------------------------------------------
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:39] + "…"
-
-
 def _lookup(data: Mapping[str, Any], name: str) -> tuple[str, Any]:
     """The key used for a field, and its value (``None`` when absent, empty or null)."""
     present = [key for key in _KEYS[name] if key in data]
@@ -441,19 +436,18 @@ def _lookup(data: Mapping[str, Any], name: str) -> tuple[str, Any]:
 
 
 def _text(key: str, value: Any, *, required: bool = False) -> str | None:
+    """A string field as :func:`_lookup` gives it (``None``: not given), sendable as UTF-8."""
     if value is None:
         if required:
             raise InvalidInputError(key, "is required")
         return None
-    if not isinstance(value, str):
-        raise InvalidInputError(key, f"must be a string, got {type(value).__name__}")
-    return value
+    return require_str(key, value)
 
 
 def _email(key: str, value: Any, *, required: bool = False) -> str | None:
     text = _text(key, value, required=required)
     if text is not None and (not _EMAIL.match(text) or len(text) > 320):
-        raise InvalidInputError(key, f"must be an e-mail address, got {_shown(text)}")
+        raise InvalidInputError(key, f"must be an e-mail address, got {show(text)}")
     return text
 
 
@@ -479,7 +473,7 @@ def _users(key: str, value: Any) -> tuple[ContactInput, ...]:
             )
             if checked is not None:
                 fields[name] = checked
-        users.append(ContactInput.model_validate(fields))
+        users.append(model_input(where, ContactInput, fields))
     return tuple(users)
 
 
@@ -502,7 +496,7 @@ def parse_organisation(data: Any) -> Organisation:
     domain_key, raw_domain = _lookup(data, "domain")
     domain = _text(domain_key, raw_domain)
     if domain is not None and any(char.isspace() for char in domain):
-        raise InvalidInputError(domain_key, f"must be a domain name, got {_shown(domain)}")
+        raise InvalidInputError(domain_key, f"must be a domain name, got {show(domain)}")
     plan_key, raw_plan = _lookup(data, "plan")
     email_key, raw_email = _lookup(data, "admin_email")
     created_key, raw_created = _lookup(data, "created_at")
@@ -698,8 +692,7 @@ async def import_organisations(
     def finish(result: RowResult) -> None:
         nonlocal unreachable
         summary.add(result)
-        if result.stage != "validate":
-            unreachable = unreachable + 1 if isinstance(result.error, APIConnectionError) else 0
+        unreachable = unreachable + 1 if isinstance(result.error, APIConnectionError) else 0
         fatal = isinstance(result.error, AuthenticationError) or unreachable > concurrency
         if fatal and summary.stopped_by is None:
             summary.stopped_by = result.error

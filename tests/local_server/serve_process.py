@@ -61,7 +61,7 @@ class ServeProcess:
         }
         with stderr_path.open("w") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-m", "chatarmin_os.local.cli", "serve", "--port", "0", *args],
+                [sys.executable, "-m", "chatarmin_os.cli", "serve", "--port", "0", *args],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,

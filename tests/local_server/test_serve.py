@@ -23,8 +23,8 @@ from chatarmin_os import (
     UsageResult,
 )
 from chatarmin_os._version import __version__
+from chatarmin_os.cli import main
 from chatarmin_os.local import default_catalog, load_seed
-from chatarmin_os.local.cli import main
 from tests.local_server.serve_process import ServeProcess
 
 KEY = "os_sk_test"

@@ -1,8 +1,7 @@
-"""``chatarmin-os``: the command line.
+"""The local ChatarminOS's commands of ``chatarmin-os`` (whose parser is ``chatarmin_os.cli``).
 
 * ``chatarmin-os serve`` runs a local ChatarminOS over HTTP (tRPC at ``/api/v1``);
-* ``chatarmin-os catalog`` prints the default catalog, a starting point for ``--seed``;
-* ``chatarmin-os --version``.
+* ``chatarmin-os catalog`` prints the default catalog, a starting point for ``--seed``.
 
 Every mistake in the arguments (a bad port, a ``--db`` that cannot be a database, an unknown
 log level, a bad seed file, a port in use) is one line on stderr and exit status 2, before
@@ -16,28 +15,19 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
-from .._version import __version__
 from .catalog import SeedError, load_seed
 from .engine import DEFAULT_API_KEY, LocalEngine
 from .protocol import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY, DEFAULT_PREFIX
 
-__all__ = ["main"]
+__all__ = ["add_commands"]
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 DEFAULT_READ_TIMEOUT = 10.0
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and exit status 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _fail(message: str) -> int:
@@ -159,14 +149,6 @@ def _catalog() -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="chatarmin-os", description="Tools for the ChatarminOS Python SDK.")
-    parser.add_argument("--version", action="version", version=f"chatarmin-os {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    add_commands(commands)
-    return parser
-
-
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     """Add ``serve`` and ``catalog`` to a ``chatarmin-os`` parser (``args.run(args)`` runs one)."""
     serve = commands.add_parser(
@@ -251,14 +233,3 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         description="Print the default catalog (features, tiers, Stripe stand-ins) as JSON.",
     ).set_defaults(run=lambda args: _catalog())
     serve.set_defaults(run=_serve)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``chatarmin-os`` command."""
-    args = _parser().parse_args(argv)
-    run: Callable[[argparse.Namespace], int] = args.run
-    return run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
