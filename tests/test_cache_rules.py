@@ -31,7 +31,6 @@ from chatarmin_os._cache import (
     is_outage,
     margin_units,
     near_limit,
-    product_id,
     ttl_with_jitter,
 )
 from tests.helpers import API_KEY
@@ -276,13 +275,6 @@ def test_is_outage() -> None:
     assert not is_outage(status(AuthenticationError, 401))
     assert not is_outage(status(RateLimitError, 429))
     assert not is_outage(APIResponseValidationError("x", path="p", response=httpx.Response(200)))
-
-
-def test_the_product_is_a_hash_never_the_key() -> None:
-    product = product_id(API_KEY, "https://os.example/api/v1/")
-    assert len(product) == 24 and API_KEY not in product
-    assert product != product_id(API_KEY, "https://other.example/api/v1/")
-    assert product != product_id("os_sk_other", "https://os.example/api/v1/")
 
 
 # -- the Redis encoding --------------------------------------------------------------------

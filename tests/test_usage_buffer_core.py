@@ -28,12 +28,12 @@ from chatarmin_os import (
     UsageBufferFullError,
     UsageEvent,
 )
+from chatarmin_os._base import product_key
 from chatarmin_os._usage_buffer import (
     MemoryStore,
     backoff_delay,
     classify,
     describe,
-    destination,
     lease_seconds,
 )
 from chatarmin_os._validate import usage_payload
@@ -92,11 +92,11 @@ def test_describe_says_a_batchs_procedure_once_and_stays_short() -> None:
     assert len(describe(ChatarminOSError("x" * 5000))) == 300
 
 
-def test_the_destination_hash_keeps_no_key() -> None:
-    dest = destination("https://os.example.test/api/v1/", API_KEY)
+def test_the_product_key_naming_spool_rows_and_cache_keys_keeps_no_key() -> None:
+    dest = product_key("https://os.example.test/api/v1/", API_KEY)
     assert len(dest) == 24 and API_KEY not in dest
-    assert dest != destination("https://os.example.test/api/v1/", "os_sk_other")
-    assert dest != destination("https://other.example.test/api/v1/", API_KEY)
+    assert dest != product_key("https://os.example.test/api/v1/", "os_sk_other")
+    assert dest != product_key("https://other.example.test/api/v1/", API_KEY)
 
 
 def test_a_lease_outlasts_a_request() -> None:

@@ -13,6 +13,7 @@ Retry policy, as the issue asks and the best SDKs do:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -33,6 +34,7 @@ __all__ = [
     "MAX_RETRIES",
     "MAX_TIMEOUT",
     "ClientConfig",
+    "product_key",
     "retry_after",
     "retry_delay",
     "should_retry",
@@ -400,6 +402,12 @@ def _retry_after_seconds(headers: httpx.Headers | None, now: float) -> float | N
     if parsed is None:
         return None
     return parsed.timestamp() - now
+
+
+def product_key(base_url: str, api_key: str) -> str:
+    """Which server and product a client talks to, as a short hash (the key is not kept):
+    what names a cache's Redis keys and a usage spool's rows."""
+    return hashlib.sha256(f"{base_url}\n{api_key}".encode()).hexdigest()[:24]
 
 
 def retry_after(

@@ -31,7 +31,6 @@ The rules, in one place (the README's "Gating in the hot path" says the same for
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -340,12 +339,6 @@ class Counters:
         return CacheStats(**{name: getattr(self, name) for name in self.__slots__}, entries=entries)
 
 
-def product_id(api_key: str, base_url: str) -> str:
-    """The cache's name for a product: a hash of the API key and base URL (never the key)."""
-    digest = hashlib.blake2b(f"{base_url}\n{api_key}".encode(), digest_size=12)
-    return digest.hexdigest()
-
-
 def is_outage(error: BaseException) -> bool:
     """Whether a failed call means ChatarminOS cannot answer (no answer, or a 5xx).
 
@@ -572,13 +565,6 @@ class Level1:
         self.changed: dict[tuple[str, str], int] = {}
         self.forgotten = 0  # changes up to this version are no longer in `changed`
 
-    def reset(self) -> None:
-        """Empty, with a fresh lock (a forked child)."""
-        self.lock = threading.Lock()
-        self.entries = OrderedDict()
-        self.by_company = {}
-        self.changed = {}
-
     def touch(self, key: Key) -> None:
         """Mark ``key`` most recently used."""
         try:  # noqa: SIM105 - the hot path: a context manager costs more
@@ -617,10 +603,10 @@ class Level1:
 
     # changes
 
-    def put(self, key: Key, entry: Entry, started: int | None = None) -> None:
+    def put(self, key: Key, entry: Entry, started: int) -> None:
         """Store ``entry``; expired at once when a change overtook the load begun at ``started``."""
         with self.lock:
-            if started is not None and self._changed_since(started, key, entry.company):
+            if self._changed_since(started, key, entry.company):
                 entry.update(expired=True)
             old = self.entries.get(key)
             if old is not None and old.company == entry.company:  # the index stays right
@@ -716,6 +702,15 @@ class Level1:
     def company_keys(self, company: str) -> list[Key]:
         with self.lock:
             return list(self.by_company.get(company, ()))
+
+    def feature_keys(self, company: str, feature: str) -> list[Key]:
+        """What a change of the company's usage of ``feature`` makes wrong: its check, and
+        the company's lists and org-access answers (which hold every feature)."""
+        return [
+            key
+            for key in self.company_keys(company)
+            if key[0] in ("l", "a") or key == ("c", company, feature)
+        ]
 
     def apply_usage(self, company: str, usage: UsageResult) -> int:
         """Apply a usage result to the company's entries; how many changed."""

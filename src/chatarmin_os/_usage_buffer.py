@@ -21,7 +21,6 @@ Every event carries a sequence number (the spool's row id) so ``flush()`` can wa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -59,7 +58,6 @@ __all__ = [
     "UsageEvent",
     "backoff_delay",
     "classify",
-    "destination",
 ]
 
 WhenFull = Literal["block", "drop"]
@@ -317,12 +315,6 @@ def backoff_delay(failures: int, headers: httpx.Headers | None) -> float:
     if failures <= 1:
         return 0.0
     return retry_delay(failures - 2, None, initial=BACKOFF_START)
-
-
-def destination(base_url: str, api_key: str) -> str:
-    """Which server and product an event is for, as a short hash (the key is not kept)."""
-    digest = hashlib.sha256(f"{base_url}\n{api_key}".encode()).hexdigest()
-    return digest[:24]
 
 
 # -- stores --------------------------------------------------------------------------------

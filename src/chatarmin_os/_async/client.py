@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
-from .._base import DEFAULT_MAX_RETRIES, ClientConfig
+from .._base import DEFAULT_MAX_RETRIES, ClientConfig, product_key
 from .._batching import BatchOptions
 from .._concurrency import AsyncSleeper
 from .._exceptions import ChatarminOSError, InvalidInputError
@@ -220,10 +220,10 @@ class AsyncChatarminOS(AsyncBaseClient):
         """
         buffer = self._usage_buffer
         if buffer is None:
-            from .._usage_buffer import UsageBufferOptions, destination
+            from .._usage_buffer import UsageBufferOptions
             from ._usage_buffer import AsyncUsageBuffer
 
-            dest = destination(str(self._config.base_url), self._config.api_key)
+            dest = product_key(str(self._config.base_url), self._config.api_key)
             with self._usage_buffers_lock:
                 buffer = self._usage_buffers.get(dest)
                 if buffer is None:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .. import _fork
-from .._base import ClientConfig
+from .._base import ClientConfig, product_key
 from .._cache import (
     INVALIDATE,
     RECORD_USAGE,
@@ -55,7 +55,6 @@ from .._cache import (
     is_outage,
     load_redis,
     near_limit,
-    product_id,
     redacted_url,
     redis_loop,
     ttl_with_jitter,
@@ -94,13 +93,6 @@ class _Flight:
         self.done = done
         self.value: Any = None
         self.error: BaseException | None = None
-
-
-class _Missing:
-    """No company known for the org (the lookup failed)."""
-
-
-_MISSING = _Missing()
 
 
 class EntitlementCache:
@@ -199,12 +191,7 @@ class EntitlementCache:
         """ChatarminOS refused usage (``PRECONDITION_FAILED``, ``FORBIDDEN``): what is cached
         for the company and feature was wrong. Its entries expire (kept for stale answers),
         so the next check asks the server; Redis and the other processes drop theirs."""
-        keys = [
-            key
-            for key in self._l1.company_keys(company_id)
-            if key[0] in ("l", "a") or key == ("c", company_id, feature_code)
-        ]
-        self._l1.expire(keys)
+        self._l1.expire(self._l1.feature_keys(company_id, feature_code))
         self._counters.invalidations += 1
         logger.debug("cache: usage of %s refused for %s: expired", feature_code, company_id)
         if self._redis is not None:
@@ -260,11 +247,7 @@ class EntitlementCache:
             elif kind == "o" and args:
                 dropped += self._l1.drop_org(args[0])
             elif kind == "u" and len(args) == 2:
-                keys = [
-                    key
-                    for key in self._l1.company_keys(args[0])
-                    if key[0] in ("l", "a") or key == ("c", args[0], args[1])
-                ]
+                keys = self._l1.feature_keys(args[0], args[1])
                 dropped += sum(self._l1.drop_key(key) for key in keys)
             elif kind == "orgs":
                 dropped += self._l1.drop_orgs()
@@ -438,11 +421,11 @@ class EntitlementCache:
             value: FeatureAccess = self._load_and_store(key, fetch)
             return value
 
-        def company() -> Company | _Missing | None:
+        def company() -> Company | None:
             try:
                 found: Company | None = self.load(("o", org), resolve)
             except ChatarminOSError:
-                return _MISSING  # the check alone decides what the caller gets
+                return None  # the check alone decides what the caller gets
             return found
 
         started = self._l1.begin_load()
@@ -996,7 +979,7 @@ class CacheGroup:
 
     def for_config(self, config: ClientConfig) -> EntitlementCache:
         """The cache of the product a client configuration talks to."""
-        product = product_id(config.api_key, str(config.base_url))
+        product = product_key(str(config.base_url), config.api_key)
         cache = self._caches.get(product)
         if cache is None:
             cache = self._caches.setdefault(
