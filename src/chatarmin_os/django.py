@@ -48,7 +48,7 @@ except ImportError as _error:
         'chatarmin_os.django needs Django: pip install "chatarmin-os[django]"'
     ) from _error
 
-from . import _gating
+from . import _fork, _gating
 from ._async.client import AsyncChatarminOS
 from ._gating import Gate, LoopClients, Refusal, RefusalReason
 from ._models import FeatureAccess
@@ -98,13 +98,9 @@ def client_options() -> dict[str, Any]:
     return options
 
 
-def _environment_key() -> tuple[int, str | None, str | None]:
-    """What a process's clients depend on besides settings: the process and the environment."""
-    return (
-        os.getpid(),
-        os.environ.get("OS_API_KEY"),
-        os.environ.get("CHATARMIN_OS_BASE_URL"),
-    )
+def _environment_key() -> tuple[str | None, str | None]:
+    """What a process's clients depend on besides settings: the environment."""
+    return os.environ.get("OS_API_KEY"), os.environ.get("CHATARMIN_OS_BASE_URL")
 
 
 _T = TypeVar("_T", ChatarminOS, AsyncChatarminOS)
@@ -124,14 +120,14 @@ class _Clients:
     """The process's clients: one blocking client, one async client per event loop."""
 
     lock: threading.Lock
-    key: tuple[int, str | None, str | None] | None
+    key: tuple[str | None, str | None] | None
     sync: ChatarminOS | None
     by_loop: LoopClients
 
     def __init__(self) -> None:
-        self.start_over()
+        self._after_fork_in_child()
 
-    def start_over(self) -> None:
+    def _after_fork_in_child(self) -> None:
         """No clients, fresh locks: at import, and in a forked child (parent's pool untouched)."""
         self.lock = threading.Lock()
         self.key = None
@@ -139,15 +135,16 @@ class _Clients:
         self.by_loop = LoopClients()
 
     def forget(self) -> None:
-        """Drop the clients (lock held); close the blocking one unless a fork inherited it."""
-        if self.sync is not None and self.key is not None and self.key[0] == os.getpid():
-            self.sync.close()  # a forked child leaves its parent's pool alone
+        """Drop the clients (lock held), closing the blocking one (a forked child starts with
+        none, so it never closes its parent's pool)."""
+        if self.sync is not None:
+            self.sync.close()
         self.sync = None
         self.by_loop.clear()
         self.key = None
 
     def current(self) -> None:
-        """Forget the clients when the process or the environment changed (lock held)."""
+        """Forget the clients when the environment changed (lock held)."""
         key = _environment_key()
         if key != self.key:
             self.forget()
@@ -155,8 +152,7 @@ class _Clients:
 
 
 _clients = _Clients()
-if hasattr(os, "register_at_fork"):  # a forked child starts with no clients and free locks
-    os.register_at_fork(after_in_child=_clients.start_over)
+_fork.register(_clients)  # a forked child starts with no clients and free locks
 
 
 def get_client() -> ChatarminOS:
