@@ -26,7 +26,7 @@ from ._exceptions import (
     shorten,
 )
 from ._types import Transformer
-from ._wire import is_superjson_shaped, superjson_deserialize
+from ._wire import MAX_INT_DIGITS, is_superjson_shaped, superjson_deserialize
 
 __all__ = ["decode_batch", "decode_response"]
 
@@ -34,11 +34,10 @@ _SNIPPET_CHARS = 200
 _CONTENT_TYPE_CHARS = 100
 # Enough bytes for a 200-character snippet in any encoding (UTF-32: 4 bytes a character).
 _SNIPPET_BYTES = 4 * (_SNIPPET_CHARS + 1)
-_MAX_INT_DIGITS = 4300  # Python 3.11's default limit; 3.10 has none and parses in O(n^2)
 
 
 def _parse_int(text: str) -> int:
-    if len(text) > _MAX_INT_DIGITS:
+    if len(text) > MAX_INT_DIGITS:
         raise ValueError(f"an integer of {len(text)} digits")
     return int(text)
 

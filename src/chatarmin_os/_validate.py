@@ -344,15 +344,16 @@ def compact(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if not isinstance(value, NotGiven)}
 
 
-def check_url_length(url: str, *, limit: int = MAX_URL_LENGTH) -> None:
-    """Refuse a query whose URL (``?input=`` included) is longer than httpx sends.
+def check_url_length(length: int, *, limit: int = MAX_URL_LENGTH) -> None:
+    """Refuse a query whose URL (``?input=`` included) of ``length`` characters is longer
+    than httpx sends (the caller adds the parts up: no URL is built to be measured).
 
     Raises :class:`InvalidInputError` for ``input``, naming the size and the limit.
     """
-    if len(url) > limit:
+    if length > limit:
         raise InvalidInputError(
             "input",
-            f"the query's URL is {len(url)} bytes, over the limit of {limit}: send less "
+            f"the query's URL is {length} bytes, over the limit of {limit}: send less "
             "(a query carries its input in the URL)",
         )
 

@@ -30,6 +30,7 @@ from chatarmin_os import (
     NotFoundError,
 )
 from chatarmin_os._exceptions import ConfigurationError
+from chatarmin_os._wire import encode_request
 from tests.canned import OUTPUTS, CannedServer, wire_json
 from tests.helpers import API_KEY, BASE_URL, TRANSFORMERS, envelope
 
@@ -751,4 +752,11 @@ def test_a_query_url_over_the_limit_is_refused_before_sending() -> None:
     assert info.value.argument == "input"
     message = str(info.value)
     assert "65536" in message and " 70" in message  # the size and the limit
+    wire = encode_request(
+        "query",
+        "features.check",
+        {"companyId": "x" * 70_000, "featureCode": "f"},
+        transformer="json",
+    )
+    assert f"URL is {len(BASE_URL.rstrip('/') + '/' + wire.url)} bytes" in message  # exactly
     assert len(message) < 300

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
-from .._base import DEFAULT_MAX_RETRIES, ClientConfig, product_key
+from .._base import DEFAULT_MAX_RETRIES, MAX_TIMEOUT, ClientConfig, product_key
 from .._batching import BatchOptions
 from .._concurrency import AsyncSleeper
 from .._exceptions import ChatarminOSError, InvalidInputError
@@ -250,7 +250,7 @@ class AsyncChatarminOS(AsyncBaseClient):
         if timeout is not None and (
             isinstance(timeout, bool)
             or not isinstance(timeout, (int, float))
-            or not 0 <= timeout <= 1_000_000
+            or not 0 <= timeout <= MAX_TIMEOUT
         ):
             raise InvalidInputError("timeout", "must be seconds from 0 to 1,000,000, or None")
         with self._usage_buffers_lock:

@@ -277,7 +277,8 @@ class BaseClient:
                 raise InvalidInputError("input", f"cannot be sent as JSON: {exc}") from None
             if kind == "query":
                 quoted = encode_uri_component(value)
-                check_url_length(f"{self._base_url_text}{path}?input={quoted}")
+                url_length = len(self._base_url_text) + len(path) + len("?input=") + len(quoted)
+                check_url_length(url_length)
         return Call(path, kind, value, quoted, idempotent=idempotent)
 
     def _encode(self, calls: list[Call]) -> tuple[str, str, bytes | None]:
@@ -349,7 +350,7 @@ class BaseClient:
             try:
                 return self._complete(call, parse)
             finally:
-                if call.response is not None or call.error is not None:
+                if call.finished:
                     status = call.response.status_code if call.response is not None else None
                     status = getattr(call.error, "status_code", status)
                     if status is not None:

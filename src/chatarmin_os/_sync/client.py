@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
-from .._base import DEFAULT_MAX_RETRIES, ClientConfig, product_key
+from .._base import DEFAULT_MAX_RETRIES, MAX_TIMEOUT, ClientConfig, product_key
 from .._batching import BatchOptions
 from .._concurrency import Sleeper
 from .._exceptions import ChatarminOSError, InvalidInputError
@@ -250,7 +250,7 @@ class ChatarminOS(BaseClient):
         if timeout is not None and (
             isinstance(timeout, bool)
             or not isinstance(timeout, (int, float))
-            or not 0 <= timeout <= 1_000_000
+            or not 0 <= timeout <= MAX_TIMEOUT
         ):
             raise InvalidInputError("timeout", "must be seconds from 0 to 1,000,000, or None")
         with self._usage_buffers_lock:
