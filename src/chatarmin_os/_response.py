@@ -28,7 +28,7 @@ from ._exceptions import (
 from ._types import Transformer
 from ._wire import MAX_INT_DIGITS, is_superjson_shaped, superjson_deserialize
 
-__all__ = ["decode_batch", "decode_response"]
+__all__ = ["decode_batch", "decode_response", "unusable_answer"]
 
 _SNIPPET_CHARS = 200
 _CONTENT_TYPE_CHARS = 100
@@ -83,6 +83,12 @@ def _not_trpc(response: httpx.Response, path: str, why: str) -> ChatarminOSError
         f"Expected a tRPC answer from {path} but got {why} "
         f"(HTTP {response.status_code}, {content_type}): {_snippet(response)}"
     )
+    return unusable_answer(response, path, message)
+
+
+def unusable_answer(response: httpx.Response, path: str, message: str) -> ChatarminOSError:
+    """The error for an answer that carries no tRPC result or error: a 2xx one is
+    :class:`APIResponseValidationError`, any other the error of its status (no tRPC code)."""
     if response.is_success:
         return APIResponseValidationError(message, path=path, response=response)
     cls = error_class_for(response.status_code, None)

@@ -23,16 +23,14 @@ from .._concurrency import Background, Sleeper, Work, sleep
 from .._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
-    APIStatusError,
     APITimeoutError,
     ChatarminOSError,
     ConfigurationError,
     InvalidInputError,
-    error_class_for,
 )
 from .._logs import logger, setup_logging
 from .._procedures import NO_INPUT, PROCEDURES
-from .._response import decode_batch, decode_response
+from .._response import decode_batch, decode_response, unusable_answer
 from .._telemetry import current_tracer, span
 from .._urls import url_joiner
 from .._validate import check_url_length
@@ -96,10 +94,7 @@ def _undecodable(response: httpx.Response, path: str) -> ChatarminOSError:
         f"The answer from {path} (HTTP {response.status_code}) has a body that cannot be "
         f"decoded (content-encoding {encoding[:40]!r})."
     )
-    if response.is_success:
-        return APIResponseValidationError(message, path=path, response=response)
-    cls: type[APIStatusError] = error_class_for(response.status_code, None)
-    return cls(message, response=response, path=path, code=None)
+    return unusable_answer(response, path, message)
 
 
 class BaseClient:
