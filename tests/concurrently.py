@@ -2,7 +2,9 @@
 
 ``arun_all`` is what ``tests/_async`` uses; ``scripts/gen_sync.py`` rewrites it to
 ``run_all`` in ``tests/_sync``. Each result is the call's return value or the exception it
-raised, in the order given.
+raised, in the order given, except a failed ``assert``: once every call has finished, the
+first ``AssertionError`` (in the order given) is raised, so that an assertion inside a call
+fails the test.
 """
 
 from __future__ import annotations
@@ -14,6 +16,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+
+
+def _results(results: list[Any]) -> list[Any]:
+    """``results``, unless a call failed an assertion: then that ``AssertionError``."""
+    for result in results:
+        if isinstance(result, AssertionError):
+            raise result
+    return results
 
 
 async def arun_all(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
@@ -29,7 +39,7 @@ async def arun_all(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
     async with anyio.create_task_group() as group:
         for index, call in enumerate(calls):
             group.start_soon(one, index, call)
-    return results
+    return _results(results)
 
 
 def run_all(*calls: Callable[[], Any]) -> list[Any]:
@@ -59,4 +69,4 @@ def run_all(*calls: Callable[[], Any]) -> list[Any]:
             gc.enable()
     for thread in threads:
         thread.join(timeout=60)
-    return results
+    return _results(results)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,10 +11,7 @@ from tests.conformance.reference_server import (
     ReferenceServer,
     ReferenceServerError,
 )
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+from tests.helpers import in_ci
 
 
 def start_reference_server(mode: str, options: tuple[str, ...] = ()) -> ReferenceServer:
@@ -23,7 +19,7 @@ def start_reference_server(mode: str, options: tuple[str, ...] = ()) -> Referenc
     try:
         return ReferenceServer.start(mode, options=options)
     except NodeUnavailable as error:
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"Node.js is required in CI for the tRPC conformance suite: {error}")
         pytest.skip(str(error))
     except ReferenceServerError as error:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Generator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -14,6 +16,13 @@ from chatarmin_os._wire import superjson_deserialize, superjson_serialize
 API_KEY = "os_sk_test_5ecret_do_not_leak"
 BASE_URL = "https://os.example.test/api/v1"
 TRANSFORMERS = ["json", "superjson"]
+
+
+def in_ci() -> bool:
+    """Whether the tests run in CI (``CI=true`` or ``CI=1``, any case): there a missing
+    service (Node.js, redis-server, an extra) fails the test instead of skipping it."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
 
 UNLIMITED_USAGE: dict[str, Any] = {
     "featureCode": "ai_credit",
@@ -40,6 +49,24 @@ def ok(
     return httpx.Response(200, json=envelope(data, transformer), headers=headers)
 
 
+def error_envelope(
+    code: str,
+    status: int,
+    *,
+    message: str = "something went wrong",
+    path: str = "features.check",
+    transformer: str = "json",
+) -> dict[str, Any]:
+    """A tRPC error body (one call's, or one element of a batch's) as @trpc/server v11
+    shapes it."""
+    error = {
+        "message": message,
+        "code": -32600,
+        "data": {"code": code, "httpStatus": status, "path": path},
+    }
+    return {"error": superjson_serialize(error) if transformer == "superjson" else error}
+
+
 def trpc_error(
     code: str,
     status: int,
@@ -50,12 +77,7 @@ def trpc_error(
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     """An error answer shaped as @trpc/server v11 shapes it."""
-    error = {
-        "message": message,
-        "code": -32600,
-        "data": {"code": code, "httpStatus": status, "path": path},
-    }
-    body = {"error": superjson_serialize(error) if transformer == "superjson" else error}
+    body = error_envelope(code, status, message=message, path=path, transformer=transformer)
     return httpx.Response(status, json=body, headers=headers)
 
 
@@ -93,3 +115,25 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+class Sleeps:
+    """An injected sleeper that records instead of waiting (``sleep=Sleeps()``), for both
+    clients: the blocking one calls it, the async one awaits what the call returns, which is
+    done at once. (One class serves ``tests/_async`` and the generated ``tests/_sync``.)"""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> _Slept:
+        self.calls.append(seconds)
+        return _Slept()
+
+
+class _Slept:
+    """An awaitable that completes at once without yielding to the event loop (as an
+    ``async def`` that awaits nothing); ignored by the blocking client."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield

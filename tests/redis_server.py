@@ -2,13 +2,12 @@
 
 Started with ``--save '' --appendonly no`` in a scratch directory and stopped (or killed,
 to test Redis going away) by the test. Without ``redis-server`` on ``PATH`` the tests that
-need it are skipped with the reason, except under ``CI=true``, where they fail: ``.ci/run``
+need it are skipped with the reason, except in CI (``CI=true``), where they fail: ``.ci/run``
 installs it.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import in_ci
+
 START_TIMEOUT = 10.0
 
 
@@ -25,7 +26,7 @@ def redis_server_binary() -> str:
     """The ``redis-server`` to run; skips (or, in CI, fails) the test without one."""
     binary = shutil.which("redis-server")
     if binary is None:
-        if os.environ.get("CI", "").lower() == "true":
+        if in_ci():
             pytest.fail(
                 "redis-server is not installed; .ci/run installs it (apt-get install redis-server)"
             )

@@ -9,58 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 import trio
 
-from chatarmin_os import AsyncChatarminOS, CacheOptions, ChatarminOS, NotFoundError
-from chatarmin_os.local.engine import DEFAULT_API_KEY
-from tests.cache_harness import Clock, Recorder
+from chatarmin_os import AsyncChatarminOS, ChatarminOS, NotFoundError
+from tests.cache_harness import DEADLINE, Clock, Recorder, async_client, sync_client, wait_until
 
-BASE_URL = "http://chatarmin-os.local/api/v1"
 AI = "ai_credit"
 N = 20
-DEADLINE = 10.0
-
-
-def sync_client(
-    handler: Callable[[httpx.Request], Any], clock: Clock, **options: Any
-) -> ChatarminOS:
-    client = ChatarminOS(
-        api_key=DEFAULT_API_KEY,
-        base_url=BASE_URL,
-        max_retries=0,
-        cache=CacheOptions(clock=clock, jitter=0, **options),
-    )
-    client._own_pool(lambda: httpx.Client(transport=httpx.MockTransport(handler)))
-    return client
-
-
-def async_client(
-    handler: Callable[[httpx.Request], Any], clock: Clock, **options: Any
-) -> AsyncChatarminOS:
-    client = AsyncChatarminOS(
-        api_key=DEFAULT_API_KEY,
-        base_url=BASE_URL,
-        max_retries=0,
-        cache=CacheOptions(clock=clock, jitter=0, **options),
-    )
-    client._own_pool(lambda: httpx.AsyncClient(transport=httpx.MockTransport(handler)))
-    return client
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    """Block until ``condition()`` (checked every millisecond), failing after a deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        threading.Event().wait(0.001)
 
 
 async def await_until(condition: Callable[[], bool], what: str) -> None:

@@ -1,6 +1,6 @@
 """The cache's shared level in a real Redis: entries shared between clients and processes,
-invalidations and usage reaching the others through pub/sub (with the delay measured),
-Redis going away mid-run, the key layout, fork.
+invalidations and usage reaching the others through pub/sub, Redis going away mid-run, the
+key layout, fork. (How fast a change propagates is measured in benchmarks/bench_cache.py.)
 
 Each test gets its own ``redis-server`` on a free port (``tests/redis_server.py``); without
 one these tests are skipped with the reason, except in CI.
@@ -15,11 +15,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from chatarmin_os import (
@@ -30,15 +29,11 @@ from chatarmin_os import (
 )
 from chatarmin_os.local.engine import DEFAULT_API_KEY
 from chatarmin_os.testing import ChatarminOSServer
-from tests.cache_harness import Clock, Recorder
+from tests.cache_harness import DEADLINE, Clock, Recorder, async_client, sync_client, wait_until
 from tests.redis_server import RedisServer
 
-BASE_URL = "http://chatarmin-os.local/api/v1"
 ROOT = Path(__file__).resolve().parent.parent
 AI = "ai_credit"
-DEADLINE = 10.0
-PROPAGATION_BOUND = 1.0
-"""Seconds within which a change must reach another process (measured: under 1 ms)."""
 
 
 @pytest.fixture
@@ -48,29 +43,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
-
-
-def sync_client(
-    server: Recorder, redis_url: str, clock: Clock | None = None, **options: Any
-) -> ChatarminOS:
-    client = ChatarminOS(
-        api_key=DEFAULT_API_KEY,
-        base_url=BASE_URL,
-        max_retries=0,
-        cache=CacheOptions(redis_url=redis_url, clock=clock, **options),
-    )
-    client._own_pool(lambda: httpx.Client(transport=httpx.MockTransport(server)))
-    return client
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> float:
-    """Block until ``condition()``; the seconds it took (fails after a deadline)."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > DEADLINE:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.0005)  # polling a condition another thread sets, bounded by the deadline
-    return time.monotonic() - started
 
 
 def invalidations(client: ChatarminOS | AsyncChatarminOS) -> int:
@@ -84,7 +56,10 @@ def invalidations(client: ChatarminOS | AsyncChatarminOS) -> int:
 def test_a_second_cache_is_answered_by_redis(redis_server: RedisServer) -> None:
     server = Recorder()
     company_id = server.company()
-    with sync_client(server, redis_server.url) as a, sync_client(server, redis_server.url) as b:
+    with (
+        sync_client(server, redis_url=redis_server.url) as a,
+        sync_client(server, redis_url=redis_server.url) as b,
+    ):
         assert a.features.check(company_id=company_id, feature_code=AI).source == "live"
         assert a.companies.get_by_product_link(external_org_id="org_1") is not None
         assert server.take() == ["features.check", "companies.getByProductLink"]
@@ -103,7 +78,10 @@ def test_a_check_by_org_is_answered_by_redis_in_a_fresh_process(
 ) -> None:
     server = Recorder()
     company_id = server.company()
-    with sync_client(server, redis_server.url) as a, sync_client(server, redis_server.url) as b:
+    with (
+        sync_client(server, redis_url=redis_server.url) as a,
+        sync_client(server, redis_url=redis_server.url) as b,
+    ):
         a.companies.get_by_product_link(external_org_id="org_1")
         a.features.check(company_id=company_id, feature_code=AI)
         server.take()
@@ -116,7 +94,10 @@ def test_a_check_by_org_is_answered_by_redis_in_a_fresh_process(
 def test_invalidations_and_usage_reach_the_other_cache(redis_server: RedisServer) -> None:
     server = Recorder()
     company_id = server.company()
-    with sync_client(server, redis_server.url) as a, sync_client(server, redis_server.url) as b:
+    with (
+        sync_client(server, redis_url=redis_server.url) as a,
+        sync_client(server, redis_url=redis_server.url) as b,
+    ):
         a.features.check(company_id=company_id, feature_code=AI)
         b.features.check(company_id=company_id, feature_code=AI)
         b.features.list_access(company_id)
@@ -143,7 +124,10 @@ def test_a_load_that_raced_an_invalidation_is_not_written(redis_server: RedisSer
 
     server = Recorder()
     company_id = server.company()
-    with sync_client(server, redis_server.url) as a, sync_client(server, redis_server.url) as b:
+    with (
+        sync_client(server, redis_url=redis_server.url) as a,
+        sync_client(server, redis_url=redis_server.url) as b,
+    ):
         assert a.cache is not None and a.cache._redis is not None
         level = a.cache._redis
         key = ("c", company_id, AI)
@@ -167,7 +151,7 @@ def test_keys_are_versioned_per_product_expire_and_never_hold_the_key(
 
     server = Recorder()
     company_id = server.company()
-    with sync_client(server, redis_server.url, max_stale=60) as client:
+    with sync_client(server, redis_url=redis_server.url, max_stale=60) as client:
         client.features.check(company_id=company_id, feature_code=AI)
         client.companies.get_by_product_link(external_org_id="org_1")
         client.billing.track_usage(company_id=company_id, feature_code=AI, quantity=1)
@@ -195,7 +179,10 @@ def test_clear_drops_the_products_keys_everywhere(redis_server: RedisServer) -> 
 
     server = Recorder()
     company_id = server.company()
-    with sync_client(server, redis_server.url) as a, sync_client(server, redis_server.url) as b:
+    with (
+        sync_client(server, redis_url=redis_server.url) as a,
+        sync_client(server, redis_url=redis_server.url) as b,
+    ):
         b.features.check(company_id=company_id, feature_code=AI)
         a.features.check(company_id=company_id, feature_code=AI)
         assert a.cache is not None and b.cache is not None
@@ -217,7 +204,7 @@ def test_redis_dying_mid_run_degrades_to_this_process(
 ) -> None:
     server, clock = Recorder(), Clock()
     company_id = server.company()
-    with sync_client(server, redis_server.url, clock=clock) as client:
+    with sync_client(server, clock, redis_url=redis_server.url) as client:
         cache = client.cache
         assert cache is not None
         client.features.check(company_id=company_id, feature_code=AI)
@@ -253,7 +240,7 @@ def test_an_unreachable_redis_from_the_start_never_raises() -> None:
 
     server, clock = Recorder(), Clock()
     company_id = server.company()
-    with sync_client(server, f"redis://127.0.0.1:{free_port()}/0", clock=clock) as client:
+    with sync_client(server, clock, redis_url=f"redis://127.0.0.1:{free_port()}/0") as client:
         assert client.features.check(company_id=company_id, feature_code=AI).source == "live"
         assert client.features.check(company_id=company_id, feature_code=AI).source == "cache"
         client.features.set_access(company_id=company_id, feature_code=AI, quantity_limit=5)
@@ -278,14 +265,8 @@ async def test_the_async_client_shares_and_listens_under_asyncio(
 ) -> None:
     server = Recorder()
     company_id = server.company()
-    client = AsyncChatarminOS(
-        api_key=DEFAULT_API_KEY,
-        base_url=BASE_URL,
-        max_retries=0,
-        cache=CacheOptions(redis_url=redis_server.url),
-    )
-    client._own_pool(lambda: httpx.AsyncClient(transport=httpx.MockTransport(server)))
-    with sync_client(server, redis_server.url) as other:
+    client = async_client(server, redis_url=redis_server.url)
+    with sync_client(server, redis_url=redis_server.url) as other:
         async with client:
             other.features.check(company_id=company_id, feature_code=AI)
             server.take()
@@ -311,7 +292,7 @@ async def test_the_async_client_shares_and_listens_under_asyncio(
 def test_a_forked_child_has_none_of_its_parents_redis(redis_server: RedisServer) -> None:
     server = Recorder()
     company_id = server.company()
-    with sync_client(server, redis_server.url) as client:
+    with sync_client(server, redis_url=redis_server.url) as client:
         client.features.check(company_id=company_id, feature_code=AI)
         cache = client.cache
         assert cache is not None and cache._redis is not None
@@ -368,23 +349,17 @@ class Peer:
             self.process.stdout.close()
 
 
-def test_two_processes_see_each_others_writes_within_the_bound(
-    redis_server: RedisServer,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+def test_two_processes_see_each_others_writes(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Measured from the moment the writing process drops its own entries (its log line,
-    just before the Redis commands and the publish) to the moment the other process has
-    dropped its copies (its log line): what a write's invalidation takes to propagate."""
+    """A write drops the entries here (a log line, just before the Redis commands and the
+    publish) and the other process drops its copies (its log line), both ways."""
 
-    def dropped_here() -> float:
-        [record] = [
-            r
-            for r in caplog.records
-            if r.getMessage().startswith(("cache: dropped", "cache: usage"))
-        ]
+    def dropped_here() -> None:
+        messages = [r.getMessage() for r in caplog.records]
+        own = [m for m in messages if m.startswith(("cache: dropped", "cache: usage"))]
+        assert len(own) == 1, messages
         caplog.clear()
-        return record.created
 
     with ChatarminOSServer() as http, caplog.at_level(logging.DEBUG, logger="chatarmin_os"):
         company_id = http.add_company("Acme", external_org_id="org_1", tier="free")
@@ -406,7 +381,8 @@ def test_two_processes_see_each_others_writes_within_the_bound(
             # Our write reaches the peer.
             caplog.clear()
             client.features.set_access(company_id=company_id, feature_code=AI, quantity_limit=40)
-            to_peer = peer.ask("wait_dropped 1")["at"] - dropped_here()
+            dropped_here()
+            assert peer.ask("wait_dropped 1")["at"] is not None  # None: not within its 10 s
             assert peer.ask(f"check {company_id} {AI}") == {
                 "source": "live",
                 "remaining": 40,
@@ -415,7 +391,8 @@ def test_two_processes_see_each_others_writes_within_the_bound(
 
             # Usage tracked here is exact there, without asking the server.
             client.billing.track_usage(company_id=company_id, feature_code=AI, quantity=15)
-            usage_to_peer = peer.ask("wait_dropped 2")["at"] - dropped_here()
+            dropped_here()
+            assert peer.ask("wait_dropped 2")["at"] is not None
             assert peer.ask(f"check {company_id} {AI}") == {
                 "source": "cache",
                 "remaining": 25,
@@ -425,24 +402,13 @@ def test_two_processes_see_each_others_writes_within_the_bound(
             # The peer's write reaches us.
             client.features.check(company_id=company_id, feature_code=AI)
             seen = invalidations(client)
-            answer = peer.ask(f"set_limit {company_id} {AI} 60")
+            peer.ask(f"set_limit {company_id} {AI} 60")
             wait_until(lambda: invalidations(client) > seen, "the peer's invalidation")
-            [received] = [
-                r.created
-                for r in caplog.records
-                if r.getMessage().startswith("cache: another process changed")
-            ]
-            from_peer = received - answer["invalidated_at"]
+            messages = [r.getMessage() for r in caplog.records]
+            changed = [m for m in messages if m.startswith("cache: another process changed")]
+            assert len(changed) == 1, messages
             access = client.features.check(company_id=company_id, feature_code=AI)
             assert (access.source, access.quantity_limit, access.remaining) == ("live", 60, 45)
         finally:
             client.close()
             peer.close()
-    for delay in (to_peer, usage_to_peer, from_peer):
-        assert 0 < delay < PROPAGATION_BOUND
-    with capsys.disabled():
-        print(
-            f"\n  pub/sub propagation (drop here -> dropped there): invalidation "
-            f"{to_peer * 1000:.2f} ms, usage {usage_to_peer * 1000:.2f} ms, the other way "
-            f"{from_peer * 1000:.2f} ms (bound {PROPAGATION_BOUND * 1000:.0f} ms)"
-        )

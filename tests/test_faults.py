@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import httpx
@@ -19,7 +20,8 @@ from chatarmin_os import (
     InternalServerError,
     RateLimitError,
 )
-from chatarmin_os.testing import ChatarminOSServer, Faults, LocalChatarminOS
+from chatarmin_os.testing import ChatarminOSServer, Faults, FiredFault, LocalChatarminOS
+from chatarmin_os.testing import _server as server_module
 
 AUTH = {"Authorization": "Bearer os_sk_local_dev"}
 
@@ -144,14 +146,40 @@ def test_an_async_client_over_http(server: ChatarminOSServer) -> None:
     assert server.retry_waits == [0.0]
 
 
-def test_a_held_answer_is_bounded_and_released_on_stop() -> None:
-    with ChatarminOSServer() as server:
-        server.faults.timeout_next("tiers.list", hold=0.2)
-        started = time.monotonic()
-        with pytest.raises(httpx.RemoteProtocolError):
-            httpx.get(server.base_url + "/tiers.list", headers=AUTH, timeout=30)
-        assert 0.2 <= time.monotonic() - started < 5  # the server gave up, not the client
+class HoldClock:
+    """The live server's clock while it holds an answer: seconds pass only when the test
+    says so; ``polled`` is set once the server has read it three times (the deadline, then
+    the hold check before and after one wait on the connection), so it is holding."""
 
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.reads = 0
+        self.polled = threading.Event()
+
+    def monotonic(self) -> float:
+        self.reads += 1
+        if self.reads >= 3:
+            self.polled.set()
+        return self.now
+
+
+def test_a_held_answer_ends_when_its_hold_has_passed(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = HoldClock()
+    monkeypatch.setattr(server_module, "time", clock)
+    with ChatarminOSServer() as server, ThreadPoolExecutor(1) as pool:
+        server.faults.timeout_next("tiers.list", hold=0.2)
+        answer = pool.submit(httpx.get, server.base_url + "/tiers.list", headers=AUTH, timeout=30)
+        assert clock.polled.wait(5)
+        assert not answer.done()  # held: the hold's time has not passed
+        clock.now += 0.2
+        with pytest.raises(httpx.RemoteProtocolError):  # the server gave up, not the client
+            answer.result(timeout=60)
+        assert server.faults.fired == [FiredFault("tiers.list", "timeout", None)]
+        assert server.faults.pending() == []
+
+
+def test_a_held_answer_is_released_on_stop() -> None:
+    with ChatarminOSServer() as server:
         server.faults.timeout_next("tiers.list")  # held for up to 60 s ...
         picked_up = threading.Event()
         take = server.faults.take

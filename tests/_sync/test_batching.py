@@ -34,10 +34,10 @@ from chatarmin_os import (
     Tier,
     UsageResult,
 )
-from chatarmin_os._wire import encode_uri_component, superjson_deserialize, superjson_serialize
+from chatarmin_os._wire import encode_uri_component, superjson_deserialize
 from tests._sync.batching_helpers import hold
 from tests.concurrently import run_all
-from tests.helpers import API_KEY, BASE_URL, TRANSFORMERS
+from tests.helpers import API_KEY, BASE_URL, TRANSFORMERS, Sleeps, envelope, error_envelope
 
 ACCESS = {
     "featureCode": "ai_credit",
@@ -76,21 +76,6 @@ COMPANY = {
 }
 
 
-def result(data: Any, transformer: str) -> dict[str, Any]:
-    return {"result": {"data": superjson_serialize(data) if transformer == "superjson" else data}}
-
-
-def error(
-    code: str, status: int, path: str, transformer: str, message: str = "no"
-) -> dict[str, Any]:
-    body = {
-        "message": message,
-        "code": -32600,
-        "data": {"code": code, "httpStatus": status, "path": path},
-    }
-    return {"error": superjson_serialize(body) if transformer == "superjson" else body}
-
-
 class Server:
     """A mock transport: records each request and answers with the next canned answer."""
 
@@ -118,16 +103,8 @@ def answer(status: int, body: Any) -> httpx.Response:
 def answer_each(request: httpx.Request) -> httpx.Response:
     """ACCESS for every call of a batch, or for a plain call."""
     if "batch=1" not in str(request.url):
-        return answer(200, result(ACCESS, "json"))
-    return answer(200, [result(ACCESS, "json")] * len(request.url.path.split(",")))
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
+        return answer(200, envelope(ACCESS, "json"))
+    return answer(200, [envelope(ACCESS, "json")] * len(request.url.path.split(",")))
 
 
 def make_client(
@@ -159,9 +136,9 @@ def test_concurrent_queries_travel_as_one_get_batch(transformer: str) -> None:
         answer(
             200,
             [
-                result(ACCESS, transformer),
-                result({**ACCESS, "featureCode": "sso"}, transformer),
-                result(TIER, transformer),
+                envelope(ACCESS, transformer),
+                envelope({**ACCESS, "featureCode": "sso"}, transformer),
+                envelope(TIER, transformer),
             ],
         )
     )
@@ -192,7 +169,7 @@ def test_concurrent_queries_travel_as_one_get_batch(transformer: str) -> None:
 
 @pytest.mark.parametrize("transformer", TRANSFORMERS)
 def test_concurrent_mutations_travel_as_one_post_batch(transformer: str) -> None:
-    server = Server(answer(200, [result(USAGE, transformer), result(COMPANY, transformer)]))
+    server = Server(answer(200, [envelope(USAGE, transformer), envelope(COMPANY, transformer)]))
     client = make_client(server, transformer=transformer)
     hold(client, 2)
     usage, company = run_all(
@@ -226,7 +203,7 @@ def test_concurrent_mutations_travel_as_one_post_batch(transformer: str) -> None
 def test_queries_and_mutations_never_share_a_batch() -> None:
     server = Server(
         lambda request: answer(
-            200, [result(ACCESS if request.method == "GET" else USAGE, "json")] * 2
+            200, [envelope(ACCESS if request.method == "GET" else USAGE, "json")] * 2
         )
     )
     client = make_client(server)
@@ -244,7 +221,7 @@ def test_queries_and_mutations_never_share_a_batch() -> None:
 
 
 def test_a_no_input_query_leaves_its_key_out() -> None:
-    server = Server(answer(200, [result([], "json"), result(TIER, "json")]))
+    server = Server(answer(200, [envelope([], "json"), envelope(TIER, "json")]))
     client = make_client(server)
     hold(client, 2)
     tiers, tier = run_all(lambda: client.tiers.list(), lambda: client.tiers.get("pro"))
@@ -262,9 +239,11 @@ def test_a_207_gives_each_call_its_own_result_or_error() -> None:
         answer(
             207,
             [
-                result(ACCESS, "json"),
-                error("NOT_FOUND", 404, "features.check", "json", 'Feature "x" not found'),
-                result(TIER, "json"),
+                envelope(ACCESS, "json"),
+                error_envelope(
+                    "NOT_FOUND", 404, path="features.check", message='Feature "x" not found'
+                ),
+                envelope(TIER, "json"),
             ],
         )
     )
@@ -292,8 +271,12 @@ def test_a_shared_error_status_gives_every_call_its_own_error() -> None:
         answer(
             412,
             [
-                error("PRECONDITION_FAILED", 412, "billing.trackUsage", "json", "limit a"),
-                error("PRECONDITION_FAILED", 412, "billing.trackUsage", "json", "limit b"),
+                error_envelope(
+                    "PRECONDITION_FAILED", 412, path="billing.trackUsage", message="limit a"
+                ),
+                error_envelope(
+                    "PRECONDITION_FAILED", 412, path="billing.trackUsage", message="limit b"
+                ),
             ],
         )
     )
@@ -346,7 +329,7 @@ def test_an_answer_for_the_whole_batch_fans_out_to_every_call(
 
 
 def test_a_missing_slot_is_an_error_for_that_call_only() -> None:
-    server = Server(answer(200, [result(ACCESS, "json")]))
+    server = Server(answer(200, [envelope(ACCESS, "json")]))
     client = make_client(server)
     hold(client, 2)
     ok, missing = run_all(
@@ -367,12 +350,12 @@ def test_a_retried_batch_carries_only_the_calls_that_may_be_sent_again() -> None
         answer(
             503,
             [
-                error("SERVICE_UNAVAILABLE", 503, "companies.create", "json"),
-                error("SERVICE_UNAVAILABLE", 503, "billing.trackUsage", "json"),
-                error("SERVICE_UNAVAILABLE", 503, "billing.trackUsage", "json"),
+                error_envelope("SERVICE_UNAVAILABLE", 503, path="companies.create"),
+                error_envelope("SERVICE_UNAVAILABLE", 503, path="billing.trackUsage"),
+                error_envelope("SERVICE_UNAVAILABLE", 503, path="billing.trackUsage"),
             ],
         ),
-        answer(200, [result(USAGE, "json"), result({**USAGE, "currentUsage": 7}, "json")]),
+        answer(200, [envelope(USAGE, "json"), envelope({**USAGE, "currentUsage": 7}, "json")]),
     )
     client = make_client(server, sleeps=sleeps)
     hold(client, 3)
@@ -401,8 +384,8 @@ def test_one_failed_query_of_a_batch_is_retried_alone() -> None:
         answer(
             207,
             [
-                result(ACCESS, "json"),
-                error("SERVICE_UNAVAILABLE", 503, "features.check", "json"),
+                envelope(ACCESS, "json"),
+                error_envelope("SERVICE_UNAVAILABLE", 503, path="features.check"),
             ],
         ),
         answer(200, {"result": {"data": {**ACCESS, "featureCode": "sso"}}}),
@@ -425,7 +408,7 @@ def test_one_failed_query_of_a_batch_is_retried_alone() -> None:
 
 
 def test_identical_queries_in_flight_are_sent_once() -> None:
-    server = Server(answer(200, [result(ACCESS, "json"), result(TIER, "json")]))
+    server = Server(answer(200, [envelope(ACCESS, "json"), envelope(TIER, "json")]))
     client = make_client(server)
     hold(client, 4)
     results = run_all(
@@ -495,7 +478,7 @@ def test_a_server_without_batching_gets_single_calls_from_then_on(
         if "batch=1" in str(request.url):
             return refusal
         return answer(
-            200, result({**ACCESS, "featureCode": request.url.params["input"][-5:-2]}, "json")
+            200, envelope({**ACCESS, "featureCode": request.url.params["input"][-5:-2]}, "json")
         )
 
     server = Server(serve)
@@ -525,9 +508,9 @@ def test_a_server_without_batching_gets_single_calls_from_then_on(
 def test_with_options_turns_batching_on_and_off() -> None:
     server = Server(
         lambda request: (
-            answer(200, [result(ACCESS, "json")] * 2)
+            answer(200, [envelope(ACCESS, "json")] * 2)
             if "batch" in str(request.url)
-            else answer(200, result(ACCESS, "json"))
+            else answer(200, envelope(ACCESS, "json"))
         )
     )
     client = make_client(server, batching=False)
@@ -568,7 +551,7 @@ def test_check_many_sends_batches_of_max_items() -> None:
         return answer(
             200,
             [
-                result({**ACCESS, "featureCode": inputs[key]["featureCode"]}, "json")
+                envelope({**ACCESS, "featureCode": inputs[key]["featureCode"]}, "json")
                 for key in sorted(inputs, key=int)
             ],
         )
@@ -582,7 +565,7 @@ def test_check_many_sends_batches_of_max_items() -> None:
 
 
 def test_check_many_refuses_bad_input_before_sending() -> None:
-    server = Server(answer(200, [result(ACCESS, "json")]))
+    server = Server(answer(200, [envelope(ACCESS, "json")]))
     client = make_client(server, batching=False)
     with pytest.raises(InvalidInputError) as info:
         client.features.check_many([("c1", "a"), {"company_id": "c1", "feature_code": ""}])
@@ -594,8 +577,8 @@ def test_check_many_refuses_bad_input_before_sending() -> None:
 
 def test_check_many_raises_the_first_error_or_returns_them_in_place() -> None:
     body = [
-        result(ACCESS, "json"),
-        error("NOT_FOUND", 404, "features.check", "json", "no such feature"),
+        envelope(ACCESS, "json"),
+        error_envelope("NOT_FOUND", 404, path="features.check", message="no such feature"),
     ]
     server = Server(answer(207, body))
     client = make_client(server, batching=False)

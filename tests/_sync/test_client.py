@@ -34,7 +34,16 @@ from chatarmin_os import (
     UnprocessableEntityError,
     UsageResult,
 )
-from tests.helpers import API_KEY, BASE_URL, TRANSFORMERS, ok, raw_input, sent_input, trpc_error
+from tests.helpers import (
+    API_KEY,
+    BASE_URL,
+    TRANSFORMERS,
+    Sleeps,
+    ok,
+    raw_input,
+    sent_input,
+    trpc_error,
+)
 
 ACCESS = {
     "featureCode": "ai_credit",
@@ -57,16 +66,6 @@ USAGE = {
     "isAtLimit": False,
     "duplicate": False,
 }
-
-
-class Sleeps:
-    """An injected sleeper that records instead of waiting."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 def make_client(sleeps: Sleeps | None = None, **kwargs: Any) -> ChatarminOS:

@@ -51,6 +51,7 @@ from tests.cases import (
     recorded,
 )
 from tests.conformance.reference_server import CONFORMANCE_DIR, ReferenceServer
+from tests.helpers import Sleeps
 
 API_KEY = "os_sk_conformance"
 OUTPUTS: dict[str, Any] = json.loads((CONFORMANCE_DIR / "outputs.json").read_text("utf-8"))
@@ -84,16 +85,6 @@ def http_client() -> Any:
 def client(conformance: ReferenceServer, http_client: httpx.Client) -> Any:
     with make_client(conformance, http_client=http_client) as client:
         yield client
-
-
-class Sleeps:
-    """An injected sleeper that records instead of waiting."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 # --- expected inputs ------------------------------------------------------------------

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import os
 from types import ModuleType
 
 import pytest
+
+from tests.helpers import in_ci
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -14,7 +15,7 @@ def require(module: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        if os.environ.get("CI", "").strip().lower() in ("true", "1"):
+        if in_ci():
             raise
         pytest.skip(
             f"{module} is not installed: uv sync (dev group) or pip install 'chatarmin-os[{extra}]'",

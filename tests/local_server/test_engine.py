@@ -1690,14 +1690,18 @@ def test_two_engines_share_a_file_database(tmp_path: Path, clock: Clock) -> None
         acme = company(engines[0])
         enable(engines[1], acme["id"], quantityLimit=30)
         accepted: list[int] = []
+        refused: list[str] = []
+        lock = threading.Lock()
 
         def worker(eng: LocalEngine) -> None:
             for _ in range(20):
                 try:
                     track(eng, acme["id"], 1)
-                    accepted.append(1)
+                    with lock:
+                        accepted.append(1)
                 except ProcedureError as error:
-                    assert error.code == "PRECONDITION_FAILED"
+                    with lock:
+                        refused.append(error.code)
 
         threads = [threading.Thread(target=worker, args=(eng,)) for eng in engines * 2]
         for thread in threads:
@@ -1705,6 +1709,7 @@ def test_two_engines_share_a_file_database(tmp_path: Path, clock: Clock) -> None
         for thread in threads:
             thread.join()
         assert len(accepted) == 30
+        assert refused == ["PRECONDITION_FAILED"] * 50
         for eng in engines:
             check = call(
                 eng, "features.check", {"companyId": acme["id"], "featureCode": "ai_credit"}

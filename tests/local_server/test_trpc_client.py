@@ -11,7 +11,6 @@ The four runs go in parallel; each makes ~107 sequential HTTP calls.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import in_ci
 from tests.local_server.serve_process import ROOT, ServeProcess
 
 CONFORMANCE = ROOT / "tests" / "conformance"
@@ -33,7 +33,7 @@ def _node() -> str:
     node = shutil.which("node")
     if node is None:
         message = "Node.js not found (needed to run the official @trpc/client scenario)"
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail(message)
         pytest.skip(message)
     if not (CONFORMANCE / "node_modules" / "@trpc" / "client").is_dir():
