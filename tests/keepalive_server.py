@@ -10,6 +10,7 @@ client's pool expiry and the server's timeout are measured on one time line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -57,6 +58,9 @@ class KeepAliveServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        # close() alone does not wake a thread blocked in accept(); shutdown() does (Linux).
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self._thread.join(timeout=5)
 
