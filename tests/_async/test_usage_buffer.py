@@ -180,13 +180,21 @@ def make_client(
 ) -> AsyncChatarminOS:
     """A client over ``server`` whose buffer runs on fake time (manual mode: no worker)."""
     time = time or FakeTime()
-    client = AsyncChatarminOS(
-        api_key=API_KEY,
-        base_url=BASE_URL,
-        http_client=httpx.AsyncClient(transport=httpx.MockTransport(server)),
-        sleep=time.sleep,
-        usage_buffer=UsageBufferOptions(**options),
-    )
+    # A client with a spool starts a worker at once for what the spool holds (resume());
+    # in manual mode there must be none, so it may not start before manual mode is set.
+    resume = AsyncUsageBuffer.resume
+    if manual:
+        setattr(AsyncUsageBuffer, "resume", lambda self: None)  # noqa: B010
+    try:
+        client = AsyncChatarminOS(
+            api_key=API_KEY,
+            base_url=BASE_URL,
+            http_client=httpx.AsyncClient(transport=httpx.MockTransport(server)),
+            sleep=time.sleep,
+            usage_buffer=UsageBufferOptions(**options),
+        )
+    finally:
+        setattr(AsyncUsageBuffer, "resume", resume)  # noqa: B010
     buffer = client.usage_buffer
     buffer._clock = time.clock
     buffer._manual = manual
@@ -989,6 +997,22 @@ async def test_a_new_client_sends_what_a_crashed_one_left_in_the_spool(tmp_path:
         {**event_input("a"), "metadata": {"at": "2024-01-15T10:30:00.000Z", "n": [1, 2]}},
         event_input("b", 2),
     )
+    assert spool_rows(spool) == []
+
+
+async def test_a_client_made_over_a_spool_with_leftovers_starts_sending_them_at_once(
+    tmp_path: Any,
+) -> None:
+    spool = str(tmp_path / "usage.db")
+    server = UsageServer()
+    crashed = make_client(server, spool=spool)
+    await track(crashed, "a")
+    await track(crashed, "b")
+    restarted = make_client(server, spool=spool, manual=False)  # nothing enqueued by it
+    worker = restarted.usage_buffer._worker
+    assert worker is not None and worker.alive()  # started by the client, for the spool
+    assert await restarted.flush(timeout=30) == 0  # the worker's: waits for its answer
+    assert [keys(r) for r in server.requests] == [["a", "b"]]
     assert spool_rows(spool) == []
 
 

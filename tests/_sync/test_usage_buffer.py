@@ -182,13 +182,21 @@ def make_client(
 ) -> ChatarminOS:
     """A client over ``server`` whose buffer runs on fake time (manual mode: no worker)."""
     time = time or FakeTime()
-    client = ChatarminOS(
-        api_key=API_KEY,
-        base_url=BASE_URL,
-        http_client=httpx.Client(transport=httpx.MockTransport(server)),
-        sleep=time.sleep,
-        usage_buffer=UsageBufferOptions(**options),
-    )
+    # A client with a spool starts a worker at once for what the spool holds (resume());
+    # in manual mode there must be none, so it may not start before manual mode is set.
+    resume = UsageBuffer.resume
+    if manual:
+        setattr(UsageBuffer, "resume", lambda self: None)  # noqa: B010
+    try:
+        client = ChatarminOS(
+            api_key=API_KEY,
+            base_url=BASE_URL,
+            http_client=httpx.Client(transport=httpx.MockTransport(server)),
+            sleep=time.sleep,
+            usage_buffer=UsageBufferOptions(**options),
+        )
+    finally:
+        setattr(UsageBuffer, "resume", resume)  # noqa: B010
     buffer = client.usage_buffer
     buffer._clock = time.clock
     buffer._manual = manual
@@ -991,6 +999,22 @@ def test_a_new_client_sends_what_a_crashed_one_left_in_the_spool(tmp_path: Any) 
         {**event_input("a"), "metadata": {"at": "2024-01-15T10:30:00.000Z", "n": [1, 2]}},
         event_input("b", 2),
     )
+    assert spool_rows(spool) == []
+
+
+def test_a_client_made_over_a_spool_with_leftovers_starts_sending_them_at_once(
+    tmp_path: Any,
+) -> None:
+    spool = str(tmp_path / "usage.db")
+    server = UsageServer()
+    crashed = make_client(server, spool=spool)
+    track(crashed, "a")
+    track(crashed, "b")
+    restarted = make_client(server, spool=spool, manual=False)  # nothing enqueued by it
+    worker = restarted.usage_buffer._worker
+    assert worker is not None and worker.alive()  # started by the client, for the spool
+    assert restarted.flush(timeout=30) == 0  # the worker's: waits for its answer
+    assert [keys(r) for r in server.requests] == [["a", "b"]]
     assert spool_rows(spool) == []
 
 
