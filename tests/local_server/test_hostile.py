@@ -346,3 +346,22 @@ def test_hostile_input_gets_trpc_errors_and_leaves_data_intact(
     ).json()["result"]["data"]
     assert same["name"] == "Org 1"
     assert answered > 300
+
+
+def test_a_client_still_sending_a_refused_body_reads_the_answer(server: ServeProcess) -> None:
+    """The body is refused as soon as its Content-Length says it is too large; the client,
+    still sending 8 MB of it, gets the 413 and then the end of the connection (the server
+    drops what still comes), not a reset that would lose the answer."""
+    auth = f"Authorization: Bearer {KEY}\r\n".encode()
+    body = b"x" * (8 * 1024 * 1024)
+    head = (
+        b"POST /api/v1/companies.create HTTP/1.1\r\nHost: x\r\n"
+        + auth
+        + b"Content-Type: application/json\r\n"
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=10) as sock:
+        sock.sendall(head + body)
+        status, answer = read_answer(sock)
+        assert sock.recv(1) == b""  # then the server's end, cleanly
+    assert_trpc_error(status, answer, "PAYLOAD_TOO_LARGE")

@@ -12,7 +12,9 @@ what a test server facing arbitrary clients needs:
 * a request head (request line and headers) of at most :data:`MAX_HEAD` bytes, else
   ``413 PAYLOAD_TOO_LARGE``; a body over the handler's ``max_body`` is refused with 413 as
   soon as its ``Content-Length`` (or its size so far) says so; an unparsable request gets
-  ``400 BAD_REQUEST`` — all as tRPC error envelopes, and the connection is closed;
+  ``400 BAD_REQUEST`` — all as tRPC error envelopes, and the connection is closed (after a
+  linger: what the client still sends is dropped for up to :data:`LINGER` seconds, so it
+  reads the answer instead of a reset);
 * back-pressure: a client that does not read its answers stops being read from;
 * a graceful stop on SIGTERM / Ctrl-C within about a second: no new connections, idle ones
   closed, the call in flight finishes (each is one transaction), the rest of a running batch
@@ -33,13 +35,24 @@ import uvicorn
 from .asgi import TRPCApp
 from .protocol import error_body
 
-__all__ = ["GRACEFUL_SHUTDOWN", "MAX_HEAD", "HTTPProtocol", "build_server", "listen_socket"]
+__all__ = [
+    "GRACEFUL_SHUTDOWN",
+    "LINGER",
+    "MAX_HEAD",
+    "HTTPProtocol",
+    "build_server",
+    "listen_socket",
+]
 
 MAX_HEAD = 64 * 1024
 """The largest request head (request line plus headers) accepted, in bytes."""
 
 GRACEFUL_SHUTDOWN = 1.0
 """Seconds a stopping server gives a request still arriving before dropping it."""
+
+LINGER = 2.0
+"""Seconds a connection whose request was refused stays open to drop what its client still
+sends, so the client reads the answer instead of a reset."""
 
 _REASONS = {
     200: b"OK",
@@ -102,6 +115,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.client = ""
         self._deadline: asyncio.TimerHandle | None = None
         self._closing = False
+        self._lingering = False  # answered and half-closed: dropping what still comes
         self._stopping = False
         self._reading_paused = False
         self._writing_paused = False
@@ -278,11 +292,31 @@ class HTTPProtocol(asyncio.Protocol):
     def _refuse(self, status: int, code: str, message: str) -> None:
         body = error_body(code, message)
         self._write(status, body, len(body), keep_alive=False)
-        self._close()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close a connection whose client may still be sending (a refused request): end
+        our side after the answer, drop whatever still arrives, and close when the client
+        does or after :data:`LINGER` seconds. Closing at once with unread data makes the
+        kernel reset the connection, and a client still sending may lose the answer."""
+        transport = self.transport
+        if self._closing or transport is None:
+            return
+        if not transport.can_write_eof():
+            self._close()
+            return
+        self._closing = self._lingering = True
+        self._disarm()
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        transport.write_eof()
+        self._deadline = self.loop.call_later(LINGER, self._close)
 
     def _close(self) -> None:
-        if not self._closing and self.transport is not None:
+        if self.transport is not None and (not self._closing or self._lingering):
             self._closing = True
+            self._lingering = False
             self._disarm()
             self.transport.close()
 
