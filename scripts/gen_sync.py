@@ -45,6 +45,8 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncSubscriptions": "Subscriptions",
     "AsyncTiers": "Tiers",
     "AsyncHTTPPool": "HTTPPool",
+    "AsyncInProcessPool": "InProcessPool",
+    "AsyncPool": "Pool",
     "default_async_client": "default_sync_client",
     "AsyncEntitlementCache": "EntitlementCache",
     "AsyncCacheGroup": "CacheGroup",

@@ -9,6 +9,7 @@ import trio
 import trio.testing
 
 from chatarmin_os import AsyncChatarminOS, PreconditionFailedError
+from chatarmin_os.local import LocalEngine
 from tests.helpers import API_KEY, BASE_URL, ok, trpc_error
 
 USAGE = {
@@ -76,9 +77,9 @@ def _batched_checks(inside_async_with: bool) -> list[str]:
     requests: list[str] = []
 
     async def main() -> list[str]:
-        async with AsyncChatarminOS.local() as setup:
+        engine = LocalEngine()
+        async with AsyncChatarminOS.local(engine) as setup:
             result = await setup.onboard(external_org_id="org_b", label="Trio", tier_code="pro")
-            engine = setup._pool.client()._transport.engine  # type: ignore[attr-defined]
         client = AsyncChatarminOS.local(engine, batching=True)
         answer = client._pool.answer
         assert answer is not None

@@ -78,20 +78,32 @@ def _redact(key: str) -> str:
 
 
 class _Secret:
-    """Holds the API key while the configuration is checked: its ``repr`` never shows it.
+    """Holds the API key: its ``repr`` never shows it, and neither does ``vars()`` of anything
+    holding it (the key sits in a closure, not in an attribute).
 
     A traceback printed with its frames' local variables shows ``repr`` of each; the key
     lives in this box (and the caller's argument is dropped) so such a traceback of a
-    configuration error cannot contain it.
+    configuration error cannot contain it. A configuration keeps its key in one too.
     """
 
-    __slots__ = ("value",)
+    __slots__ = ("_reveal",)
 
     def __init__(self, value: str) -> None:
-        self.value = value
+        self._reveal: Callable[[], str] = lambda: value
+
+    @property
+    def value(self) -> str:
+        """The key itself."""
+        return self._reveal()
 
     def __repr__(self) -> str:
         return "<redacted>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Secret) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
 
 
 def _api_key_problem(key: object, source: str) -> str | None:
@@ -254,12 +266,18 @@ class ClientConfig:
     for a bad one, so a misconfigured client fails when it is made, never on a call.
     """
 
-    api_key: str = field(repr=False)
+    secret: _Secret = field(repr=False)
+    """The API key, in a box whose ``repr`` hides it (:attr:`api_key` reads it)."""
     base_url: httpx.URL
     timeout: Timeout
     max_retries: int
     transformer: Transformer
     default_headers: Mapping[str, str]
+
+    @property
+    def api_key(self) -> str:
+        """The API key (never in this object's ``repr`` or ``vars()``)."""
+        return self.secret.value
 
     def __repr__(self) -> str:
         return (
@@ -321,7 +339,7 @@ class ClientConfig:
                 f"max_retries must be an int from 0 to {MAX_RETRIES}, got {shown}"
             )
         return cls(
-            api_key=key.value,
+            secret=key,
             base_url=url,
             timeout=_timeout(timeout),
             max_retries=max_retries,

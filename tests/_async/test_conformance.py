@@ -34,7 +34,7 @@ from chatarmin_os import (
     RateLimitError,
     UnprocessableEntityError,
 )
-from chatarmin_os._async import _base_client as base_client_module
+from chatarmin_os._client import core as base_client_module
 from chatarmin_os._exceptions import error_class_for
 from chatarmin_os._procedures import PROCEDURES
 from tests.cases import (

@@ -7,7 +7,7 @@ The first call of an empty queue starts a flush in the background (a task of the
 loop; a thread in the blocking client) that waits ``BatchOptions.wait`` (by default just
 until the event loop runs again), takes every queued call, splits them into batches within
 ``max_items`` and ``max_url_length`` and sends those at once, each through the client's
-request loop (retries, errors per call). Calls queued meanwhile make the next batch. A
+request loop (the ``send`` it was given: retries, errors per call). Calls queued meanwhile make the next batch. A
 query identical to one queued or in flight (same path, same input) is not sent again: it
 waits for the same answer.
 
@@ -18,17 +18,13 @@ it, the first call of a batch sends the batch itself.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
 from .. import _fork
 from .._batching import BatchOptions, Call, plan_batches
-from .._concurrency import AsyncWork, asleep, current_loop, new_async_event
+from .._concurrency import AsyncBackground, AsyncWork, asleep, current_loop, new_async_event
 from .._exceptions import ChatarminOSError
 from .._wire import Kind
-
-if TYPE_CHECKING:
-    from ._base_client import AsyncBaseClient
 
 __all__ = ["AsyncBatcher"]
 
@@ -36,10 +32,23 @@ _NAME = "chatarmin-os batch"
 
 
 class AsyncBatcher:
-    """The queues of one client; :meth:`submit` a prepared call and wait for its outcome."""
+    """The queues of one client; :meth:`submit` a prepared call and wait for its outcome.
 
-    def __init__(self, client: AsyncBaseClient, options: BatchOptions) -> None:
-        self._client = client
+    ``send`` sends one batch (or call) of one kind until each call has an outcome (the
+    client's request loop); ``background`` is where flushes run; ``base_url_length`` bounds
+    a query batch's URL.
+    """
+
+    def __init__(
+        self,
+        options: BatchOptions,
+        send: Callable[[list[Call]], Awaitable[None]],
+        background: AsyncBackground,
+        base_url_length: int,
+    ) -> None:
+        self._send_batch = send
+        self._background = background
+        self._base_url_length = base_url_length
         self.options = options
         """The batching options in force."""
         self._lock = threading.Lock()
@@ -80,7 +89,7 @@ class AsyncBatcher:
                 self._on_submit(call)
         if start:
             kind = call.kind
-            background = self._client._background
+            background = self._background
             if background.can_start():
                 background.start(lambda: self._flush(kind), _NAME)
             else:
@@ -96,8 +105,8 @@ class AsyncBatcher:
                 if not calls:
                     self._flushing[kind] = False
                     return
-            batches = plan_batches(calls, self.options, len(self._client._base_url_text))
-            background = self._client._background
+            batches = plan_batches(calls, self.options, self._base_url_length)
+            background = self._background
             for batch in batches[:-1]:
                 if background.can_start():
                     background.start(lambda batch=batch: self._send(batch), _NAME)  # type: ignore[misc]
@@ -107,7 +116,7 @@ class AsyncBatcher:
 
     async def _send(self, batch: list[Call]) -> None:
         try:
-            await self._client._send(batch)
+            await self._send_batch(batch)
         finally:
             with self._lock:
                 for call in batch:

@@ -24,23 +24,24 @@ from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Protocol
 
 import httpx
 
 from .. import _fork
+from .._client.outcomes import BodyDecodingError
+from .._client.pool import InProcessAnswer, PoolCore
+from .._client.request import WireRequest
 from .._concurrency import current_loop
 from .._exceptions import ChatarminOSError
-from .._logs import logger as _logger
 
 __all__ = [
     "KEEPALIVE_EXPIRY",
-    "OWN_POOL_HEADERS",
     "AsyncHTTPPool",
+    "AsyncInProcessPool",
+    "AsyncPool",
     "BodyDecodingError",
-    "InProcessAnswer",
-    "InProcessResponse",
 ]
 
 KEEPALIVE_EXPIRY = 4.0
@@ -52,21 +53,6 @@ request never races the server's close (which fails it with no way to tell wheth
 server saw it).
 """
 
-
-def _accept_encoding() -> str:
-    try:  # what httpx itself asks for: gzip and deflate, br / zstd when their decoders exist
-        from httpx._decoders import SUPPORTED_DECODERS
-
-        return ", ".join(key for key in SUPPORTED_DECODERS if key != "identity")
-    except ImportError:  # pragma: no cover
-        return "gzip, deflate"
-
-
-OWN_POOL_HEADERS: dict[str, str] = {
-    "Accept-Encoding": _accept_encoding(),
-    "Connection": "keep-alive",
-}
-"""The defaults our own pool sends under the client's headers, as an ``httpx.Client`` would."""
 
 _ssl_context: ssl.SSLContext | None = None
 _ssl_lock = threading.Lock()
@@ -91,34 +77,52 @@ def default_async_client() -> httpx.AsyncClient:
     )
 
 
-class InProcessResponse(Protocol):
-    """What an in-process server answers: status, headers and the whole body."""
+class AsyncPool(Protocol):
+    """What the request loop sends through: an HTTP pool or an in-process server."""
+
+    batching_refused: bool
 
     @property
-    def status(self) -> int: ...
+    def owned(self) -> bool: ...
 
     @property
-    def headers(self) -> Mapping[str, str]: ...
+    def is_closed(self) -> bool: ...
 
-    @property
-    def body(self) -> bytes: ...
+    def refuse_batching(self, where: str) -> None: ...
+
+    def callers_default_headers(self) -> list[tuple[bytes, bytes]] | None: ...
+
+    async def send(self, request: WireRequest) -> httpx.Response:
+        """Send ``request`` and read the whole answer (raises what the transport raises)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close what the pool holds; idempotent."""
+        ...
 
 
-class InProcessAnswer(Protocol):
-    """An in-process server's direct entry point (``LocalTransport.answer``): the encoded
-    request's method, target relative to the base URL, headers (lower-case names) and body."""
-
-    def __call__(
-        self, method: str, target: str, headers: Mapping[str, str], body: bytes | None
-    ) -> InProcessResponse: ...
+_EMPTY_STREAM = httpx.ByteStream(b"")
 
 
-class BodyDecodingError(Exception):
-    """The answer's body could not be decoded (broken gzip/deflate/brotli); ``response`` has the rest."""
+class AsyncInProcessPool(PoolCore):
+    """A server in this process (the local ChatarminOS) as a transport: ``answer`` takes the
+    encoded request as the wire would carry it; no socket, no httpx request."""
 
-    def __init__(self, response: httpx.Response) -> None:
-        super().__init__("the answer's body could not be decoded")
-        self.response = response
+    def __init__(self, answer: InProcessAnswer) -> None:
+        self.answer = answer
+
+    async def send(self, request: WireRequest) -> httpx.Response:
+        """Have the server answer ``request``; the answer is complete already."""
+        if self._closed:
+            raise ChatarminOSError("This client is closed; make a new one to go on.")
+        raw = self.answer(request.method, request.target, request.headers, request.content)
+        response = httpx.Response(raw.status, headers=raw.headers, stream=_EMPTY_STREAM)
+        response._content = raw.body  # nothing for httpx to read
+        return response
+
+    async def aclose(self) -> None:
+        """Stop answering; idempotent."""
+        self._closed = True
 
 
 def _is_plain(client: httpx.AsyncClient) -> bool:
@@ -137,7 +141,7 @@ def _is_plain(client: httpx.AsyncClient) -> bool:
         return False
 
 
-class AsyncHTTPPool:
+class AsyncHTTPPool(PoolCore):
     """The httpx client one API client (and its ``with_options`` copies) sends through."""
 
     def __init__(
@@ -145,24 +149,14 @@ class AsyncHTTPPool:
         http_client: httpx.AsyncClient | None = None,
         *,
         factory: Callable[[], httpx.AsyncClient] | None = None,
-        answer: InProcessAnswer | None = None,
     ) -> None:
         self._owned = http_client is None
-        self.answer = answer
-        """An in-process server's direct entry point, used instead of httpx (``.local()``)."""
         self._factory = factory or default_async_client
         self._client: httpx.AsyncClient | None = http_client
         self._loop: object | None = None
         self._closed = False
         self._lock = threading.Lock()
-        self.batching_refused = False
-        """Whether the server answered a batch "Batching is not enabled on the server"."""
         _fork.register(self)
-
-    @property
-    def owned(self) -> bool:
-        """Whether the pool is ours (made here) rather than the caller's ``http_client``."""
-        return self._owned
 
     @property
     def is_closed(self) -> bool:
@@ -170,14 +164,6 @@ class AsyncHTTPPool:
         if self._closed:
             return True
         return self._client is not None and not self._owned and self._client.is_closed
-
-    def refuse_batching(self, where: str) -> None:
-        """Send calls one by one from now on (logged once per pool)."""
-        if not self.batching_refused:
-            self.batching_refused = True
-            _logger.warning(
-                "The server at %s does not take tRPC batches; sending calls one by one.", where
-            )
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
@@ -209,18 +195,19 @@ class AsyncHTTPPool:
     def callers_default_headers(self) -> list[tuple[bytes, bytes]] | None:
         """The default headers of your ``http_client`` (``None`` for our own pool).
 
-        Our own pool's defaults are :data:`OWN_POOL_HEADERS`, built into a client's headers
+        Our own pool's defaults are :data:`~chatarmin_os._client.core.OWN_POOL_HEADERS`, built into a client's headers
         once; yours may change between calls, so they are read on every call.
         """
         return None if self._owned else self.client().headers.raw
 
-    async def send(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` and read the whole answer.
+    async def send(self, wire: WireRequest) -> httpx.Response:
+        """Send ``wire`` and read the whole answer.
 
         Raises httpx's exceptions, :class:`BodyDecodingError` for a body that cannot be
         decoded, and :class:`ChatarminOSError` when the pool is closed.
         """
         client = self.client()
+        request = wire.to_httpx()
         if self._owned or _is_plain(client):
             transport = client._transport_for_url(request.url)
             response = await transport.handle_async_request(request)

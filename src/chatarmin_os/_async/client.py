@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
-from .._base import DEFAULT_MAX_RETRIES, MAX_TIMEOUT, ClientConfig, product_key
-from .._batching import BatchOptions
+from .._base import MAX_TIMEOUT, product_key
+from .._client.public import ChatarminOSCore
 from .._concurrency import AsyncSleeper
-from .._exceptions import ChatarminOSError, InvalidInputError
+from .._exceptions import InvalidInputError
 from .._inputs import Hints, HintsDict, hints_input
 from .._models import OnboardResult
-from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
+from .._types import NOT_GIVEN, NotGiven
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import AsyncBaseClient
 from .resources._resource import namespace, written
 
 if TYPE_CHECKING:
-    from .._cache import CacheOptions
     from .._models import UsageResult
     from .._usage_buffer import UsageBufferOptions
-    from ..local.engine import LocalEngine
     from ._cache import AsyncCacheGroup, AsyncEntitlementCache
     from ._usage_buffer import AsyncUsageBuffer
     from .resources.billing import AsyncBilling
@@ -40,7 +37,7 @@ __all__ = ["AsyncChatarminOS"]
 _C = TypeVar("_C", bound="AsyncChatarminOS")
 
 
-class AsyncChatarminOS(AsyncBaseClient):
+class AsyncChatarminOS(AsyncBaseClient, ChatarminOSCore[httpx.AsyncClient, AsyncSleeper]):
     """The ChatarminOS API client for async code.
 
     Args:
@@ -93,97 +90,6 @@ class AsyncChatarminOS(AsyncBaseClient):
         "Alias of ``tiers.apply`` as ``subscriptions.create``.",
     )
     links: namespace[AsyncLinks] = namespace(".links", "AsyncLinks", "Manual product links.")
-
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | httpx.URL | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        transformer: Transformer = "json",
-        http_client: httpx.AsyncClient | None = None,
-        default_headers: Mapping[str, str] | None = None,
-        sleep: AsyncSleeper | None = None,
-        batching: bool | BatchOptions = False,
-        cache: bool | CacheOptions | None = None,
-        usage_buffer: UsageBufferOptions | None = None,
-    ) -> None:
-        try:
-            options = BatchOptions.resolve(batching)
-            buffer_options = None
-            if usage_buffer is not None:  # the buffer's code loads only when used
-                from .._usage_buffer import UsageBufferOptions
-
-                buffer_options = UsageBufferOptions.resolve(usage_buffer)
-            config = ClientConfig.create(
-                api_key=api_key,
-                base_url=base_url,
-                timeout=timeout,
-                max_retries=max_retries,
-                transformer=transformer,
-                default_headers=default_headers,
-            )
-        except ChatarminOSError:
-            api_key = default_headers = None  # no secrets in tracebacks that show locals
-            raise
-        self._setup(config, self._make_pool(http_client), sleep, batching=options)
-        self._cache_group = None
-        if cache is not None and cache is not False:  # the cache's code loads only when used
-            from .._cache import CacheOptions
-            from ._cache import AsyncCacheGroup
-
-            cache_options = CacheOptions.resolve(cache)
-            assert cache_options is not None
-            self._cache_group = AsyncCacheGroup(cache_options, self._background)
-            self._on_close(self._cache_group.aclose)
-        self._init_cache()
-        self._init_usage_buffers(buffer_options)
-        if buffer_options is not None and buffer_options.spool is not None:
-            self.usage_buffer.resume()  # send what a crashed process left in the spool
-
-    @classmethod
-    def local(
-        cls,
-        engine: LocalEngine | None = None,
-        *,
-        api_key: str | None = None,
-        transformer: Transformer = "json",
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        default_headers: Mapping[str, str] | None = None,
-        batching: bool | BatchOptions = False,
-        cache: bool | CacheOptions | None = None,
-        usage_buffer: UsageBufferOptions | None = None,
-    ) -> AsyncChatarminOS:
-        """A client answered by a local ChatarminOS in this process: no socket, no network.
-
-        ``engine`` is a :class:`chatarmin_os.local.LocalEngine` (a fresh in-memory one when
-        omitted). Calls go through the real codec and the server's real tRPC handling, so
-        they exercise the same wire as production. ``api_key`` defaults to the local
-        engine's default key (``os_sk_local_dev``); give it when your engine takes others.
-
-        Example::
-
-            async with AsyncChatarminOS.local() as client:
-                result = await client.onboard(external_org_id="org_1", label="Demo", tier_code="free")
-        """
-        from ..local.engine import DEFAULT_API_KEY
-        from ..local.engine import LocalEngine as _LocalEngine
-        from ..local.transport import AsyncLocalTransport
-
-        transport = AsyncLocalTransport(engine if engine is not None else _LocalEngine())
-        client = cls(
-            api_key=api_key or DEFAULT_API_KEY,
-            base_url="http://chatarmin-os.local/api/v1",
-            transformer=transformer,
-            max_retries=max_retries,
-            default_headers=default_headers,
-            batching=batching,
-            cache=cache,
-            usage_buffer=usage_buffer,
-        )
-        client._own_pool(lambda: httpx.AsyncClient(transport=transport), answer=transport.answer)
-        return client
 
     def _init_cache(self) -> None:
         group = self._cache_group
@@ -278,51 +184,6 @@ class AsyncChatarminOS(AsyncBaseClient):
         if options is not None and options.spool is not None:
             self.usage_buffer.resume()  # now a worker can start (trio: in our task group)
         return self
-
-    def with_options(
-        self,
-        *,
-        api_key: str | NotGiven = NOT_GIVEN,
-        base_url: str | httpx.URL | NotGiven = NOT_GIVEN,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
-        max_retries: int | NotGiven = NOT_GIVEN,
-        transformer: Transformer | NotGiven = NOT_GIVEN,
-        default_headers: Mapping[str, str] | NotGiven = NOT_GIVEN,
-        batching: bool | BatchOptions | NotGiven = NOT_GIVEN,
-    ) -> AsyncChatarminOS:
-        """A copy with some options changed, sharing this client's connection pool.
-
-        ``default_headers`` are added to the current ones. Closing the copy leaves the pool
-        open; it closes with the client that made it. The copy shares the entitlement cache
-        (a copy with another ``api_key`` uses that product's entries). It shares the usage
-        buffer too (with another ``api_key`` or ``base_url``, a buffer of its own with the same
-        options).
-
-        Example::
-
-            patient = client.with_options(timeout=120, max_retries=5)
-        """
-        copy = object.__new__(type(self))
-        try:
-            config = self._config.changed(
-                api_key=api_key,
-                base_url=base_url,
-                timeout=timeout,
-                max_retries=max_retries,
-                transformer=transformer,
-                default_headers=default_headers,
-            )
-        except ChatarminOSError:
-            api_key = default_headers = NOT_GIVEN  # no secrets in tracebacks that show locals
-            raise
-        options = (
-            self.batching if isinstance(batching, NotGiven) else BatchOptions.resolve(batching)
-        )
-        copy._setup(config, self._pool, self._sleep, batching=options, parent=self)
-        copy._cache_group = self._cache_group
-        copy._init_cache()
-        copy._init_usage_buffers(None, parent=self)
-        return copy
 
     async def onboard(
         self,

@@ -33,6 +33,7 @@ from .protocol import (
 __all__ = ["AsyncLocalTransport", "LocalTransport"]
 
 _JSON = [(b"content-type", b"application/json")]
+_READ = ("authorization", "content-type")
 
 
 def _answer(handler: TRPCHandler, request: httpx.Request, body: bytes) -> httpx.Response:
@@ -90,11 +91,15 @@ class _EngineTransport:
 
         ``target`` is the URL relative to the mount point, query string included, as
         ``_wire.encode_request`` makes it (``"features.check?input=%7B%7D"``); ``headers``
-        need ``authorization`` and, with a body, ``content-type`` (names in any case).
+        (a mapping or an :class:`httpx.Headers`) need ``authorization`` and, with a body,
+        ``content-type`` (names in any case).
         Returns the status and the JSON body (``headers`` of the answer say its type).
         """
         path, _, query = target.partition("?")
-        lowered = {name.lower(): value for name, value in headers.items()}
+        if isinstance(headers, httpx.Headers):  # a client's own: names in any case already
+            lowered = {name: value for name in _READ if (value := headers.get(name)) is not None}
+        else:
+            lowered = {name.lower(): value for name, value in headers.items()}
         return self.handler.handle(
             method, f"{self.handler.prefix}/{path}", query, lowered, body or b""
         )
