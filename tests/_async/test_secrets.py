@@ -101,9 +101,7 @@ def mock_http() -> httpx.AsyncClient:
 async def test_a_client_and_its_copies_hold_no_plain_key() -> None:
     clients = [
         AsyncChatarminOS(api_key=SECRET, base_url=BASE_URL, http_client=mock_http()),
-        AsyncChatarminOS(
-            api_key=SECRET, base_url=BASE_URL, http_client=mock_http(), batching=True
-        ),
+        AsyncChatarminOS(api_key=SECRET, base_url=BASE_URL, http_client=mock_http(), batching=True),
     ]
     own = AsyncChatarminOS(api_key=SECRET, base_url=BASE_URL)
     own._own_pool(mock_http)
