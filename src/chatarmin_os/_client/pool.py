@@ -6,12 +6,19 @@ A twin's pool (``_async/_http.py``: the HTTP pool, the in-process pool) derives 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+import httpx
+
+from .. import _fork
+from .._exceptions import ChatarminOSError
 from .._logs import logger
 
-__all__ = ["InProcessAnswer", "InProcessResponse", "PoolCore"]
+__all__ = ["HTTPPoolCore", "InProcessAnswer", "InProcessResponse", "PoolCore", "is_plain"]
+
+_H = TypeVar("_H", httpx.AsyncClient, httpx.Client)
 
 
 class InProcessResponse(Protocol):
@@ -65,3 +72,85 @@ class PoolCore:
     def callers_default_headers(self) -> list[tuple[bytes, bytes]] | None:
         """The default headers of your ``http_client`` (``None`` for a pool of ours)."""
         return None
+
+
+def is_plain(client: Any) -> bool:
+    """Whether sending straight to the transport does all ``client.send`` would do."""
+    try:
+        hooks = client._event_hooks
+        return bool(
+            client._auth is None
+            and not hooks["request"]
+            and not hooks["response"]
+            and not client.follow_redirects
+            and not client._params
+            and not client._cookies.jar
+        )
+    except (AttributeError, KeyError, TypeError):  # another httpx: take the public road
+        return False
+
+
+class HTTPPoolCore(PoolCore, Generic[_H]):
+    """The non-waiting half of an HTTP pool: whose httpx client it is, and which one to send
+    through now (ours is made on first use, and again after a fork or under another event
+    loop). A twin names ``_default_client`` (how ours is made) and ``_current_loop``."""
+
+    _default_client: ClassVar[Callable[[], Any]]
+    _current_loop: ClassVar[Callable[[], object]]
+
+    def __init__(
+        self, http_client: _H | None = None, *, factory: Callable[[], _H] | None = None
+    ) -> None:
+        self._owned = http_client is None
+        self._factory: Callable[[], _H] = factory or type(self)._default_client
+        self._client: _H | None = http_client
+        self._loop: object | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        _fork.register(self)
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the pool was closed (by us, or the caller closed their client)."""
+        if self._closed:
+            return True
+        client = self._client
+        return client is not None and not self._owned and client.is_closed
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        if self._owned:
+            self._client = None  # the parent's sockets: leave them to the parent
+
+    def client(self) -> _H:
+        """The httpx client to send through now, made (again) when ours is missing or stale."""
+        if self._closed:
+            raise ChatarminOSError("This client is closed; make a new one to go on.")
+        client = self._client
+        if not self._owned:
+            assert client is not None
+            if client.is_closed:
+                raise ChatarminOSError(
+                    "The http_client you passed is closed; the client cannot send with it."
+                )
+            return client
+        loop = type(self)._current_loop()
+        if client is None or loop is not self._loop:
+            with self._lock:
+                if self._client is None or loop is not self._loop:
+                    # Another loop's connections cannot be used (nor closed) from this one.
+                    self._client = self._factory()
+                    self._loop = loop
+                client = self._client
+        return client
+
+    def callers_default_headers(self) -> list[tuple[bytes, bytes]] | None:
+        """The default headers of your ``http_client`` (``None`` for our own pool).
+
+        Our own pool's defaults are ``OWN_POOL_HEADERS`` (see ``_client.core``), built into a
+        client's headers once; yours may change between calls, so they are read on every call.
+        """
+        if self._owned:
+            return None
+        raw: list[tuple[bytes, bytes]] = self.client().headers.raw
+        return raw

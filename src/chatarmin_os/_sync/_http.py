@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Callable
 from typing import Protocol
 
 import httpx
 
-from .. import _fork
 from .._client.outcomes import BodyDecodingError
-from .._client.pool import InProcessAnswer, PoolCore
+from .._client.pool import HTTPPoolCore, InProcessAnswer, PoolCore, is_plain
 from .._client.request import WireRequest
 from .._concurrency import no_loop
 from .._exceptions import ChatarminOSError
@@ -127,80 +125,11 @@ class InProcessPool(PoolCore):
         self._closed = True
 
 
-def _is_plain(client: httpx.Client) -> bool:
-    """Whether sending straight to the transport does all ``client.send`` would do."""
-    try:
-        hooks = client._event_hooks
-        return (
-            client._auth is None
-            and not hooks["request"]
-            and not hooks["response"]
-            and not client.follow_redirects
-            and not client._params
-            and not client._cookies.jar
-        )
-    except (AttributeError, KeyError, TypeError):  # another httpx: take the public road
-        return False
-
-
-class HTTPPool(PoolCore):
+class HTTPPool(HTTPPoolCore[httpx.Client]):
     """The httpx client one API client (and its ``with_options`` copies) sends through."""
 
-    def __init__(
-        self,
-        http_client: httpx.Client | None = None,
-        *,
-        factory: Callable[[], httpx.Client] | None = None,
-    ) -> None:
-        self._owned = http_client is None
-        self._factory = factory or default_sync_client
-        self._client: httpx.Client | None = http_client
-        self._loop: object | None = None
-        self._closed = False
-        self._lock = threading.Lock()
-        _fork.register(self)
-
-    @property
-    def is_closed(self) -> bool:
-        """Whether the pool was closed (by us, or the caller closed their client)."""
-        if self._closed:
-            return True
-        return self._client is not None and not self._owned and self._client.is_closed
-
-    def _after_fork_in_child(self) -> None:
-        self._lock = threading.Lock()
-        if self._owned:
-            self._client = None  # the parent's sockets: leave them to the parent
-
-    def client(self) -> httpx.Client:
-        """The httpx client to send through now, made (again) when ours is missing or stale."""
-        if self._closed:
-            raise ChatarminOSError("This client is closed; make a new one to go on.")
-        client = self._client
-        if not self._owned:
-            assert client is not None
-            if client.is_closed:
-                raise ChatarminOSError(
-                    "The http_client you passed is closed; the client cannot send with it."
-                )
-            return client
-        loop = no_loop()
-        if client is None or loop is not self._loop:
-            with self._lock:
-                if self._client is None or loop is not self._loop:
-                    # Another loop's connections cannot be used (nor closed) from this one.
-                    self._client = self._factory()
-                    self._loop = loop
-                client = self._client
-        return client
-
-    def callers_default_headers(self) -> list[tuple[bytes, bytes]] | None:
-        """The default headers of your ``http_client`` (``None`` for our own pool).
-
-        Our own pool's defaults are :data:`~chatarmin_os._client.core.OWN_POOL_HEADERS`, built into a client's headers
-        once; yours may change between calls, so they are read on every call.
-        """
-        return None if self._owned else self.client().headers.raw
+    _default_client = staticmethod(default_sync_client)
+    _current_loop = staticmethod(no_loop)
 
     def send(self, wire: WireRequest) -> httpx.Response:
         """Send ``wire`` and read the whole answer.
@@ -210,7 +139,7 @@ class HTTPPool(PoolCore):
         """
         client = self.client()
         request = wire.to_httpx()
-        if self._owned or _is_plain(client):
+        if self._owned or is_plain(client):
             transport = client._transport_for_url(request.url)
             response = transport.handle_request(request)
             response.request = request
