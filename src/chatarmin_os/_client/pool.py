@@ -95,8 +95,8 @@ class HTTPPoolCore(PoolCore, Generic[_H]):
     through now (ours is made on first use, and again after a fork or under another event
     loop). A twin names ``_default_client`` (how ours is made) and ``_current_loop``."""
 
-    _default_client: ClassVar[Callable[[], Any]]
-    _current_loop: ClassVar[Callable[[], object]]
+    _default_client: ClassVar[Any]  # staticmethod: () -> our own httpx client
+    _current_loop: ClassVar[Any]  # staticmethod: () -> the running event loop (or None)
 
     def __init__(
         self, http_client: _H | None = None, *, factory: Callable[[], _H] | None = None

@@ -19,13 +19,11 @@ it, the first call of a batch sends the batch itself.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Awaitable, Callable
 
-from .. import _fork
-from .._batching import BatchOptions, Call, plan_batches
+from .._batching import Call
+from .._client.batcher import BatcherCore
 from .._concurrency import Background, Work, new_event, no_loop, sleep
-from .._exceptions import ChatarminOSError
 from .._wire import Kind
 
 __all__ = ["Batcher"]
@@ -33,49 +31,24 @@ __all__ = ["Batcher"]
 _NAME = "chatarmin-os batch"
 
 
-class Batcher:
+class Batcher(BatcherCore):
     """The queues of one client; :meth:`submit` a prepared call and wait for its outcome.
 
-    ``send`` sends one batch (or call) of one kind until each call has an outcome (the
-    client's request loop); ``background`` is where flushes run; ``base_url_length`` bounds
-    a query batch's URL.
+    Made with ``(options, send, background, base_url_length)``, see
+    :class:`~chatarmin_os._client.batcher.BatcherCore`.
     """
 
-    def __init__(
-        self,
-        options: BatchOptions,
-        send: Callable[[list[Call]], Awaitable[None]],
-        background: Background,
-        base_url_length: int,
-    ) -> None:
-        self._send_batch = send
-        self._background = background
-        self._base_url_length = base_url_length
-        self.options = options
-        """The batching options in force."""
-        self._lock = threading.Lock()
-        self._reset()
-        # Seams for tests: what a flush waits for before taking the queue, and a hook
-        # called (under the lock) for every call submitted, queued or joining another.
-        self._window: Work = lambda: sleep(options.wait)
-        self._on_submit: Callable[[Call], None] | None = None
-        _fork.register(self)
-
-    def _reset(self) -> None:
-        self._queues: dict[Kind, list[Call]] = {"query": [], "mutation": []}
-        self._flushing: dict[Kind, bool] = {"query": False, "mutation": False}
-        self._in_flight: dict[tuple[str, str | None], Call] = {}
-        self._loop = no_loop()
-
-    def _after_fork_in_child(self) -> None:
-        self._lock = threading.Lock()
-        self._reset()  # the parent's queued calls are the parent's to send
+    _current_loop = staticmethod(no_loop)
+    _wait = staticmethod(sleep)
+    _send_batch: Callable[[list[Call]], Awaitable[None]]
+    _background: Background
+    _window: Work
 
     def submit(self, call: Call) -> Call:
         """Queue ``call`` (or join the identical query in flight); return it once answered."""
         start = False
         with self._lock:
-            if self._loop is not no_loop():
+            if self._loop is not type(self)._current_loop():
                 self._reset()  # what was queued belonged to tasks of a loop that is gone
             shared = self._in_flight.get(call.key) if call.key is not None else None
             if shared is not None:
@@ -107,7 +80,7 @@ class Batcher:
                 if not calls:
                     self._flushing[kind] = False
                     return
-            batches = plan_batches(calls, self.options, self._base_url_length)
+            batches = self._planned(calls)
             background = self._background
             for batch in batches[:-1]:
                 if background.can_start():
@@ -120,14 +93,4 @@ class Batcher:
         try:
             self._send_batch(batch)
         finally:
-            with self._lock:
-                for call in batch:
-                    if call.key is not None and self._in_flight.get(call.key) is call:
-                        del self._in_flight[call.key]
-            for call in batch:
-                if not call.finished:  # cancelled (the client closed) or a bug: never hang
-                    call.fail(
-                        ChatarminOSError("The call was not answered: the client closed first."),
-                        None,
-                    )
-                call.done.set()
+            self._answered(batch)
