@@ -254,6 +254,8 @@ _IN_PROCESS = textwrap.dedent(
         request = client._build_request("features.check", payload)
     else:
         request = client._request_for([client._prepare("features.check", payload)])
+    if hasattr(request, "to_httpx"):  # the request loop's own request object
+        request = request.to_httpx()
 
     def rate(call):
         for _ in range(calls // 10):
