@@ -276,3 +276,21 @@ def test_the_testing_server_answers_with_request_ids(tmp_path: Path) -> None:
     ids = {assert_id(r.headers.get("x-request-id")) for r in (ok, too_many, faulted)}
     ids.add(assert_id(headers.get("x-request-id")))
     assert len(ids) == 4
+
+
+def test_a_forked_child_makes_ids_of_its_own() -> None:
+    import os
+
+    read, write = os.pipe()
+    parent_id = new_request_id()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    child_id = os.read(read, 100).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert REQUEST_ID.fullmatch(child_id)
+    assert child_id[:16] != parent_id[:16]  # its own random part
+    assert child_id != new_request_id()

@@ -15,12 +15,18 @@ speaks the same wire as ``@trpc/server`` (see ``docs/protocol-notes.md``):
   At most ``max_batch`` calls (tRPC's ``maxBatchSize``; over it: 400 ``Batch call exceeds
   maximum size``, nothing runs); ``batching=False`` refuses every batch (tRPC's
   ``allowBatching: false``: 400 ``Batching is not enabled on the server``);
-* a body over ``max_body`` bytes answers ``PAYLOAD_TOO_LARGE`` (413), nothing runs;
+* a body over ``max_body`` bytes answers ``PAYLOAD_TOO_LARGE`` (413), nothing runs; a body is
+  read as UTF-8 as Node reads it (invalid bytes become U+FFFD, a leading BOM is skipped), so
+  UTF-16 or UTF-32 is not JSON (400);
+* every answer carries an ``x-request-id`` (``req_`` + 24 hex digits), one per HTTP request;
 * errors as ``{"error": {"message", "code", "data": {"code", "httpStatus", "path"}}}`` —
   whatever the input (malformed or deeply nested JSON, invalid Unicode), never a bare 500;
 * the transformer: ``"auto"`` (the default) answers in superjson when the request's input is
   superjson-shaped (``{"json": …, "meta"?: …}``), in plain JSON otherwise; ``"json"`` and
   ``"superjson"`` force one mode, as a real server is set up with exactly one.
+
+The options (``prefix``, ``transformer``, ``max_batch``, ``batching``, ``max_body``) are one
+:class:`~chatarmin_os.local.ServerOptions`.
 """
 
 from __future__ import annotations
