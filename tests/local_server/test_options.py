@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,18 +16,10 @@ from chatarmin_os.local.cli import add_commands, server_options
 from chatarmin_os.local.protocol import TRPCHandler, handle
 from chatarmin_os.local.transport import LocalTransport
 from chatarmin_os.testing import ChatarminOSServer
+from tests.local_server.conftest import SERVER_KEY
 
-KEY = "os_sk_options"
+KEY = SERVER_KEY
 AUTH = {"authorization": f"Bearer {KEY}"}
-
-
-@pytest.fixture
-def engine() -> Iterator[LocalEngine]:
-    engine = LocalEngine(api_keys=[KEY])
-    try:
-        yield engine
-    finally:
-        engine.close()
 
 
 def test_the_defaults() -> None:
@@ -83,17 +74,21 @@ def test_the_prefix_is_normalised(given: str, kept: str) -> None:
     assert ServerOptions(prefix=given).prefix == kept
 
 
-def test_the_handler_the_transport_and_the_app_take_options(engine: LocalEngine) -> None:
+def test_the_handler_the_transport_and_the_app_take_options(keyed_engine: LocalEngine) -> None:
     options = ServerOptions(prefix="/trpc", max_batch=1)
-    handler = TRPCHandler(engine, options)
+    handler = TRPCHandler(keyed_engine, options)
     assert handler.options is options and handler.prefix == "/trpc"
     assert repr(handler) == f"TRPCHandler({options!r})"
     # Keywords of the field names adjust the options (kept for earlier callers).
-    assert TRPCHandler(engine, options, batching=False).options == options.replace(batching=False)
-    assert TRPCHandler(engine, max_body=10).options == ServerOptions(max_body=10)
-    assert create_app(engine, options).handler.options is options
-    assert LocalTransport(engine, options).handler.options is options
-    answer = handle(engine, "GET", "/trpc/tiers.list,tiers.list", "batch=1", AUTH, b"", options)
+    assert TRPCHandler(keyed_engine, options, batching=False).options == options.replace(
+        batching=False
+    )
+    assert TRPCHandler(keyed_engine, max_body=10).options == ServerOptions(max_body=10)
+    assert create_app(keyed_engine, options).handler.options is options
+    assert LocalTransport(keyed_engine, options).handler.options is options
+    answer = handle(
+        keyed_engine, "GET", "/trpc/tiers.list,tiers.list", "batch=1", AUTH, b"", options
+    )
     assert answer.status == 400
     assert json.loads(answer.body)["error"]["message"] == "Batch call exceeds maximum size"
 

@@ -53,8 +53,13 @@ CASES: list[tuple[str, str, str, str]] = [
 def node_answer(server: ReferenceServer, method: str, target: str, headers: str, body: str) -> Any:
     data = f"{method} {target} HTTP/1.1\r\nHost: x\r\n{AUTH}{headers}"
     data += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}"
+    return exchange(server, data.encode())
+
+
+def exchange(server: ReferenceServer, data: bytes) -> tuple[int, Any]:
+    """Send a raw request to the Node server; (status, JSON body or ``None``)."""
     with socket.create_connection(("127.0.0.1", server.port or 0), timeout=10) as sock:
-        sock.sendall(data.encode())
+        sock.sendall(data)
         raw = b""
         while chunk := sock.recv(65536):
             raw += chunk
@@ -158,20 +163,7 @@ def batch_of(body: bytes) -> bytes:
 def node_raw(server: ReferenceServer, target: str, body: bytes) -> tuple[int, Any]:
     head = f"POST {target} HTTP/1.1\r\nHost: x\r\n{AUTH}{JSON}"
     head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", server.port or 0), timeout=10) as sock:
-        sock.sendall(head.encode() + body)
-        raw = b""
-        while chunk := sock.recv(65536):
-            raw += chunk
-    head_bytes, _, payload = raw.partition(b"\r\n\r\n")
-    if b"transfer-encoding: chunked" in head_bytes.lower():
-        decoded = b""
-        while payload:
-            size_line, _, payload = payload.partition(b"\r\n")
-            size = int(size_line, 16)
-            decoded, payload = decoded + payload[:size], payload[size + 2 :]
-        payload = decoded
-    return int(head_bytes.split(b" ")[1]), json.loads(payload)
+    return exchange(server, head.encode() + body)
 
 
 def shape(payload: Any) -> Any:

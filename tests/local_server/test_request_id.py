@@ -23,22 +23,14 @@ from chatarmin_os.local.asgi import create_app
 from chatarmin_os.local.protocol import TRPCHandler, new_request_id
 from chatarmin_os.local.transport import AsyncLocalTransport, LocalTransport
 from chatarmin_os.testing import ChatarminOSServer, LocalChatarminOS
+from tests.local_server.conftest import SERVER_KEY
 from tests.local_server.serve_process import ServeProcess
 
-KEY = "os_sk_request_ids"
+KEY = SERVER_KEY
 AUTH = {"authorization": f"Bearer {KEY}"}
 JSON = {**AUTH, "content-type": "application/json"}
 REQUEST_ID = re.compile(r"req_[0-9a-f]{24}")
 CLIENT_ID = "req_000000000000000000000000"
-
-
-@pytest.fixture
-def engine() -> Iterator[LocalEngine]:
-    engine = LocalEngine(api_keys=[KEY])
-    try:
-        yield engine
-    finally:
-        engine.close()
 
 
 def assert_id(value: str | None) -> str:
@@ -68,8 +60,8 @@ REQUESTS: list[tuple[str, str, str, dict[str, str], bytes, int]] = [
 ]
 
 
-def test_the_handler_answers_every_request_with_a_new_request_id(engine: LocalEngine) -> None:
-    handler = TRPCHandler(engine)
+def test_the_handler_answers_every_request_with_a_new_request_id(keyed_engine: LocalEngine) -> None:
+    handler = TRPCHandler(keyed_engine)
     seen: set[str] = set()
     for method, path, query, headers, body, status in REQUESTS:
         headers = {**headers, "x-request-id": CLIENT_ID}
@@ -80,9 +72,11 @@ def test_the_handler_answers_every_request_with_a_new_request_id(engine: LocalEn
     assert len(seen) == len(REQUESTS)  # one per request
 
 
-def test_the_handler_uses_the_request_id_it_is_given(engine: LocalEngine) -> None:
+def test_the_handler_uses_the_request_id_it_is_given(keyed_engine: LocalEngine) -> None:
     rid = new_request_id()
-    answer = TRPCHandler(engine).handle("GET", "/api/v1/tiers.list", "", AUTH, b"", request_id=rid)
+    answer = TRPCHandler(keyed_engine).handle(
+        "GET", "/api/v1/tiers.list", "", AUTH, b"", request_id=rid
+    )
     assert answer.headers == {"content-type": "application/json", "x-request-id": rid}
 
 
@@ -93,18 +87,18 @@ def test_request_ids_are_well_formed_and_distinct() -> None:
 
 
 def test_the_debug_log_names_the_request_id(
-    engine: LocalEngine, caplog: pytest.LogCaptureFixture
+    keyed_engine: LocalEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG, logger="chatarmin_os.local"):
-        answer = TRPCHandler(engine).handle("GET", "/api/v1/tiers.list", "", AUTH, b"")
+        answer = TRPCHandler(keyed_engine).handle("GET", "/api/v1/tiers.list", "", AUTH, b"")
     assert [r.getMessage() for r in caplog.records] == [
         f"GET /api/v1/tiers.list -> 200 [{answer.request_id}]"
     ]
     assert KEY not in caplog.text
 
 
-def test_the_in_process_transports_pass_the_request_id_on(engine: LocalEngine) -> None:
-    with httpx.Client(transport=LocalTransport(engine), base_url="http://os.local") as http:
+def test_the_in_process_transports_pass_the_request_id_on(keyed_engine: LocalEngine) -> None:
+    with httpx.Client(transport=LocalTransport(keyed_engine), base_url="http://os.local") as http:
         first = http.get("/api/v1/tiers.list", headers=AUTH)
         second = http.get("/api/v1/nope", headers=AUTH)
         batch = http.get("/api/v1/tiers.list,tiers.list?batch=1", headers=AUTH)
@@ -114,8 +108,8 @@ def test_the_in_process_transports_pass_the_request_id_on(engine: LocalEngine) -
     assert len(batch.json()) == 2  # two calls, one answer, one id
 
 
-async def test_the_async_transport_passes_the_request_id_on(engine: LocalEngine) -> None:
-    transport = AsyncLocalTransport(engine, ServerOptions(prefix="/trpc"))
+async def test_the_async_transport_passes_the_request_id_on(keyed_engine: LocalEngine) -> None:
+    transport = AsyncLocalTransport(keyed_engine, ServerOptions(prefix="/trpc"))
     async with httpx.AsyncClient(transport=transport, base_url="http://os.local") as http:
         response = await http.get("/trpc/tiers.list", headers=AUTH)
     assert response.status_code == 200
@@ -164,8 +158,10 @@ async def asgi_call(
     return start["status"], dict(start["headers"]), content["body"]
 
 
-async def test_the_asgi_app_answers_every_request_with_a_request_id(engine: LocalEngine) -> None:
-    app = create_app(engine, ServerOptions(max_body=100))
+async def test_the_asgi_app_answers_every_request_with_a_request_id(
+    keyed_engine: LocalEngine,
+) -> None:
+    app = create_app(keyed_engine, ServerOptions(max_body=100))
     auth = [
         (b"authorization", AUTH["authorization"].encode()),
         (b"x-request-id", CLIENT_ID.encode()),
