@@ -255,3 +255,31 @@ def test_an_sdk_client_of_its_own_sees_status_faults(server: ChatarminOSServer) 
 
     anyio.run(main)
     assert len(waits) == 2
+
+
+@pytest.mark.parametrize("over_http", [False, True], ids=["in-process", "http"])
+def test_faults_read_paths_as_the_server_does(over_http: bool) -> None:
+    """The injector reads a request with the server's own parsing: a trailing slash and a
+    percent-escape name the procedure; what the server refuses before reading a path (a
+    malformed escape, a path outside the prefix) is never faulted."""
+    with ChatarminOSServer() as server:
+        base = server.base_url if over_http else server.local.base_url
+        http = httpx.Client(headers=AUTH) if over_http else server.local._http_client()
+        with http:
+            server.faults.fail_next("tiers.list", times=2, status=503)
+            assert http.get(base + "/tiers.list/").status_code == 503
+            assert http.get(base + "/tiers%2Elist").status_code == 503
+            server.faults.fail_next("*", status=503)
+            assert http.get(base + "/%zz").status_code == 400
+            assert http.get(base.removesuffix("/api/v1") + "/v2/tiers.list").status_code == 404
+            assert [f.procedure for f in server.faults.pending()] == ["*"]
+            server.faults.clear()
+            server.faults.fail_next("tiers.get", status=503)
+            batch = http.get(base + "/tiers.list,tiers.get?batch=1")
+            assert batch.status_code == 503
+            assert [e["error"]["data"]["path"] for e in batch.json()] == ["tiers.list", "tiers.get"]
+        assert [f.procedure for f in server.faults.fired] == [
+            "tiers.list",
+            "tiers.list",
+            "tiers.list,tiers.get",
+        ]

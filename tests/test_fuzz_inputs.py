@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import random
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -27,11 +28,14 @@ from chatarmin_os import (
     NOT_GIVEN,
     AsyncChatarminOS,
     ChatarminOS,
+    ChatarminOSError,
     ContactInput,
     Hints,
     InvalidInputError,
 )
 from chatarmin_os._procedures import PROCEDURES
+from chatarmin_os.local import LocalEngine
+from chatarmin_os.local.transport import LocalTransport
 from tests.canned import CannedServer, procedure_of, wire_json
 from tests.helpers import API_KEY, BASE_URL, TRANSFORMERS
 
@@ -85,6 +89,8 @@ STRINGS: list[Any] = [
     "nul\x00byte",
     "line\r\nbreak",
     "é€😀",
+    "\ufeffbom first",  # a byte-order mark inside a value is data, not an encoding hint
+    "\u2028\u2029\ufffd\U0010ffff",
     LONG,
     None,
     NOT_GIVEN,
@@ -550,8 +556,22 @@ def check_tally(tally: Tally) -> None:
 def test_fuzzed_arguments_sync(transformer: str) -> None:
     server = CannedServer(transformer)
     tally = Tally()
+    with sync_client(httpx.MockTransport(server), transformer) as client:
+        for call in calls(SEED):
+            server.requests.clear()
+            error = run_call(client, call)
+            if error is None:
+                check_sent(call, server, tally)
+            else:  # anything at all: it must be a refusal
+                check_refused(call, error, server, tally)
+    check_tally(tally)
+
+
+@contextmanager
+def sync_client(transport: httpx.BaseTransport, transformer: str) -> Iterator[ChatarminOS]:
+    """A blocking client on ``transport``, without retries."""
     with (
-        httpx.Client(transport=httpx.MockTransport(server)) as http,
+        httpx.Client(transport=transport) as http,
         ChatarminOS(
             api_key=API_KEY,
             base_url=BASE_URL,
@@ -560,15 +580,16 @@ def test_fuzzed_arguments_sync(transformer: str) -> None:
             max_retries=0,
         ) as client,
     ):
-        for call in calls(SEED):
-            server.requests.clear()
-            try:
-                resolve(client, call.method.name)(*call.args, **call.kwargs)
-            except BaseException as error:  # anything at all: it must be a refusal
-                check_refused(call, error, server, tally)
-            else:
-                check_sent(call, server, tally)
-    check_tally(tally)
+        yield client
+
+
+def run_call(client: ChatarminOS, call: Call) -> BaseException | None:
+    """Make one generated call; what it raised, if anything."""
+    try:
+        resolve(client, call.method.name)(*call.args, **call.kwargs)
+    except BaseException as error:
+        return error
+    return None
 
 
 @pytest.mark.parametrize("transformer", TRANSFORMERS)
@@ -594,3 +615,44 @@ async def test_fuzzed_arguments_async(transformer: str) -> None:
             else:
                 check_sent(call, server, tally)
     check_tally(tally)
+
+
+class CheckedLocalServer(httpx.BaseTransport):
+    """The local server in-process, checking every answer it gives: a tRPC envelope (or a
+    batch of them), never a 500, always with a request id."""
+
+    def __init__(self, engine: LocalEngine) -> None:
+        self.inner = LocalTransport(engine)
+        self.answers = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        self.answers += 1
+        where = f"{request.method} {str(request.url)[:200]}"
+        assert response.status_code != 500, (where, response.text[:500])
+        assert response.headers.get("x-request-id", "").startswith("req_"), where
+        payload = response.json()
+        for item in payload if isinstance(payload, list) else [payload]:
+            assert isinstance(item, dict) and set(item) in ({"result"}, {"error"}), where
+            if "error" in item:
+                error = item["error"].get("json", item["error"])
+                assert set(error) == {"message", "code", "data"}, where
+                assert error["data"]["httpStatus"] == response.status_code or (
+                    response.status_code == 207
+                ), where
+        return response
+
+
+@pytest.mark.parametrize("transformer", TRANSFORMERS)
+def test_fuzzed_arguments_against_the_local_server(transformer: str) -> None:
+    """The same generated calls, sent to the local server: whatever reaches it gets a tRPC
+    answer (no 500, no traceback), and the client raises only its own errors."""
+    engine = LocalEngine(api_keys=[API_KEY])
+    server = CheckedLocalServer(engine)
+    with sync_client(server, transformer) as client:
+        for call in calls(SEED):
+            error = run_call(client, call)
+            if error is not None and not isinstance(error, ChatarminOSError):
+                pytest.fail(f"{call.label}: {type(error).__name__} {str(error)[:300]}")
+    engine.close()
+    assert server.answers > 500  # calls the client refused never reach it

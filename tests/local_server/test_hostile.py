@@ -124,8 +124,17 @@ HOSTILE_BODIES: list[tuple[str, bytes, str]] = [
     ("nan", b'{"quantity": NaN}', "BAD_REQUEST"),
     ("infinity", b"Infinity", "BAD_REQUEST"),
     ("huge-int", b'{"n": ' + b"9" * 5000 + b"}", "BAD_REQUEST"),
-    ("invalid-utf8", b'{"name": "\xff\xfe"}', "BAD_REQUEST"),
+    # Invalid UTF-8 is read as U+FFFD, as Node's Request.text() does: data, not an error.
+    ("invalid-utf8", b'{"name": "\xff\xfe"}', "?"),
     ("bom", b'\xef\xbb\xbf{"name": "a"}', "?"),  # a UTF-8 BOM is skipped, as TextDecoder does
+    # Other encodings are not guessed: Node reads them as (broken) UTF-8, which is no JSON.
+    ("utf16le-bom", b"\xff\xfe" + '{"name": "a"}'.encode("utf-16-le"), "BAD_REQUEST"),
+    ("utf16be-bom", b"\xfe\xff" + '{"name": "a"}'.encode("utf-16-be"), "BAD_REQUEST"),
+    ("utf16le", '{"name": "a"}'.encode("utf-16-le"), "BAD_REQUEST"),
+    ("utf16be", '{"name": "a"}'.encode("utf-16-be"), "BAD_REQUEST"),
+    ("utf32le-bom", b"\xff\xfe\x00\x00" + '{"name": "a"}'.encode("utf-32-le"), "BAD_REQUEST"),
+    ("utf32be", '{"name": "a"}'.encode("utf-32-be"), "BAD_REQUEST"),
+    ("space-then-bom", b' \xef\xbb\xbf{"name": "a"}', "BAD_REQUEST"),
     ("deep-array", b"[" * 1000 + b"]" * 1000, "BAD_REQUEST"),
     ("deep-object", b'{"a":' * 50_000 + b"1" + b"}" * 50_000, "BAD_REQUEST"),
     ("null", b"null", "BAD_REQUEST"),

@@ -8,10 +8,12 @@ procedure's output or raises :class:`ProcedureError` with a tRPC error code. Its
 
 The procedures live in ``procedures/`` (one module per namespace, as the SDK's resources);
 ``protocol.TRPCHandler`` speaks tRPC over HTTP in front of the engine for the in-process
-transports (``transport``), the ASGI app (``asgi``) and ``chatarmin-os serve`` (``cli``).
+transports (``transport``), the ASGI app (``asgi``) and ``chatarmin-os serve`` (``cli``), all
+set up by one :class:`ServerOptions` (prefix, transformer, batch and body limits).
 Nothing here imports the SDK beyond its shared wire modules (``_wire``, ``_procedures``).
 """
 
+from ._options import ServerOptions
 from .catalog import SeedError, default_catalog, load_seed
 from .engine import DEFAULT_API_KEY, PROCEDURES, LocalEngine, ProcedureError
 
@@ -21,6 +23,7 @@ __all__ = [
     "LocalEngine",
     "ProcedureError",
     "SeedError",
+    "ServerOptions",
     "default_catalog",
     "load_seed",
 ]

@@ -32,8 +32,9 @@ from typing import Any, cast
 import httptools
 import uvicorn
 
+from ._request_id import new_request_id
 from .asgi import TRPCApp
-from .protocol import error_body
+from .protocol import HTTPResponse, answer_headers, error_body
 
 __all__ = [
     "GRACEFUL_SHUTDOWN",
@@ -232,23 +233,22 @@ class HTTPProtocol(asyncio.Protocol):
         path = (target.path or b"/").decode("latin-1")
         query = (target.query or b"").decode("latin-1")
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        request_id = new_request_id()
         try:
-            status, answer = self.app.respond(method, path, query, self._headers, body)
+            answer = self.app.respond(method, path, query, self._headers, body, request_id)
         except Exception:  # a bug: answer it as tRPC does, keep serving
-            error_logger.exception("chatarmin-os serve: %s %s failed", method, path)
-            status, answer = 500, error_body("INTERNAL_SERVER_ERROR", "Internal server error")
+            error_logger.exception(
+                "chatarmin-os serve: %s %s failed [%s]", method, path, request_id
+            )
+            failed = error_body("INTERNAL_SERVER_ERROR", "Internal server error")
+            answer = HTTPResponse(500, failed, answer_headers(request_id, failed))
         keep_alive = self.parser.should_keep_alive() and not self._stopping
-        self._write(status, b"" if method == "HEAD" else answer, len(answer), keep_alive)
+        status = answer.status
+        content = b"" if method == "HEAD" else answer.body
+        self._write(status, content, len(answer.body), keep_alive, request_id)
         self.server_state.total_requests += 1
         if self.access_log:
-            access_logger.info(
-                '%s - "%s %s HTTP/%s" %d',
-                self.client,
-                method,
-                self._url.decode("latin-1")[:2000],
-                self.parser.get_http_version(),
-                status,
-            )
+            self._log(method, status, request_id)
         self._reset()
         if not keep_alive:
             self._close()
@@ -277,10 +277,16 @@ class HTTPProtocol(asyncio.Protocol):
         message = f"Request body exceeds the limit of {self.app.handler.max_body} bytes"
         raise _Refuse(413, "PAYLOAD_TOO_LARGE", message)
 
-    def _write(self, status: int, body: bytes, length: int, keep_alive: bool) -> None:
+    def _write(
+        self, status: int, body: bytes, length: int, keep_alive: bool, request_id: str
+    ) -> None:
         if self.transport is None or self._closing:
             return
-        head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
+        head = b"HTTP/1.1 %d %s\r\nx-request-id: %s\r\n" % (
+            status,
+            _REASONS.get(status, b"Unknown"),
+            request_id.encode("ascii"),
+        )
         if length:
             head += b"content-type: application/json\r\ncontent-length: %d\r\n" % length
         elif status != 204:
@@ -291,8 +297,25 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _refuse(self, status: int, code: str, message: str) -> None:
         body = error_body(code, message)
-        self._write(status, body, len(body), keep_alive=False)
+        request_id = new_request_id()
+        self._write(status, body, len(body), False, request_id)
+        if self.access_log:
+            self._log(
+                self.parser.get_method().decode("ascii", "replace") or "-", status, request_id
+            )
         self._linger()
+
+    def _log(self, method: str, status: int, request_id: str) -> None:
+        """One access-log line; the request id follows the client's address (uvicorn's
+        access formatter takes exactly these five values)."""
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            f"{self.client} {request_id}",
+            method,
+            self._url.decode("latin-1")[:2000],
+            self.parser.get_http_version(),
+            status,
+        )
 
     def _linger(self) -> None:
         """Close a connection whose client may still be sending (a refused request): end

@@ -12,15 +12,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ._options import ServerOptions
+from ._request_id import REQUEST_ID_HEADER, new_request_id
 from .engine import LocalEngine
-from .protocol import (
-    DEFAULT_MAX_BATCH,
-    DEFAULT_MAX_BODY,
-    DEFAULT_PREFIX,
-    ServerTransformer,
-    TRPCHandler,
-    error_body,
-)
+from .protocol import HTTPResponse, TRPCHandler, answer_headers, error_body
 
 __all__ = ["TRPCApp", "create_app"]
 
@@ -62,19 +57,28 @@ class TRPCApp:
                     return
 
     def respond(
-        self, method: str, raw_path: str, query: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, bytes]:
-        """(status, JSON body) of a request read completely (``chatarmin-os serve`` calls it
-        directly; the ASGI entry point after reading the body). ``headers``: see
+        self,
+        method: str,
+        raw_path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        request_id: str | None = None,
+    ) -> HTTPResponse:
+        """The answer to a request read completely (``chatarmin-os serve`` calls it directly;
+        the ASGI entry point after reading the body), with ``request_id`` (a new one when
+        omitted) in its ``x-request-id`` header. ``headers``: see
         :meth:`~chatarmin_os.local.protocol.TRPCHandler.handle`.
         """
         if raw_path == "/healthz":
+            rid = request_id or new_request_id()
             if method in ("GET", "HEAD"):
-                return 200, _HEALTHY
-            message = f"Unsupported {method}-request to /healthz"
-            return 405, error_body("METHOD_NOT_SUPPORTED", message)
-        answer = self.handler.handle(method, raw_path, query, headers, body)
-        return answer.status, answer.body
+                return HTTPResponse(200, _HEALTHY, answer_headers(rid, _HEALTHY))
+            message = error_body(
+                "METHOD_NOT_SUPPORTED", f"Unsupported {method}-request to /healthz"
+            )
+            return HTTPResponse(405, message, answer_headers(rid, message))
+        return self.handler.handle(method, raw_path, query, headers, body, request_id=request_id)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
@@ -90,7 +94,7 @@ class TRPCApp:
         body = b""
         if method != "GET" and method != "HEAD":
             if length > limit:
-                await _send(send, 413, self._too_large, close=True)
+                await _send(send, 413, self._too_large, new_request_id(), close=True)
                 return
             chunks: list[bytes] = []
             size = 0
@@ -102,45 +106,34 @@ class TRPCApp:
                 chunk: bytes = message.get("body", b"")
                 size += len(chunk)
                 if size > limit:
-                    await _send(send, 413, self._too_large, close=True)
+                    await _send(send, 413, self._too_large, new_request_id(), close=True)
                     return
                 chunks.append(chunk)
                 more = message.get("more_body", False)
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         query: bytes = scope.get("query_string", b"")
-        status, answer = self.respond(
+        answer = self.respond(
             method, raw_path.decode("latin-1"), query.decode("latin-1"), headers, body
         )
-        await _send(send, status, answer)
+        await _send(send, answer.status, answer.body, answer.request_id)
 
 
 def create_app(
-    engine: LocalEngine,
-    *,
-    prefix: str = DEFAULT_PREFIX,
-    transformer: ServerTransformer = "auto",
-    max_batch: int = DEFAULT_MAX_BATCH,
-    batching: bool = True,
-    max_body: int = DEFAULT_MAX_BODY,
+    engine: LocalEngine, options: ServerOptions | None = None, **changes: Any
 ) -> TRPCApp:
-    """An ASGI app serving ``engine``'s procedures under ``prefix`` (default ``/api/v1``).
-
-    The options are those of :class:`~chatarmin_os.local.protocol.TRPCHandler`.
+    """An ASGI app serving ``engine``'s procedures as ``options`` say (a
+    :class:`~chatarmin_os.local.ServerOptions`; keywords of its field names adjust it).
     """
-    return TRPCApp(
-        TRPCHandler(
-            engine,
-            prefix=prefix,
-            transformer=transformer,
-            max_batch=max_batch,
-            batching=batching,
-            max_body=max_body,
-        )
-    )
+    return TRPCApp(TRPCHandler(engine, options, **changes))
 
 
-async def _send(send: Send, status: int, body: bytes, *, close: bool = False) -> None:
-    headers = [(b"content-length", str(len(body)).encode("ascii"))]
+async def _send(
+    send: Send, status: int, body: bytes, request_id: str, *, close: bool = False
+) -> None:
+    headers = [
+        (b"content-length", str(len(body)).encode("ascii")),
+        (REQUEST_ID_HEADER.encode("ascii"), request_id.encode("ascii")),
+    ]
     if body:
         headers.append((b"content-type", b"application/json"))
     if close:

@@ -20,9 +20,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from ._options import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY, ServerOptions
 from .catalog import SeedError, load_seed
 from .engine import DEFAULT_API_KEY, LocalEngine
-from .protocol import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY, DEFAULT_PREFIX
 
 __all__ = ["add_commands"]
 
@@ -69,6 +69,16 @@ def _database(path: str | None) -> str:
     return str(target)
 
 
+def server_options(args: argparse.Namespace) -> ServerOptions:
+    """The :class:`ServerOptions` that ``serve``'s flags ask for."""
+    return ServerOptions(
+        transformer=args.transformer,
+        max_batch=args.max_batch,
+        batching=args.batching,
+        max_body=args.max_body,
+    )
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -106,13 +116,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .asgi import create_app
 
-    app = create_app(
-        engine,
-        transformer=args.transformer,
-        max_batch=args.max_batch,
-        batching=args.batching,
-        max_body=args.max_body,
-    )
+    options = server_options(args)
+    app = create_app(engine, options)
     server = _uvicorn.build_server(
         app,
         read_timeout=args.read_timeout,
@@ -127,7 +132,7 @@ def _serve(args: argparse.Namespace) -> int:
         else f"{len(keys)} API key(s) given"
     )
     where = database if database != ":memory:" else "in memory (gone on exit; --db PATH keeps it)"
-    print(f"ChatarminOS local server on http://{host}:{port}{DEFAULT_PREFIX}", flush=True)
+    print(f"ChatarminOS local server on http://{host}:{port}{options.prefix}", flush=True)
     print(f"  {key_note}; data {where}; transformer {args.transformer}", flush=True)
     print("  Ctrl-C stops it.", flush=True)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the

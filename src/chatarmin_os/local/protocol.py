@@ -15,24 +15,27 @@ speaks the same wire as ``@trpc/server`` (see ``docs/protocol-notes.md``):
   At most ``max_batch`` calls (tRPC's ``maxBatchSize``; over it: 400 ``Batch call exceeds
   maximum size``, nothing runs); ``batching=False`` refuses every batch (tRPC's
   ``allowBatching: false``: 400 ``Batching is not enabled on the server``);
-* a body over ``max_body`` bytes answers ``PAYLOAD_TOO_LARGE`` (413), nothing runs;
+* a body over ``max_body`` bytes answers ``PAYLOAD_TOO_LARGE`` (413), nothing runs; a body is
+  read as UTF-8 as Node reads it (invalid bytes become U+FFFD, a leading BOM is skipped), so
+  UTF-16 or UTF-32 is not JSON (400);
+* every answer carries an ``x-request-id`` (``req_`` + 24 hex digits), one per HTTP request;
 * errors as ``{"error": {"message", "code", "data": {"code", "httpStatus", "path"}}}`` —
   whatever the input (malformed or deeply nested JSON, invalid Unicode), never a bare 500;
 * the transformer: ``"auto"`` (the default) answers in superjson when the request's input is
   superjson-shaped (``{"json": …, "meta"?: …}``), in plain JSON otherwise; ``"json"`` and
   ``"superjson"`` force one mode, as a real server is set up with exactly one.
+
+The options (``prefix``, ``transformer``, ``max_batch``, ``batching``, ``max_body``) are one
+:class:`~chatarmin_os.local.ServerOptions`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn
-from urllib.parse import unquote_plus, unquote_to_bytes
+from typing import Any
 
 from .._wire import (
     TRPC_CODE_NUMBER,
@@ -43,63 +46,60 @@ from .._wire import (
     superjson_serialize,
 )
 from ._errors import ProcedureError
+from ._options import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_BODY,
+    DEFAULT_PREFIX,
+    ServerOptions,
+    ServerTransformer,
+)
 from ._registry import REGISTRY, Procedure
+from ._request import Refused, input_is_superjson, read_inputs, read_target, refuse, shown
+from ._request_id import REQUEST_ID_HEADER, new_request_id
 from .engine import LocalEngine
 
 __all__ = [
     "DEFAULT_MAX_BATCH",
     "DEFAULT_MAX_BODY",
     "DEFAULT_PREFIX",
+    "REQUEST_ID_HEADER",
     "HTTPResponse",
+    "ServerOptions",
     "ServerTransformer",
     "TRPCHandler",
     "error_body",
     "handle",
+    "new_request_id",
+    "request_summary",
 ]
 
 logger = logging.getLogger("chatarmin_os.local")
 
-DEFAULT_PREFIX = "/api/v1"
-"""Where the procedures are mounted, as in ``http://localhost:3001/api/v1``."""
-
-DEFAULT_MAX_BATCH = 100
-"""The most calls one batch may hold (``@trpc/server``'s ``maxBatchSize``)."""
-
-DEFAULT_MAX_BODY = 1024 * 1024
-"""The largest request body accepted, in bytes (1 MiB)."""
-
-ServerTransformer = Literal["auto", "json", "superjson"]
-"""How a server encodes values: per request (``auto``), plain JSON, or superjson."""
-
-_JSON_HEADERS = {"content-type": "application/json"}
-
 
 @dataclass
 class HTTPResponse:
-    """What to answer: status, headers and a JSON body."""
+    """What to answer: status, headers (lower-case names) and a JSON body."""
 
     status: int
     body: bytes
-    headers: dict[str, str] = field(default_factory=lambda: dict(_JSON_HEADERS))
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def request_id(self) -> str:
+        """The answer's ``x-request-id`` (``""`` when it has none)."""
+        return self.headers.get(REQUEST_ID_HEADER, "")
+
+
+def answer_headers(request_id: str, body: bytes) -> dict[str, str]:
+    """The headers of an answer: its request id, and its JSON type when it has a body."""
+    if not body:
+        return {REQUEST_ID_HEADER: request_id}
+    return {"content-type": "application/json", REQUEST_ID_HEADER: request_id}
 
 
 def error_body(code: str, message: str, path: str | None = None) -> bytes:
     """A plain-JSON tRPC error envelope, encoded (for answers given outside the handler)."""
     return _encode({"error": _error_shape(code, message, path)})
-
-
-class _Refused(Exception):
-    """The whole request is refused before any procedure runs."""
-
-    def __init__(self, code: str, message: str, path: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.path = path
-
-
-def _refuse(code: str, message: str, path: str | None = None) -> NoReturn:
-    raise _Refused(code, message, path)
 
 
 def _error_shape(code: str, message: str, path: str | None) -> dict[str, Any]:
@@ -118,89 +118,51 @@ def _encode(payload: Any) -> bytes:
     return dumps_plain(payload).encode("utf-8", "backslashreplace")
 
 
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _parse_json(text: str | bytes) -> Any:
-    """``JSON.parse``: strict (no ``NaN``/``Infinity``); any failure is ``ValueError``."""
+def request_summary(
+    prefix: str, method: str, raw_path: str, query_string: str, body: bytes
+) -> tuple[list[str], bool] | None:
+    """(procedure paths, superjson-shaped input) of a request, read as the handler reads it;
+    ``None`` when the handler refuses it before reading any path (the fault injector uses it).
+    """
     try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-
-
-_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-
-
-def _decode_path(raw: str) -> str:
-    """``decodeURIComponent``: percent-escapes decoded as UTF-8, strictly (else ``ValueError``)."""
-    if "%" not in raw:
-        return raw
-    data = raw.encode("latin-1")
-    if _BAD_ESCAPE.search(data):
-        raise ValueError("malformed percent-escape")
-    return unquote_to_bytes(data).decode("utf-8")  # UnicodeDecodeError is a ValueError
-
-
-def _query_params(query: str) -> tuple[str | None, bool]:
-    """(``input`` or ``None``, ``batch=1``) of a query string, read as URLSearchParams does."""
-    input_value: str | None = None
-    batch: str | None = None
-    for pair in query.split("&"):
-        if not pair:
-            continue
-        name, _, value = pair.partition("=")
-        if name != "input" and name != "batch":
-            name = unquote_plus(name)
-        if name == "input" and input_value is None:
-            input_value = unquote_plus(value)
-        elif name == "batch" and batch is None:
-            batch = unquote_plus(value)
-    return input_value, batch == "1"
+        target = read_target(prefix, raw_path, query_string)
+    except Refused:
+        return None
+    return target.paths, input_is_superjson(read_inputs(method.upper(), target, body))
 
 
 class TRPCHandler:
-    """A ``@trpc/server`` v11 router over ``engine``, mounted at ``prefix``.
+    """A ``@trpc/server`` v11 router over ``engine``, set up by ``options``.
 
-    ``max_batch`` caps the calls in one batch, ``batching=False`` refuses batches,
-    ``max_body`` caps the request body (bytes). Set :attr:`stopping` to make the calls left
-    in a running batch answer ``SERVICE_UNAVAILABLE`` (a server shutting down).
+    ``options`` (a :class:`ServerOptions`, default ``ServerOptions()``) may be adjusted with
+    keywords of the same names: ``TRPCHandler(engine, max_batch=10)``. Set :attr:`stopping`
+    to make the calls left in a running batch answer ``SERVICE_UNAVAILABLE`` (a server
+    shutting down).
     """
 
     def __init__(
-        self,
-        engine: LocalEngine,
-        *,
-        prefix: str = DEFAULT_PREFIX,
-        transformer: ServerTransformer = "auto",
-        max_batch: int = DEFAULT_MAX_BATCH,
-        batching: bool = True,
-        max_body: int = DEFAULT_MAX_BODY,
+        self, engine: LocalEngine, options: ServerOptions | None = None, **changes: Any
     ) -> None:
-        """Serve ``engine``'s procedures with these options."""
-        if transformer not in ("auto", "json", "superjson"):
-            raise ValueError(f"transformer must be auto, json or superjson, got {transformer!r}")
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        if max_body < 1:
-            raise ValueError(f"max_body must be at least 1, got {max_body}")
+        """Serve ``engine``'s procedures with ``options`` (and ``changes`` to them)."""
         self.engine = engine
         """The engine that answers."""
-        self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
-        """The path the procedures are mounted at (no trailing slash)."""
-        self.transformer: ServerTransformer = transformer
-        self.max_batch = max_batch
-        self.batching = batching
-        self.max_body = max_body
+        self.options = (options or ServerOptions()).replace(**changes)
+        """How it speaks tRPC (:class:`ServerOptions`)."""
         self.stopping = False
         """Set when the server shuts down: the rest of a running batch is not run."""
 
+    @property
+    def prefix(self) -> str:
+        """The path the procedures are mounted at (no trailing slash)."""
+        return self.options.prefix
+
+    @property
+    def max_body(self) -> int:
+        """The largest request body, in bytes."""
+        return self.options.max_body
+
     def __repr__(self) -> str:
-        return (
-            f"TRPCHandler(prefix={self.prefix!r}, transformer={self.transformer!r}, "
-            f"max_batch={self.max_batch}, batching={self.batching}, max_body={self.max_body})"
-        )
+        return f"TRPCHandler({self.options!r})"
 
     # -- one request ---------------------------------------------------------------------
 
@@ -211,22 +173,30 @@ class TRPCHandler:
         query_string: str,
         headers: Mapping[str, str],
         body: bytes,
+        *,
+        request_id: str | None = None,
     ) -> HTTPResponse:
         """Answer one HTTP request as ``@trpc/server`` would.
 
         ``raw_path`` is the path as sent (still percent-encoded, no query string),
         ``headers`` have lower-case names (only ``authorization`` and ``content-type`` are
-        read).
+        read). The answer carries ``request_id`` (a new one when omitted) in its
+        ``x-request-id`` header.
         """
-        superjson = self.transformer == "superjson"
+        rid = request_id or new_request_id()
         try:
-            return self._handle(method.upper(), raw_path, query_string, headers, body)
-        except _Refused as refused:
+            answer = self._handle(method.upper(), raw_path, query_string, headers, body)
+        except Refused as refused:
             shape = _error_shape(refused.code, refused.message, refused.path)
-            return HTTPResponse(
+            superjson = self.options.transformer == "superjson"
+            answer = HTTPResponse(
                 TRPC_CODE_STATUS[refused.code],
                 _encode({"error": {"json": shape} if superjson else shape}),
             )
+        answer.headers = answer_headers(rid, answer.body)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s -> %d [%s]", method, shown(raw_path), answer.status, rid)
+        return answer
 
     def _handle(
         self,
@@ -236,67 +206,42 @@ class TRPCHandler:
         headers: Mapping[str, str],
         body: bytes,
     ) -> HTTPResponse:
-        prefix = self.prefix
-        if raw_path != prefix and not raw_path.startswith(prefix + "/"):
-            # Matched on the raw path: "/api/v1%2ftiers.list" is not under "/api/v1/".
-            _refuse("NOT_FOUND", f'No procedure found on path "{_shown(raw_path)}"')
+        options = self.options
         if method == "HEAD":
-            return HTTPResponse(204, b"", {})
-        rest = raw_path[len(prefix) :]
-        rest = rest[1:] if rest.startswith("/") else rest
-        rest = rest[:-1] if rest.endswith("/") else rest
-        try:
-            path = _decode_path(rest)
-        except ValueError:
-            _refuse("BAD_REQUEST", f'Invalid URL-encoding in path "{_shown(rest)}"')
+            prefix = options.prefix
+            if raw_path != prefix and not raw_path.startswith(prefix + "/"):
+                refuse("NOT_FOUND", f'No procedure found on path "{shown(raw_path)}"')
+            return HTTPResponse(204, b"")
+        target = read_target(options.prefix, raw_path, query_string)
         if method != "GET":
             content_type = headers.get("content-type")
             if content_type is None:
-                _refuse("UNSUPPORTED_MEDIA_TYPE", "Missing content-type header")
+                refuse("UNSUPPORTED_MEDIA_TYPE", "Missing content-type header")
             if content_type.split(";", 1)[0].strip().lower() != "application/json":
                 # Verbatim @trpc/server, unbalanced quote included.
-                _refuse("UNSUPPORTED_MEDIA_TYPE", f'Unsupported content-type "{content_type}')
-        raw_input, batch = _query_params(query_string) if query_string else (None, False)
-        paths = path.split(",") if batch else [path]
+                refuse("UNSUPPORTED_MEDIA_TYPE", f'Unsupported content-type "{content_type}')
+        paths, batch = target.paths, target.batch
         # In @trpc/server's order: the batch size, mixed kinds, then batching allowed at all.
-        if batch and len(paths) > self.max_batch:
-            _refuse("BAD_REQUEST", "Batch call exceeds maximum size")
+        if batch and len(paths) > options.max_batch:
+            refuse("BAD_REQUEST", "Batch call exceeds maximum size")
         procedures = [REGISTRY.get(p) for p in paths]
         if batch:
             kinds = list(dict.fromkeys(p.kind for p in procedures if p is not None))
             if len(kinds) > 1:
-                _refuse("BAD_REQUEST", "Cannot mix procedure types in call: " + ", ".join(kinds))
-            if not self.batching:
-                _refuse("BAD_REQUEST", "Batching is not enabled on the server")
-        if len(body) > self.max_body:
-            _refuse("PAYLOAD_TOO_LARGE", f"Request body exceeds the limit of {self.max_body} bytes")
+                refuse("BAD_REQUEST", "Cannot mix procedure types in call: " + ", ".join(kinds))
+            if not options.batching:
+                refuse("BAD_REQUEST", "Batching is not enabled on the server")
+        if len(body) > options.max_body:
+            limit = options.max_body
+            refuse("PAYLOAD_TOO_LARGE", f"Request body exceeds the limit of {limit} bytes")
 
         # The input: given or not, and parsed. A failure here is the error of every call
         # that reads its input (after its path, method and API key are checked), as in tRPC.
-        text: str | bytes | None = raw_input if method == "GET" else body
-        given = bool(text) and (method == "GET" or bool(body.strip()))
-        parsed: Any = None
-        input_error: str | None = None
-        if given:
-            assert text is not None
-            try:
-                parsed = _parse_json(text)
-            except ValueError as error:  # includes UnicodeDecodeError
-                input_error = f"Unable to parse the request input as JSON: {_shown(str(error))}"
-        if not batch:
-            inputs = [(given, parsed)]
-        elif not given or input_error is not None:
-            inputs = [(False, None)] * len(paths)
-        elif isinstance(parsed, Mapping):
-            inputs = [(str(i) in parsed, parsed.get(str(i))) for i in range(len(paths))]
+        inputs = read_inputs(method, target, body)
+        if options.transformer == "auto":
+            superjson = input_is_superjson(inputs)
         else:
-            inputs = [(False, None)] * len(paths)
-            input_error = '"input" needs to be an object when doing a batch call'
-
-        if self.transformer == "auto":
-            superjson = any(has and is_superjson_shaped(value) for has, value in inputs)
-        else:
-            superjson = self.transformer == "superjson"
+            superjson = options.transformer == "superjson"
         auth = headers.get("authorization", "")
         api_key = auth[7:].strip() if auth[:7].lower() == "bearer " else None
 
@@ -310,9 +255,9 @@ class TRPCHandler:
                         "SERVICE_UNAVAILABLE", "The server is shutting down", proc_path, superjson
                     )
                 else:
-                    has, value = inputs[index]
+                    has, value = inputs.calls[index]
                     result = self._call(
-                        method, proc_path, procedure, has, value, input_error, superjson, api_key
+                        method, proc_path, procedure, has, value, inputs.error, superjson, api_key
                     )
                 results.append(result)
 
@@ -341,7 +286,7 @@ class TRPCHandler:
     ) -> tuple[int, Any]:
         if procedure is None:
             return _call_error(
-                "NOT_FOUND", f'No procedure found on path "{_shown(path)}"', path, superjson
+                "NOT_FOUND", f'No procedure found on path "{shown(path)}"', path, superjson
             )
         if method != ("GET" if procedure.kind == "query" else "POST"):
             return _call_error(
@@ -356,7 +301,7 @@ class TRPCHandler:
                 try:
                     value = superjson_deserialize(raw)
                 except Exception as error:  # any malformed meta is the input's fault
-                    input_error = f"Invalid superjson input: {_shown(str(error))}"
+                    input_error = f"Invalid superjson input: {shown(str(error))}"
             if input_error is not None:
                 try:
                     self.engine.authenticate(api_key)
@@ -378,11 +323,6 @@ def _call_error(code: str, message: str, path: str, superjson: bool) -> tuple[in
     return TRPC_CODE_STATUS.get(code, 500), {"error": {"json": shape} if superjson else shape}
 
 
-def _shown(text: str, limit: int = 200) -> str:
-    """A piece of the request echoed in a message: at most ``limit`` characters."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def handle(
     engine: LocalEngine,
     method: str,
@@ -390,24 +330,14 @@ def handle(
     query_string: str,
     headers: Mapping[str, str],
     body: bytes,
-    *,
-    prefix: str = DEFAULT_PREFIX,
-    transformer: ServerTransformer = "auto",
-    max_batch: int = DEFAULT_MAX_BATCH,
-    batching: bool = True,
-    max_body: int = DEFAULT_MAX_BODY,
+    options: ServerOptions | None = None,
+    **changes: Any,
 ) -> HTTPResponse:
-    """Answer one HTTP request as a ``@trpc/server`` v11 router mounted at ``prefix`` would.
+    """Answer one HTTP request as a ``@trpc/server`` v11 router set up by ``options`` would.
 
     A one-off :class:`TRPCHandler`; servers that answer many requests keep one instead.
     ``headers`` must have lower-case names.
     """
-    handler = TRPCHandler(
-        engine,
-        prefix=prefix,
-        transformer=transformer,
-        max_batch=max_batch,
-        batching=batching,
-        max_body=max_body,
+    return TRPCHandler(engine, options, **changes).handle(
+        method, raw_path, query_string, headers, body
     )
-    return handler.handle(method, raw_path, query_string, headers, body)

@@ -17,24 +17,16 @@ handling, a fraction of the cost (building an :class:`httpx.Request` re-parses t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
 from .engine import LocalEngine
-from .protocol import (
-    DEFAULT_MAX_BATCH,
-    DEFAULT_MAX_BODY,
-    DEFAULT_PREFIX,
-    HTTPResponse,
-    ServerTransformer,
-    TRPCHandler,
-)
+from .protocol import HTTPResponse, ServerOptions, TRPCHandler
 
 __all__ = ["AsyncLocalTransport", "LocalTransport"]
 
-_JSON = [(b"content-type", b"application/json")]
 _READ = ("authorization", "content-type")
-
 
 def _answer(handler: TRPCHandler, request: httpx.Request, body: bytes) -> httpx.Response:
     path, _, query = request.url.raw_path.partition(b"?")
@@ -48,7 +40,7 @@ def _answer(handler: TRPCHandler, request: httpx.Request, body: bytes) -> httpx.
     )
     response = httpx.Response(
         answer.status,
-        headers=_JSON if answer.body else None,
+        headers=answer.headers,
         stream=httpx.ByteStream(answer.body),
         request=request,
     )
@@ -60,23 +52,9 @@ def _answer(handler: TRPCHandler, request: httpx.Request, body: bytes) -> httpx.
 
 class _EngineTransport:
     def __init__(
-        self,
-        engine: LocalEngine,
-        *,
-        prefix: str = DEFAULT_PREFIX,
-        transformer: ServerTransformer = "auto",
-        max_batch: int = DEFAULT_MAX_BATCH,
-        batching: bool = True,
-        max_body: int = DEFAULT_MAX_BODY,
+        self, engine: LocalEngine, options: ServerOptions | None = None, **changes: Any
     ) -> None:
-        self.handler = TRPCHandler(
-            engine,
-            prefix=prefix,
-            transformer=transformer,
-            max_batch=max_batch,
-            batching=batching,
-            max_body=max_body,
-        )
+        self.handler = TRPCHandler(engine, options, **changes)
         """The tRPC handling in front of the engine (its options: batching, limits, ...)."""
 
     @property
@@ -106,7 +84,8 @@ class _EngineTransport:
 
 
 class LocalTransport(_EngineTransport, httpx.BaseTransport):
-    """A blocking httpx transport answered by ``engine`` (options as :class:`TRPCHandler`)."""
+    """A blocking httpx transport answered by ``engine`` (``options``: a
+    :class:`~chatarmin_os.local.ServerOptions`, or keywords of its fields)."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Answer ``request`` from the engine."""

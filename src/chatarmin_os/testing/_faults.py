@@ -17,17 +17,16 @@ by every way of reaching it: the in-process httpx transports of its clients
 from __future__ import annotations
 
 import difflib
-import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote
 
 import httpx
 
 from .._procedures import PROCEDURES
-from .._wire import TRPC_CODE_NUMBER, TRPC_CODE_STATUS, dumps, is_superjson_shaped
+from .._wire import TRPC_CODE_NUMBER, TRPC_CODE_STATUS, dumps
+from ..local.protocol import DEFAULT_PREFIX, REQUEST_ID_HEADER, new_request_id, request_summary
 
 __all__ = [
     "AsyncFaultTransport",
@@ -71,7 +70,7 @@ class Fault:
 
     def answer(self, paths: Sequence[str], superjson: bool) -> tuple[int, dict[str, str], bytes]:
         """The error answer of a ``status`` fault: status, headers, body."""
-        headers = {"content-type": "application/json"}
+        headers = {"content-type": "application/json", REQUEST_ID_HEADER: new_request_id()}
         if self.retry_after is not None:
             seconds = self.retry_after
             headers["retry-after"] = str(int(seconds)) if seconds == int(seconds) else str(seconds)
@@ -254,57 +253,51 @@ def _times(times: int) -> int:
 # -- reading a request ------------------------------------------------------------------------
 
 
-def request_paths(raw_path: str, query_string: str) -> list[str]:
-    """The procedure path(s) of a tRPC request: the last path segment, split when batched."""
-    last = unquote(raw_path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
-    batch = parse_qs(query_string).get("batch", ["0"])[0] in ("1", "true")
-    return last.split(",") if batch else [last]
-
-
-def request_is_superjson(method: str, query_string: str, body: bytes) -> bool:
-    """Whether the request's input is superjson-shaped (then errors are wrapped too)."""
-    raw = parse_qs(query_string).get("input", [""])[0] if method == "GET" else body
-    try:
-        value = json.loads(raw) if raw else None
-    except ValueError:
-        return False
-    if is_superjson_shaped(value):
-        return True
-    return isinstance(value, dict) and any(is_superjson_shaped(v) for v in value.values())
+def request_summary_of(
+    prefix: str, method: str, target: str, body: bytes
+) -> tuple[list[str], bool] | None:
+    """(procedure paths, superjson-shaped input) of a request to ``target`` (path and query
+    as sent), read by the local server's own request parsing; ``None`` when the server
+    refuses it before reading a path (no fault hits it then)."""
+    raw_path, _, query = target.partition("?")
+    return request_summary(prefix, method, raw_path, query, body)
 
 
 # -- the in-process transports -----------------------------------------------------------------
 
 
-def _response(
-    fault: Fault, request: httpx.Request, paths: list[str], body: bytes
+def _status_response(
+    fault: Fault, request: httpx.Request, paths: list[str], superjson: bool
 ) -> httpx.Response:
-    superjson = request_is_superjson(request.method, request.url.query.decode("ascii"), body)
     status, headers, content = fault.answer(paths, superjson)
     return httpx.Response(status, headers=headers, content=content, request=request)
 
 
-def _paths(request: httpx.Request) -> list[str]:
-    return request_paths(request.url.raw_path.decode("ascii"), request.url.query.decode("ascii"))
+def _summary(prefix: str, request: httpx.Request, body: bytes) -> tuple[list[str], bool] | None:
+    return request_summary_of(prefix, request.method, request.url.raw_path.decode("ascii"), body)
 
 
 class FaultTransport(httpx.BaseTransport):
-    """A blocking httpx transport that applies :class:`Faults` before ``inner`` answers."""
+    """A blocking httpx transport that applies :class:`Faults` before ``inner`` answers
+    (requests read as the local server mounted at ``prefix`` reads them)."""
 
-    def __init__(self, inner: httpx.BaseTransport, faults: Faults) -> None:
+    def __init__(
+        self, inner: httpx.BaseTransport, faults: Faults, prefix: str = DEFAULT_PREFIX
+    ) -> None:
         self.inner = inner
         self.faults = faults
+        self.prefix = prefix
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Answer ``request``, or fail it as the next pending fault says."""
         if not self.faults.armed:
             return self.inner.handle_request(request)
-        paths = _paths(request)
-        fault = self.faults.take(paths)
-        if fault is None:
+        summary = _summary(self.prefix, request, request.read())
+        fault = self.faults.take(summary[0]) if summary is not None else None
+        if fault is None or summary is None:
             return self.inner.handle_request(request)
         if fault.kind == "status":
-            return _response(fault, request, paths, request.read())
+            return _status_response(fault, request, *summary)
         if fault.applied:
             self.inner.handle_request(request).close()
         if fault.kind == "timeout":
@@ -321,20 +314,23 @@ class FaultTransport(httpx.BaseTransport):
 class AsyncFaultTransport(httpx.AsyncBaseTransport):
     """The async twin of :class:`FaultTransport`."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, faults: Faults) -> None:
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport, faults: Faults, prefix: str = DEFAULT_PREFIX
+    ) -> None:
         self.inner = inner
         self.faults = faults
+        self.prefix = prefix
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Answer ``request``, or fail it as the next pending fault says."""
         if not self.faults.armed:
             return await self.inner.handle_async_request(request)
-        paths = _paths(request)
-        fault = self.faults.take(paths)
-        if fault is None:
+        summary = _summary(self.prefix, request, await request.aread())
+        fault = self.faults.take(summary[0]) if summary is not None else None
+        if fault is None or summary is None:
             return await self.inner.handle_async_request(request)
         if fault.kind == "status":
-            return _response(fault, request, paths, await request.aread())
+            return _status_response(fault, request, *summary)
         if fault.applied:
             await (await self.inner.handle_async_request(request)).aclose()
         if fault.kind == "timeout":

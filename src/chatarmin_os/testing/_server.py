@@ -21,8 +21,14 @@ from typing import Any
 import httpx
 
 from ..local.engine import LocalEngine
-from ..local.protocol import DEFAULT_PREFIX, ServerTransformer, TRPCHandler
-from ._faults import Fault, Faults, request_is_superjson, request_paths
+from ..local.protocol import (
+    REQUEST_ID_HEADER,
+    ServerOptions,
+    ServerTransformer,
+    TRPCHandler,
+    new_request_id,
+)
+from ._faults import Fault, Faults, request_summary_of
 from ._local import LocalChatarminOS
 
 __all__ = ["ChatarminOSServer", "LocalHTTPServer"]
@@ -68,6 +74,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as production servers do
     server: _Server
+    _request_id: str | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read the engine, not an access log."""
@@ -77,13 +84,14 @@ class _Handler(BaseHTTPRequestHandler):
         raw_path, _, query = self.path.partition("?")
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
-        faulted = owner.faults.armed and raw_path.startswith(owner.prefix)
-        paths = request_paths(raw_path, query) if faulted else []
-        fault = owner.faults.take(paths) if faulted else None
-        if fault is not None and fault.kind == "status":
-            status, headers, content = fault.answer(
-                paths, request_is_superjson(self.command, query, body)
-            )
+        summary = (
+            request_summary_of(owner.prefix, self.command, self.path, body)
+            if owner.faults.armed
+            else None
+        )
+        fault = owner.faults.take(summary[0]) if summary is not None else None
+        if fault is not None and summary is not None and fault.kind == "status":
+            status, headers, content = fault.answer(*summary)
             self._send(status, headers, content)
             return
         if fault is None or fault.applied:
@@ -115,10 +123,18 @@ class _Handler(BaseHTTPRequestHandler):
                 except OSError:
                     return
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """The status line, then the answer's ``x-request-id`` (a new one for the answers
+        ``http.server`` gives itself, such as a malformed request's 400)."""
+        super().send_response(code, message)
+        self.send_header(REQUEST_ID_HEADER, self._request_id or new_request_id())
+        self._request_id = None
+
     def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self._request_id = headers.get(REQUEST_ID_HEADER)
         self.send_response(status)
         for name, value in headers.items():
-            if name.lower() != "content-length":
+            if name.lower() not in ("content-length", REQUEST_ID_HEADER):
                 self.send_header(name, value)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
@@ -128,7 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class LocalHTTPServer:
-    """Serve ``engine`` over HTTP: tRPC under ``prefix``, ``faults`` applied first.
+    """Serve ``engine`` over HTTP as ``options`` say, ``faults`` applied first.
 
     ``start()`` binds ``host`` (127.0.0.1) on ``port`` (0: a free one) and serves from a
     background thread; ``stop()`` closes every connection and the socket.
@@ -141,15 +157,15 @@ class LocalHTTPServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        prefix: str = DEFAULT_PREFIX,
-        transformer: ServerTransformer = "auto",
+        options: ServerOptions | None = None,
     ) -> None:
         self.engine = engine
         self.faults = faults
-        self.prefix = prefix
-        self.transformer: ServerTransformer = transformer
-        self.handler = TRPCHandler(engine, prefix=prefix, transformer=transformer)
+        self.handler = TRPCHandler(engine, options)
         """The tRPC handling, one for every request."""
+        self.options = self.handler.options
+        """How it speaks tRPC (:class:`~chatarmin_os.local.ServerOptions`)."""
+        self.prefix = self.options.prefix
         self.stopping = threading.Event()
         self._address = (host, port)
         self._server: _Server | None = None
@@ -221,8 +237,16 @@ class ChatarminOSServer(LocalChatarminOS):
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        transformer: ServerTransformer = "auto",
+        transformer: ServerTransformer | None = None,
+        options: ServerOptions | None = None,
     ) -> None:
+        """Serve ``local`` (a fresh one when omitted) on ``host``:``port`` (0: a free one).
+
+        ``options`` (a :class:`~chatarmin_os.local.ServerOptions`) set up its tRPC handling;
+        ``transformer``, when given, replaces the one in ``options``.
+        """
+        if transformer is not None:
+            options = (options or ServerOptions()).replace(transformer=transformer)
         shared = local if local is not None else LocalChatarminOS()
         super().__init__(shared.engine, api_key=shared.api_key)
         self.local = shared
@@ -231,7 +255,7 @@ class ChatarminOSServer(LocalChatarminOS):
         self.retry_waits = shared.retry_waits
         self._owns_local = local is None
         self._http = LocalHTTPServer(
-            shared.engine, shared.faults, host=host, port=port, transformer=transformer
+            shared.engine, shared.faults, host=host, port=port, options=options
         )
 
     def __repr__(self) -> str:
