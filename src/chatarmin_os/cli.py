@@ -35,7 +35,7 @@ def _parser(with_local_server: bool) -> argparse.ArgumentParser:
     ``with_local_server=False`` leaves out ``serve`` and ``catalog``, so that
     ``chatarmin-os import`` loads nothing of the local server.
     """
-    from . import _import_cli
+    from .importer import _cli as import_cli
 
     parser = _Parser(prog="chatarmin-os", description="Tools for the ChatarminOS Python SDK.")
     parser.add_argument("--version", action="version", version=f"chatarmin-os {__version__}")
@@ -44,7 +44,7 @@ def _parser(with_local_server: bool) -> argparse.ArgumentParser:
         from .local.cli import add_commands
 
         add_commands(commands)
-    _import_cli.add_parser(commands)
+    import_cli.add_parser(commands)
     return parser
 
 
