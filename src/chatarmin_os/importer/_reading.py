@@ -145,7 +145,8 @@ def _parse_json(text: str) -> list[SourceRow]:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
-        if text.strip() and exc.pos >= len(text.rstrip()):
+        at_end = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        if text.strip() and at_end:
             where += "; the file ends too early: is it cut short?"
         raise ImportFileError(f"not valid JSON: {exc.msg} ({where})") from None
     if isinstance(document, dict):
