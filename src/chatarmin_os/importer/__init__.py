@@ -44,11 +44,11 @@ Decisions:
   fails only its row.
 
 The package: ``_reading`` (files into records), ``_rows`` (a record checked into an
-:class:`Organisation`), ``_results`` (row results and the summary), ``_stopping`` (errors
-that fail every row), ``_running`` (:func:`import_organisations`); the command line is
+:class:`Organisation`), ``_results`` (row results and the summary), ``_running`` (:func:`import_organisations`); the command line is
 ``_cli`` with ``_progress`` and ``_report``.
 """
 
+from .._explain import is_run_wide, stop_reason
 from ._reading import (
     FORMATS,
     ImportFileError,
@@ -68,7 +68,6 @@ from ._running import (
     check_organisations,
     import_organisations,
 )
-from ._stopping import is_run_wide, stop_reason
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

@@ -28,6 +28,7 @@ import httpx
 from .._async.client import AsyncChatarminOS
 from .._base import DEFAULT_BASE_URL
 from .._exceptions import ChatarminOSError
+from .._explain import is_run_wide, stop_reason
 from ._progress import Progress
 from ._reading import (
     ImportFileError,
@@ -40,7 +41,6 @@ from ._reading import (
 from ._report import Report, dry_run_summary, summary_text
 from ._results import ImportSummary, RowResult
 from ._running import DEFAULT_CONCURRENCY, DEFAULT_LABEL, check_organisations, import_organisations
-from ._stopping import is_run_wide, stop_reason
 
 __all__ = ["add_parser", "execute"]
 

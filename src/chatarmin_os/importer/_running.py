@@ -7,7 +7,7 @@
   in file order; all other rows run ``concurrency`` at a time.
 * **A slow start**: at most :data:`FIRST_WAVE` rows go out before any has come back; each row
   that finishes without a run-wide error lets one more run at once, up to ``concurrency``.
-  So an error that would fail every row (see :mod:`._stopping`) fails a handful at most.
+  So an error that would fail every row (see :mod:`chatarmin_os._explain`) fails a handful at most.
 * **Stopping early**: a run-wide error stops the import at once, and so does an API that
   cannot be reached (after the client's retries) for more rows in a row than
   ``min(concurrency, FIRST_WAVE)``; the rows not started are left for the next run.
@@ -25,13 +25,13 @@ import anyio.abc
 
 from .._async.client import AsyncChatarminOS
 from .._exceptions import ChatarminOSError, InvalidInputError
+from .._explain import is_run_wide, is_unreachable
 from .._inputs import ContactInput
 from .._validate import positive_int, require_str
 from .._wire import MAX_BULK_CONTACTS
 from ._reading import SourceRow
 from ._results import ImportSummary, RowResult, RowStatus, Stage
 from ._rows import Organisation, org_id_of, parse_organisation
-from ._stopping import is_run_wide, is_unreachable
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

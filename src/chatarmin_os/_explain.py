@@ -1,17 +1,18 @@
-"""Errors that would fail every row, and how to say so in one line.
+"""An SDK error explained in one line for a person at a command line, and which errors
+mean the setup is wrong rather than one call.
 
 A wrong base URL (``…/api`` instead of ``…/api/v1``: the server has no such procedure), an
-answer that is not tRPC at all (a web page, a proxy), or a refused API key hit every row
-alike: the import stops at the first such error instead of trying every row. An API that
-cannot be reached (after the client's retries) stops it after a few rows in a row.
-:func:`stop_reason` is the one line a person reads: the cause, the URL, and what to do.
+answer that is not tRPC at all (a web page, a proxy), or a refused API key fail every call
+alike (:func:`is_run_wide`): the importer stops at the first one, and the commands say what
+to fix. :func:`stop_reason` is the one line a person reads: the cause, the URL, and what to
+do (``OS_API_KEY``, ``--base-url`` / ``CHATARMIN_OS_BASE_URL``).
 """
 
 from __future__ import annotations
 
 import httpx
 
-from .._exceptions import (
+from ._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
@@ -72,7 +73,7 @@ def _url(error: ChatarminOSError) -> str | None:
 
 
 def stop_reason(error: ChatarminOSError) -> str:
-    """One line for a person: why the import stopped, at which URL, and what to do."""
+    """One line for a person: what went wrong, at which URL, and what to do."""
     url = _url(error)
     at = f" at {url}" if url else ""
     if isinstance(error, AuthenticationError):
