@@ -9,18 +9,25 @@ truncated JSON file is named; the last progress line agrees with the summary.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from chatarmin_os import ChatarminOS
+from chatarmin_os import AsyncChatarminOS, ChatarminOS, NotFoundError
+from chatarmin_os.importer import FIRST_WAVE, import_organisations, stop_reason
+from chatarmin_os.local import DEFAULT_API_KEY, LocalEngine
+from chatarmin_os.local.transport import AsyncLocalTransport
 from tests.cli_process import KEY, run_cli, serve
-from tests.import_data import actual_state, expected_state, org_row
+from tests.import_data import Recorder, actual_state, expected_state, org_row
 from tests.local_server.serve_process import ServeProcess
 
 __all__ = ["serve"]  # the fixture, used by name
@@ -194,3 +201,46 @@ def test_a_truncated_json_file_is_named(tmp_path: Path) -> None:
     [line] = done.err.splitlines()
     assert line.startswith(f"chatarmin-os import: {str(path)!r}: not valid JSON: ")
     assert line.endswith("; the file ends too early: is it cut short?)")
+
+
+async def test_the_library_stops_within_the_first_wave_too() -> None:
+    """``import_organisations`` itself: a wrong path fails at most FIRST_WAVE rows, even at
+    ``concurrency=50``, and ``stop_reason`` says why in one line."""
+    engine = LocalEngine()
+    recorder = Recorder(AsyncLocalTransport(engine))
+    rows = [org_row(n, users=0) for n in range(1, 201)]
+    try:
+        async with httpx.AsyncClient(transport=recorder) as http:
+            client = AsyncChatarminOS(
+                api_key=DEFAULT_API_KEY, base_url="http://import.test/api", http_client=http
+            )
+            summary = await import_organisations(client, rows, concurrency=50)
+    finally:
+        engine.close()
+    assert isinstance(summary.stopped_by, NotFoundError)
+    assert summary.failed == len(recorder.calls) <= FIRST_WAVE == 8
+    assert summary.not_started == 200 - summary.failed
+    assert stop_reason(summary.stopped_by) == (
+        "no procedure 'onboard' at http://import.test/api/onboard (404 NOT_FOUND); the base URL "
+        "is wrong: check --base-url / CHATARMIN_OS_BASE_URL (it usually ends in /api/v1)"
+    )
+
+
+def test_client_commands_load_nothing_of_the_local_server() -> None:
+    code = (
+        "import sys\n"
+        "from chatarmin_os.cli import main\n"
+        "for command in (['tiers', 'list'], ['codegen'], ['features', 'list', '--org', 'o']):\n"
+        "    main(command)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('chatarmin_os.local')))\n"
+    )
+    done = run_cli([], {"OS_API_KEY": KEY, "CHATARMIN_OS_BASE_URL": "http://127.0.0.1:9/api/v1"})
+    assert done.status == 2  # no command: a usage error
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OS_API_KEY": KEY, "CHATARMIN_OS_BASE_URL": "http://127.0.0.1:9/api/v1"},
+    )
+    assert result.stdout.splitlines()[-1] == "[]", result.stdout + result.stderr
