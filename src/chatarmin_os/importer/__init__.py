@@ -44,8 +44,10 @@ Decisions:
   fails only its row.
 
 The package: ``_reading`` (files into records), ``_rows`` (a record checked into an
-:class:`Organisation`), ``_results`` (row results and the summary), ``_running`` (:func:`import_organisations`); the command line is
-``_cli`` with ``_progress`` and ``_report``.
+:class:`Organisation`), ``_results`` (row results and the summary), ``_running``
+(:func:`import_organisations`); the command line is ``_cli``, with ``_progress`` and
+``_report``. Which errors stop a run, and their one-line explanation, live in
+``chatarmin_os._explain`` (shared with the other commands).
 """
 
 from .._explain import is_run_wide, stop_reason
