@@ -36,7 +36,8 @@ from typing import Any
 import anyio
 import httpx
 
-from chatarmin_os import AsyncChatarminOS, _import_cli
+from chatarmin_os import AsyncChatarminOS
+from chatarmin_os.importer import _cli as _import_cli
 from chatarmin_os.importer import import_organisations
 from chatarmin_os.local import DEFAULT_API_KEY, LocalEngine
 from chatarmin_os.local.transport import AsyncLocalTransport

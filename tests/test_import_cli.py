@@ -23,9 +23,11 @@ import anyio.lowlevel
 import httpx
 import pytest
 
-from chatarmin_os import ChatarminOS, InvalidInputError, _import_cli
+from chatarmin_os import ChatarminOS, InvalidInputError
 from chatarmin_os.cli import main
 from chatarmin_os.importer import ImportSummary, RowResult
+from chatarmin_os.importer import _cli as _import_cli
+from chatarmin_os.importer._progress import Progress
 from chatarmin_os.local import DEFAULT_API_KEY, LocalEngine
 from chatarmin_os.local.transport import AsyncLocalTransport
 from tests.import_data import Hook, Recorder, actual_state, changed, expected_state, org_row
@@ -333,7 +335,10 @@ def test_stdin_and_an_explicit_report(
             ["{tmp}/orgs.xlsx"],
             "cannot tell the format of '{tmp}/orgs.xlsx' from its extension (.json, .jsonl, .ndjson or .csv); give the format",
         ),
-        (["{tmp}/broken.json"], "not valid JSON: Expecting value (line 1, column 1)"),
+        (
+            ["{tmp}/broken.json"],
+            "'{tmp}/broken.json': not valid JSON: Expecting value (line 1, column 1)",
+        ),
         (["-"], "reading stdin needs --format"),
         (
             ["{tmp}/orgs.jsonl", "--report", "{tmp}/orgs.jsonl"],
@@ -462,7 +467,7 @@ def test_a_second_ctrl_c_abandons_the_rows_in_flight(tmp_path: Path, engine: Loc
 def test_the_progress_bar_on_a_terminal() -> None:
     now = [100.0]
     stream = io.StringIO()
-    progress = _import_cli._Progress(stream, 4, tty=True, clock=lambda: now[0])
+    progress = Progress(stream, 4, tty=True, clock=lambda: now[0])
     tally = ImportSummary()
 
     def finish(status: Any, seconds: float) -> None:
