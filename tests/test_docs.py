@@ -35,9 +35,10 @@ def _module_file(name: str) -> Path | None:
 def _all_of(path: Path) -> list[str]:
     """A module's ``__all__``, read from its source (nothing is imported)."""
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        targets = node.targets if isinstance(node, ast.Assign) else []
-        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
-            value = ast.literal_eval(node.value)  # type: ignore[union-attr]
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets
+        ):
+            value = ast.literal_eval(node.value)
             assert isinstance(value, list)
             return [str(name) for name in value]
     raise AssertionError(f"{path} has no __all__")
