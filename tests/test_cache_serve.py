@@ -70,12 +70,12 @@ def test_stale_and_fallback_while_the_server_is_down_then_refreshed(tmp_path: Pa
 
 
 def test_the_readme_gating_example_serves(chatarmin_os_server: ChatarminOSServer) -> None:
-    """The README's "Gating in the hot path" app, against the live-server fixture."""
+    """The cache guide's app (docs/guides/cache.md), against the live-server fixture."""
     from fastapi.testclient import TestClient
 
-    from scripts.check_readme import readme_blocks
+    from scripts.check_readme import all_examples
 
-    [source] = [block for block in readme_blocks() if "CACHE = CacheOptions(" in block]
+    [source] = [e.source for e in all_examples() if "CACHE = CacheOptions(" in e.source]
     company_id = chatarmin_os_server.add_company("Acme", external_org_id="org_9", tier="free")
     namespace: dict[str, Any] = {"__name__": "readme_gating"}
     exec(compile(source, "<README>", "exec"), namespace)  # its main() runs in-process

@@ -1,4 +1,7 @@
-"""The README's Python examples run as written (against the in-process local ChatarminOS)."""
+"""The Python examples of the README and the site run as written (against the local ChatarminOS).
+
+Which blocks run and how: see ``scripts/check_readme.py`` (the ``<!-- docs: ... -->`` markers).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,17 @@ from typing import Any
 import pytest
 
 from chatarmin_os.testing import ChatarminOSServer
-from scripts.check_readme import readme_blocks
+from scripts.check_readme import Example, all_examples, readme_blocks
 
-BLOCKS = readme_blocks()
+EXAMPLES = all_examples()
+RUNNABLE = [example for example in EXAMPLES if example.mode == "run"]
+BLOCKS = [example.source for example in RUNNABLE]
+SCRIPTS = [example for example in RUNNABLE if "def test_" not in example.source]
 
 
-def test_the_readme_has_examples() -> None:
-    assert len(BLOCKS) >= 10
+def test_the_readme_and_the_site_have_examples() -> None:
+    assert len(readme_blocks()) >= 1
+    assert len(BLOCKS) >= 25
 
 
 @pytest.fixture
@@ -28,11 +35,11 @@ def no_global_tracer_left(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-@pytest.mark.parametrize("source", BLOCKS, ids=[f"block{i:02d}" for i in range(1, len(BLOCKS) + 1)])
-def test_readme_example_runs(
-    source: str, capsys: pytest.CaptureFixture[str], no_global_tracer_left: None
+@pytest.mark.parametrize("example", SCRIPTS, ids=[example.name for example in SCRIPTS])
+def test_example_runs(
+    example: Example, capsys: pytest.CaptureFixture[str], no_global_tracer_left: None
 ) -> None:
-    code = compile(source, "<README.md>", "exec")
+    code = compile(example.source, example.name, "exec")
     exec(code, {"__name__": "__main__"})
     capsys.readouterr()
 
@@ -49,7 +56,7 @@ TEST_BLOCKS = [block for block in BLOCKS if "def test_" in block]
 
 
 def _block(*needles: str) -> str:
-    """The one README block that is not a test and contains every needle."""
+    """The one runnable block that is not a test and contains every needle."""
     [source] = [
         block
         for block in BLOCKS
@@ -76,16 +83,16 @@ django.setup()
 """
 
 
-def test_the_readme_has_test_examples() -> None:
-    assert len(TEST_BLOCKS) >= 4
+def test_the_docs_have_test_examples() -> None:
+    assert len(TEST_BLOCKS) >= 6
 
 
 def test_the_testing_examples_pass_under_pytest(pytester: pytest.Pytester) -> None:
-    """Every README block with tests, each as a test file of one user's project (one run)."""
+    """Every block with tests, each as a test file of one user's project (one run)."""
     pytester.makepyfile(
         conftest=DJANGO_CONFTEST,
         readme_settings=_block("CHATARMIN_OS = {"),
-        readme_views=_block("chatarmin_os.django", "urlpatterns"),
+        readme_views=_block("chatarmin_os.django", "sso/settings/"),
     )
     files = {f"test_readme_{i:02d}": source for i, source in enumerate(TEST_BLOCKS, 1)}
     pytester.makepyfile(**files)
@@ -100,7 +107,7 @@ def test_the_fastapi_example_gates(chatarmin_os_server: ChatarminOSServer) -> No
         "Acme", external_org_id="org_1", tier="free", limits={"ai_credit": 2}
     )
     namespace: dict[str, Any] = {"__name__": "readme_fastapi"}
-    exec(compile(_block("ChatarminOSLifespan()", "/plan/{org_id}"), "<README>", "exec"), namespace)
+    exec(compile(_block("ChatarminOSLifespan()", "/plan/{org_id}"), "<docs>", "exec"), namespace)
     org = {"X-Org-Id": "org_1"}
     with TestClient(namespace["app"]) as http:
         assert http.post("/summaries", headers=org).json() == {"credits_before": 2}
@@ -124,9 +131,9 @@ def test_the_django_example_gates(chatarmin_os_server: ChatarminOSServer) -> Non
         "Acme", external_org_id="org_1", tier="free", limits={"ai_credit": 2}
     )
     settings_block: dict[str, Any] = {}
-    exec(compile(_block("CHATARMIN_OS = {"), "<README>", "exec"), settings_block)
+    exec(compile(_block("CHATARMIN_OS = {"), "<docs>", "exec"), settings_block)
     urls = ModuleType("readme_views")  # a urlconf module made of the README's views block
-    exec(compile(_block("chatarmin_os.django", "urlpatterns"), "<README>", "exec"), vars(urls))
+    exec(compile(_block("chatarmin_os.django", "sso/settings/"), "<docs>", "exec"), vars(urls))
     with override_settings(ROOT_URLCONF=urls, CHATARMIN_OS=settings_block["CHATARMIN_OS"]):
         http = Client()
         org = {"X-Org-Id": "org_1"}
@@ -140,3 +147,25 @@ def test_the_django_example_gates(chatarmin_os_server: ChatarminOSServer) -> Non
         plan = http.get("/plan/org_1/").json()
         assert (plan["ai_credit"], plan["sso"]) == (True, False)
     chatarmin_os_server.assert_usage(company_id, "ai_credit", 2)
+
+
+def test_the_django_url_kwarg_example_gates(chatarmin_os_server: ChatarminOSServer) -> None:
+    from tests.integrations import django_settings
+
+    django_settings.configure()
+    from django.test import Client, override_settings
+
+    company_id = chatarmin_os_server.add_company(
+        "Acme", external_org_id="org_1", tier="free", limits={"ai_credit": 1}
+    )
+    urls = ModuleType("docs_url_kwarg")  # a urlconf module made of the page's block
+    exec(compile(_block("url_org_id", "urlpatterns"), "<docs>", "exec"), vars(urls))
+    with override_settings(ROOT_URLCONF=urls):
+        http = Client()
+        first = http.post("/orgs/org_1/summaries/")
+        assert (first.status_code, first.json()) == (200, {"org": "org_1", "credits_before": 1})
+        limit = http.post("/orgs/org_1/summaries/")
+        assert (limit.status_code, limit.json()["error"]) == (402, "feature_limit_reached")
+        unknown = http.post("/orgs/org_2/summaries/")
+        assert (unknown.status_code, unknown.json()["error"]) == (403, "unknown_org")
+    chatarmin_os_server.assert_usage(company_id, "ai_credit", 1)
