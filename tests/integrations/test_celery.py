@@ -432,3 +432,16 @@ def test_usage_buffer_options_reach_the_client() -> None:
     assert ext.client.usage_buffer.options.flush_interval == 0.5
     assert "os_sk_x" not in repr(ext)
     ext.close()
+
+
+def test_importing_the_package_loads_no_celery_and_a_missing_one_names_the_extra() -> None:
+    from tests.integrations.test_imports import run
+
+    code = "import sys, chatarmin_os, chatarmin_os.testing; print('celery' in sys.modules)"
+    assert run(code) == "False"
+    code = (
+        "import sys; sys.modules['celery'] = None\n"
+        "try:\n    import chatarmin_os.celery\n"
+        "except ImportError as error:\n    print(error)\n"
+    )
+    assert run(code) == 'chatarmin_os.celery needs Celery: pip install "chatarmin-os[celery]"'
