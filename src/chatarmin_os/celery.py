@@ -98,7 +98,9 @@ class ChatarminOSCelery:
     Each process gets its own client: made in a prefork child at ``worker_process_init``
     (after the fork) or on first use, never the parent's; shared by the threads of the
     threads pool (the client is thread-safe). At the end of a process it is flushed for at
-    most ``shutdown_timeout`` seconds, then closed (see the module docstring for when).
+    most ``shutdown_timeout`` seconds, then closed (see the module docstring for when);
+    closing waits at most the usage buffer's ``close_timeout`` more, and only for events
+    still pending then (kept in the spool, if any, for the next process).
     """
 
     def __init__(
