@@ -10,8 +10,8 @@ URL, also where tasks report), ``OS_API_KEY`` / ``CHATARMIN_OS_BASE_URL`` (the l
 
 Each task meters one unit of ``ai_credit`` with ``usage_key("meter")`` as its idempotency key
 (``later``: through the usage buffer), may raise once after metering (``fail_once``: it is
-autoretried at once), then reports ``INDEX PID CLIENT`` (its index, its process and the id of
-the client it used) with ``RPUSH TO`` and adds its index to the set ``TO-set``.
+autoretried at once), then reports ``INDEX PID CLIENT WORKER`` (its index, its process, the id
+of the client it used and the worker's name) with ``RPUSH TO`` and adds its index to the set ``TO-set``.
 """
 
 from __future__ import annotations
@@ -48,12 +48,12 @@ chatarmin = ChatarminOSCelery(
 _reports: dict[int, redis.Redis] = {}
 
 
-def report(index: int, to: str) -> None:
+def report(index: int, to: str, worker: str) -> None:
     """Tell the test this task is done (one Redis connection per process)."""
     connection = _reports.get(os.getpid())
     if connection is None:
         connection = _reports[os.getpid()] = redis.Redis.from_url(BROKER)
-    line = f"{index} {os.getpid()} {id(chatarmin.client)}"
+    line = f"{index} {os.getpid()} {id(chatarmin.client)} {worker}"
     connection.sadd(f"{to}-set", index)
     connection.rpush(to, line)
 
@@ -78,7 +78,7 @@ def _meter(
     )
     if fail_once and task.request.retries == 0:
         raise Flaky(index)
-    report(index, to)
+    report(index, to, task.request.hostname or "?")
 
 
 @app.task(
