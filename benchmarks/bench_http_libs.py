@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -37,21 +36,16 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 import httpx  # noqa: E402
+from bench_batching import CONCURRENT, KEY, node_rate  # noqa: E402
 
 from chatarmin_os import AsyncChatarminOS, DefaultAioHttpClient  # noqa: E402
-from tests.conformance.reference_server import (  # noqa: E402
-    CONFORMANCE_DIR,
-    ReferenceServer,
-    find_node,
-)
+from tests.conformance.reference_server import ReferenceServer  # noqa: E402
 
 try:
     import httpx2  # type: ignore[import-not-found, unused-ignore]
 except ImportError:  # Python < 3.11, or not installed
     httpx2 = None
 
-KEY = "os_sk_bench"
-CONCURRENT = 100
 HEADERS = {"Authorization": f"Bearer {KEY}"}
 
 Call = Callable[[str], Awaitable[object]]
@@ -109,11 +103,17 @@ async def raw_aiohttp(base_url: str, waves: int) -> float:
 
 
 async def raw_httpx_like(base_url: str, waves: int, module: Any) -> float:
-    limits = module.Limits(max_connections=CONCURRENT, max_keepalive_connections=CONCURRENT)
+    # idle connections dropped before Node's 5 s keep-alive ends (as the SDK's pool does)
+    limits = module.Limits(
+        max_connections=CONCURRENT, max_keepalive_connections=CONCURRENT, keepalive_expiry=4.0
+    )
     async with module.AsyncClient(headers=HEADERS, limits=limits) as http:
 
         async def call(feature: str) -> object:
-            answer = await http.get(check_url(base_url, feature))
+            try:
+                answer = await http.get(check_url(base_url, feature))
+            except module.RemoteProtocolError:  # a keep-alive race under load: once more
+                answer = await http.get(check_url(base_url, feature))
             answer.raise_for_status()
             return answer.json()
 
@@ -126,23 +126,6 @@ async def raw_httpx(base_url: str, waves: int) -> float:
 
 async def raw_httpx2(base_url: str, waves: int) -> float:
     return await raw_httpx_like(base_url, waves, httpx2)
-
-
-def node_rate(base_url: str, waves: int) -> float:
-    out = subprocess.run(
-        [
-            find_node(),
-            str(CONFORMANCE_DIR / "bench-client.mjs"),
-            *("--url", base_url, "--api-key", KEY, "--link", "http"),
-            *("--concurrent", str(CONCURRENT), "--waves", str(waves)),
-        ],
-        cwd=CONFORMANCE_DIR,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result = json.loads(out.stdout)
-    return float(result["calls"]) / float(result["seconds"])
 
 
 RUNNERS: dict[str, Callable[[str, int], Awaitable[float]]] = {
@@ -168,7 +151,7 @@ def main() -> None:
     try:
         for _ in range(rounds):
             server.reset()  # the router records every call: keep it small
-            rates[OFFICIAL].append(node_rate(server.base_url, waves))
+            rates[OFFICIAL].append(node_rate(server.base_url, waves, link="http"))
             for name, runner in RUNNERS.items():
                 rates[name].append(asyncio.run(runner(server.base_url, waves)))
     finally:

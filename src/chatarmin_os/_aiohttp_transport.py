@@ -40,6 +40,7 @@ import httpx
 
 try:
     import aiohttp
+    import yarl
 except ImportError as _error:
     raise ImportError(
         'DefaultAioHttpClient needs aiohttp: pip install "chatarmin-os[aiohttp]"'
@@ -232,7 +233,7 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
         try:
             async with session.request(
                 request.method,
-                str(request.url),
+                yarl.URL(str(request.url), encoded=True),  # httpx encoded it already
                 headers=request.headers.multi_items(),
                 data=content or None,
                 allow_redirects=False,
@@ -247,7 +248,7 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
             if slots is not None:
                 slots.release()
         version = answer.version
-        return httpx.Response(
+        response = httpx.Response(
             answer.status,
             headers=answer.raw_headers,
             stream=httpx.ByteStream(body),
@@ -259,6 +260,9 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
                 "reason_phrase": (answer.reason or "").encode(),
             },
         )
+        if "content-encoding" not in answer.headers:
+            response._content = body  # nothing to decode: read already
+        return response
 
     async def aclose(self) -> None:
         """Close the session (when it belongs to the running loop); idempotent."""
