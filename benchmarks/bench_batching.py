@@ -61,7 +61,9 @@ async def python_rate(base_url: str, batching: bool, waves: int) -> float:
         return waves * CONCURRENT / (time.perf_counter() - started)
 
 
-def node_rate(base_url: str, waves: int) -> float:
+def node_rate(base_url: str, waves: int, link: str = "batch") -> float:
+    """Calls/s of the official ``@trpc/client`` (``link``: ``batch`` for httpBatchLink,
+    ``http`` for httpLink), measured inside its own process."""
     out = subprocess.run(
         [
             find_node(),
@@ -74,6 +76,8 @@ def node_rate(base_url: str, waves: int) -> float:
             str(CONCURRENT),
             "--waves",
             str(waves),
+            "--link",
+            link,
         ],
         cwd=CONFORMANCE_DIR,
         capture_output=True,

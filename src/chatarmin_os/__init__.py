@@ -14,6 +14,7 @@ from ._lazy import lazy_exports
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._aiohttp_transport import DefaultAioHttpClient
     from ._async._cache import AsyncEntitlementCache
     from ._async.client import AsyncChatarminOS
     from ._base import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
@@ -133,6 +134,7 @@ __all__ = [
     "ContactInput",
     "ContactInputDict",
     "CreateCompanyInput",
+    "DefaultAioHttpClient",
     "EntitlementCache",
     "FallbackPolicy",
     "FeatureAccess",
@@ -187,6 +189,7 @@ __all__ = [
 
 # Where each public name lives; imported on first access.
 _LAZY: dict[str, str] = {
+    "DefaultAioHttpClient": "._aiohttp_transport",  # needs the aiohttp extra
     "AsyncChatarminOS": "._async.client",
     "AsyncEntitlementCache": "._async._cache",
     "CacheOptions": "._cache",

@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-// Throughput of the OFFICIAL @trpc/client with httpBatchLink, for benchmarks/bench_batching.py.
+// Throughput of the OFFICIAL @trpc/client, for benchmarks/bench_batching.py (httpBatchLink)
+// and benchmarks/bench_http_libs.py (`--link http`: httpLink, one request per call).
 //
 //   node bench-client.mjs --url http://127.0.0.1:PORT/api/v1 --api-key KEY \
-//       --mode json|superjson --concurrent 100 --waves 20
+//       --mode json|superjson --concurrent 100 --waves 20 [--link batch|http]
 //
 // Sends `waves` waves of `concurrent` features.check queries made at the same time (each
 // wave awaited before the next) and prints ONE JSON object: {"calls": N, "seconds": S}.
 
 import { parseArgs } from 'node:util';
-import { createTRPCUntypedClient, httpBatchLink } from '@trpc/client';
+import { createTRPCUntypedClient, httpBatchLink, httpLink } from '@trpc/client';
 import superjson from 'superjson';
 
 const { values: args } = parseArgs({
@@ -18,14 +19,17 @@ const { values: args } = parseArgs({
     mode: { type: 'string', default: 'json' },
     concurrent: { type: 'string', default: '100' },
     waves: { type: 'string', default: '20' },
+    link: { type: 'string', default: 'batch' },
   },
   strict: true,
 });
 const concurrent = Number.parseInt(args.concurrent, 10);
 const waves = Number.parseInt(args.waves, 10);
+if (args.link !== 'batch' && args.link !== 'http') throw new Error(`--link batch|http, got ${args.link}`);
+const link = args.link === 'http' ? httpLink : httpBatchLink;
 const client = createTRPCUntypedClient({
   links: [
-    httpBatchLink({
+    link({
       url: args.url,
       headers: () => ({ Authorization: `Bearer ${args['api-key']}` }),
       ...(args.mode === 'superjson' ? { transformer: superjson } : {}),
