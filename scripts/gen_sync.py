@@ -49,6 +49,7 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncEntitlementCache": "EntitlementCache",
     "AsyncCacheGroup": "CacheGroup",
     "AsyncRedisLevel": "RedisLevel",
+    "AsyncLedger": "Ledger",
     # shims (see src/chatarmin_os/_concurrency.py)
     "asleep": "sleep",
     "alet_others_run": "let_others_run",
