@@ -113,10 +113,10 @@ def test_committed_usage_is_in_flight_until_acknowledged(
     assert ledger.commit(SLOT, "a", 3, "key-a", in_redis=in_redis) is True
     assert ledger.figures(SLOT) == LedgerFigures(10, 0, 0, 3, True)
     assert held(ledger, "b", 8)[0] == HoldVerdict("refused", remaining=7, limit=10)
-    ledger.acknowledge(SLOT, "key-a", 3)
+    ledger.answered(SLOT, "key-a", ("counted", 3))
     assert ledger.figures(SLOT) == LedgerFigures(10, 3, 0, 0, True)
     # an acknowledgement never lowers what the server reported
-    ledger.acknowledge(SLOT, "key-old", 1)
+    ledger.answered(SLOT, "key-old", ("counted", 1))
     assert ledger.figures(SLOT) == LedgerFigures(10, 3, 0, 0, True)
 
 
@@ -180,7 +180,7 @@ def test_a_refused_event_makes_the_entry_ask_again(
     ledger.load(SLOT, limit=10, usage=0, enabled=True)
     held(ledger, "a", 2)
     ledger.commit(SLOT, "a", 2, "key-a", in_redis=in_redis)
-    ledger.refused(SLOT, "key-a")
+    ledger.answered(SLOT, "key-a", ("refused", None))
     assert held(ledger, "b")[0] == HoldVerdict("miss")
     ledger.load(SLOT, limit=10, usage=10, enabled=True)
     figures = ledger.figures(SLOT)
@@ -193,7 +193,7 @@ def test_a_dropped_event_is_no_longer_in_flight(kind: str, request: pytest.Fixtu
     ledger.load(SLOT, limit=10, usage=0, enabled=True)
     held(ledger, "a", 2)
     ledger.commit(SLOT, "a", 2, "key-a", in_redis=in_redis)
-    ledger.dropped(SLOT, "key-a")
+    ledger.answered(SLOT, "key-a", ("dropped", None))
     assert ledger.figures(SLOT) == LedgerFigures(10, 0, 0, 0, True)
 
 
@@ -334,3 +334,17 @@ def test_a_killed_process_frees_its_hold_when_it_expires(redis_url: str) -> None
     assert ledger.hold(SLOT, "mine", 1)[0] == HoldVerdict("refused", remaining=0, limit=5)
     clock.now += 60.001  # the killed worker's hold timeout (the default) has passed
     assert ledger.hold(SLOT, "mine", 1)[0] == HoldVerdict("held", remaining=4, limit=5)
+
+
+def test_an_answer_before_the_commit_lands_is_kept_for_it(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    ledger = make_ledger(kind, request, Clock())
+    in_redis = kind == "redis"
+    ledger.load(SLOT, limit=10, usage=0, enabled=True)
+    held(ledger, "a", 2)
+    ledger.committing("key-a")
+    ledger.answered(SLOT, "key-a", ("counted", 2))  # the buffer's worker was quicker
+    assert ledger.figures(SLOT) == LedgerFigures(10, 0, 2, 0, True)
+    ledger.commit(SLOT, "a", 2, "key-a", in_redis=in_redis)
+    assert ledger.figures(SLOT) == LedgerFigures(10, 2, 0, 0, True)

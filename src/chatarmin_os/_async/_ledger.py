@@ -10,7 +10,7 @@ from typing import Any
 
 from .._ledger.memory import Slot
 from .._ledger.redis_scripts import parse_figures, parse_hold
-from .._ledger.router import LedgerCore
+from .._ledger.router import Answer, LedgerCore
 from .._ledger.rules import HoldVerdict, LedgerFigures
 
 __all__ = ["AsyncLedger"]
@@ -49,15 +49,21 @@ class AsyncLedger(LedgerCore):
     async def commit(
         self, slot: Slot, hold_id: str, quantity: int, key: str, *, in_redis: bool
     ) -> bool:
-        """Turn the hold into ``quantity`` in flight as event ``key``; whether the hold was
-        still there."""
+        """Turn the hold into ``quantity`` in flight as event ``key`` (handed to the buffer
+        after :meth:`committing`); whether the hold was still there."""
+        had: bool | None = None
         if in_redis:
-            done, had = await self._run("commit", slot, self.commit_args(hold_id, quantity, key))
+            done, reply = await self._run("commit", slot, self.commit_args(hold_id, quantity, key))
             if done:
                 self.flew(key, True)
-                return bool(had)
-        self.flew(key, False)
-        return self.memory.commit(slot, hold_id, quantity, key)
+                had = bool(reply)
+        if had is None:
+            self.flew(key, False)
+            had = self.memory.commit(slot, hold_id, quantity, key)
+        early = self.committed(key)
+        if early is not None:
+            await self.answered(slot, key, early)
+        return had
 
     async def release(self, slot: Slot, hold_id: str, *, in_redis: bool) -> bool:
         """Give the hold back; whether it was still there."""
@@ -67,27 +73,29 @@ class AsyncLedger(LedgerCore):
                 return bool(had)
         return self.memory.release(slot, hold_id)
 
-    async def acknowledge(self, slot: Slot, key: str, usage: int | None) -> None:
-        """The server counted event ``key`` (its usage is ``usage`` now)."""
-        if self.landed(key):
-            done, _ = await self._run("acknowledge", slot, [key, "" if usage is None else usage])
-            if done:
+    async def answered(self, slot: Slot, key: str, answer: Answer) -> None:
+        """What became of event ``key``: ``("counted", usage)`` moves it from in flight to
+        reported; ``("refused", None)`` drops it and makes the entry ask the server again;
+        ``("dropped", None)`` drops it. An answer to an event no reservation committed
+        still tells the server's count."""
+        outcome, usage = answer
+        where = self.landed(key)
+        if where is None and self.answered_early(key, answer):
+            return
+        if outcome == "counted":
+            script, args = "acknowledge", [key, "" if usage is None else usage]
+        else:
+            script, args = ("refuse" if outcome == "refused" else "drop"), [key]
+        if where is not False and self.shared:
+            done, _ = await self._run(script, slot, args)
+            if done and outcome != "refused":
                 return
-        self.memory.acknowledge(slot, key, usage)
-
-    async def refused(self, slot: Slot, key: str) -> None:
-        """The server refused event ``key``: ask it again before the next hold."""
-        self.landed(key)
-        await self._run("refuse", slot, [key])  # stale everywhere: cheap, and safe
-        self.memory.refused(slot, key)
-
-    async def dropped(self, slot: Slot, key: str) -> None:
-        """Event ``key`` will not be sent."""
-        if self.landed(key):
-            done, _ = await self._run("drop", slot, [key])
-            if done:
-                return
-        self.memory.dropped(slot, key)
+        if outcome == "counted":
+            self.memory.acknowledge(slot, key, usage)
+        elif outcome == "refused":
+            self.memory.refused(slot, key)
+        else:
+            self.memory.dropped(slot, key)
 
     async def figures(self, slot: Slot) -> LedgerFigures | None:
         """The entry's figures (Redis when it answers, else this process's)."""

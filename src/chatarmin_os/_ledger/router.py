@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from .memory import MemoryLedger, Slot
 from .redis_scripts import (
@@ -21,7 +21,11 @@ from .redis_scripts import (
     LedgerKeys,
 )
 
-__all__ = ["SCRIPTS", "LedgerCore"]
+__all__ = ["SCRIPTS", "Answer", "LedgerCore"]
+
+Answer = tuple[Literal["counted", "refused", "dropped"], int | None]
+"""What became of a metered event: counted (with the usage the server reported), refused
+by the server, or given up on."""
 
 SCRIPTS: dict[str, str] = {
     "hold": HOLD,
@@ -62,6 +66,7 @@ class LedgerCore:
         self._wall = wall
         self._scripts: tuple[Any, dict[str, Any]] | None = None
         self._flights: dict[str, bool] = {}  # idempotency key -> committed in Redis?
+        self._committing: dict[str, Answer | None] = {}  # key -> an answer that came early
         self._lock = threading.Lock()
         self._idle_ms = int(max(memory.hold_timeout, memory.flight_timeout, memory.refresh) * 1000)
         self._idle_ms += 60_000
@@ -74,6 +79,7 @@ class LedgerCore:
         """A forked child forgets the parent's connection and flights."""
         self._scripts = None
         self._flights = {}
+        self._committing = {}
         self._lock = threading.Lock()
         self.memory.after_fork_in_child()
 
@@ -136,3 +142,22 @@ class LedgerCore:
         """Where the event ``key`` was committed (forgotten now); ``None``: not by us."""
         with self._lock:
             return self._flights.pop(key, None)
+
+    def committing(self, key: str) -> None:
+        """The event ``key`` is being handed to the buffer: an answer may come before
+        :meth:`committed` (the buffer's worker is fast); keep it until then."""
+        with self._lock:
+            self._committing[key] = None
+
+    def answered_early(self, key: str, answer: Answer) -> bool:
+        """Keep an answer that came while ``key`` was being committed; whether it did."""
+        with self._lock:
+            if key not in self._committing:
+                return False
+            self._committing[key] = answer
+            return True
+
+    def committed(self, key: str) -> Answer | None:
+        """The answer to event ``key`` that came while it was being committed, if one did."""
+        with self._lock:
+            return self._committing.pop(key, None)
