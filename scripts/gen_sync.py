@@ -50,6 +50,10 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncCacheGroup": "CacheGroup",
     "AsyncRedisLevel": "RedisLevel",
     "AsyncLedger": "Ledger",
+    "AsyncReservation": "Reservation",
+    "AsyncReservations": "Reservations",
+    "AsyncMeter": "Meter",
+    "AsyncFigures": "Figures",
     # shims (see src/chatarmin_os/_concurrency.py)
     "asleep": "sleep",
     "alet_others_run": "let_others_run",
