@@ -51,6 +51,11 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncEntitlementCache": "EntitlementCache",
     "AsyncCacheGroup": "CacheGroup",
     "AsyncRedisLevel": "RedisLevel",
+    "AsyncLedger": "Ledger",
+    "AsyncReservation": "Reservation",
+    "AsyncReservations": "Reservations",
+    "AsyncMeter": "Meter",
+    "AsyncFigures": "Figures",
     # shims (see src/chatarmin_os/_concurrency.py)
     "asleep": "sleep",
     "alet_others_run": "let_others_run",

@@ -11,11 +11,12 @@ trio alike.
 from __future__ import annotations
 
 import atexit
+import functools
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     import anyio
@@ -29,6 +30,7 @@ __all__ = [
     "AsyncFetch",
     "AsyncSleeper",
     "AsyncWork",
+    "AwaitableContext",
     "Background",
     "Event",
     "Fetch",
@@ -41,6 +43,8 @@ __all__ = [
     "at_exit",
     "at_exit_async",
     "await_event",
+    "awaitable_context",
+    "context_now",
     "current_loop",
     "gather",
     "new_async_event",
@@ -407,3 +411,48 @@ class Background:
         handle = _Handle(None, thread)
         thread.start()
         return handle
+
+
+_Entered = TypeVar("_Entered")
+_P = ParamSpec("_P")
+
+
+class AwaitableContext(Generic[_Entered]):
+    """What an async method making a context object returns: ``await`` it for the object,
+    or ``async with`` it to use the object as its context right away."""
+
+    __slots__ = ("_making", "_value")
+
+    def __init__(self, making: Coroutine[Any, Any, _Entered]) -> None:
+        self._making = making
+        self._value: Any = None
+
+    def __await__(self) -> Generator[Any, None, _Entered]:
+        return self._making.__await__()
+
+    async def __aenter__(self) -> _Entered:
+        value = await self._making
+        self._value = value
+        await value.__aenter__()  # type: ignore[attr-defined]
+        return value
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._value.__aexit__(*exc_info)
+
+
+def awaitable_context(
+    method: Callable[_P, Coroutine[Any, Any, _Entered]],
+) -> Callable[_P, AwaitableContext[_Entered]]:
+    """Make an ``async def`` returning a context object usable with ``await`` and with
+    ``async with`` (the blocking twin, :func:`context_now`, returns the object itself)."""
+
+    @functools.wraps(method)
+    def making(*args: _P.args, **kwargs: _P.kwargs) -> AwaitableContext[_Entered]:
+        return AwaitableContext(method(*args, **kwargs))
+
+    return making
+
+
+def context_now(method: Callable[_P, _Entered]) -> Callable[_P, _Entered]:
+    """The blocking twin of :func:`awaitable_context`: the method as it is."""
+    return method
