@@ -28,6 +28,7 @@ __all__ = ["AsyncLocalTransport", "LocalTransport"]
 
 _READ = ("authorization", "content-type")
 
+
 def _answer(handler: TRPCHandler, request: httpx.Request, body: bytes) -> httpx.Response:
     path, _, query = request.url.raw_path.partition(b"?")
     headers: dict[str, str] = {}
