@@ -90,7 +90,7 @@ if TYPE_CHECKING:
     from ._sync._cache import EntitlementCache
     from ._sync.client import ChatarminOS
     from ._types import NOT_GIVEN, NotGiven, Timeout, Transformer
-    from ._usage_buffer import (
+    from ._usage import (
         UnlinkedOrgError,
         UsageBufferFullError,
         UsageBufferOptions,
@@ -264,11 +264,11 @@ _LAZY: dict[str, str] = {
     "NotGiven": "._types",
     "Timeout": "._types",
     "Transformer": "._types",
-    "UnlinkedOrgError": "._usage_buffer",
-    "UsageBufferFullError": "._usage_buffer",
-    "UsageBufferOptions": "._usage_buffer",
-    "UsageBufferStats": "._usage_buffer",
-    "UsageEvent": "._usage_buffer",
+    "UnlinkedOrgError": "._usage",
+    "UsageBufferFullError": "._usage",
+    "UsageBufferOptions": "._usage",
+    "UsageBufferStats": "._usage",
+    "UsageEvent": "._usage",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -628,9 +628,11 @@ async def test_each_usage_result_is_reported_to_the_client() -> None:
     server = UsageServer()
     client = make_client(server)
     seen: list[tuple[str, str, int]] = []
-    client._usage_answered = lambda company, feature, result: seen.append(  # type: ignore[method-assign]
-        (company, feature, result.current_usage)
-    )
+
+    async def answered(company: str, feature: str, result: UsageResult) -> None:
+        seen.append((company, feature, result.current_usage))
+
+    client.usage_buffer._answered = answered  # the listener the client gave the buffer
     await track(client, "a")
     await track(client, "b")
     assert await client.flush() == 0

@@ -4,10 +4,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -16,7 +17,7 @@ from .._batching import BatchOptions
 from .._concurrency import Sleeper
 from .._exceptions import ChatarminOSError, InvalidInputError
 from .._inputs import Hints, HintsDict, hints_input
-from .._models import OnboardResult
+from .._models import OnboardResult, UsageResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import BaseClient
@@ -24,8 +25,7 @@ from .resources._resource import namespace, written
 
 if TYPE_CHECKING:
     from .._cache import CacheOptions
-    from .._models import UsageResult
-    from .._usage_buffer import UsageBufferOptions
+    from .._usage import UsageBufferOptions
     from ..local.engine import LocalEngine
     from ._cache import CacheGroup, EntitlementCache
     from ._usage_buffer import UsageBuffer
@@ -113,7 +113,7 @@ class ChatarminOS(BaseClient):
             options = BatchOptions.resolve(batching)
             buffer_options = None
             if usage_buffer is not None:  # the buffer's code loads only when used
-                from .._usage_buffer import UsageBufferOptions
+                from .._usage import UsageBufferOptions
 
                 buffer_options = UsageBufferOptions.resolve(usage_buffer)
             config = ClientConfig.create(
@@ -220,7 +220,8 @@ class ChatarminOS(BaseClient):
         """
         buffer = self._usage_buffer
         if buffer is None:
-            from .._usage_buffer import UsageBufferOptions
+            from .._usage import UsageBufferOptions
+            from .._usage.spool import lease_seconds
             from ._usage_buffer import UsageBuffer
 
             dest = product_key(str(self._config.base_url), self._config.api_key)
@@ -228,7 +229,46 @@ class ChatarminOS(BaseClient):
                 buffer = self._usage_buffers.get(dest)
                 if buffer is None:
                     options = self._usage_buffer_options or UsageBufferOptions()
-                    buffer = UsageBuffer(self, options, dest)
+                    # The buffer sends through a copy of this client whose batches hold a
+                    # whole buffer batch (and that stays open while this one closes).
+                    limit = self.batching.max_items if self.batching is not None else None
+                    batching = dataclasses.replace(
+                        self.batching or BatchOptions(), max_items=options.max_batch
+                    )
+                    sender = self.with_options(batching=batching)
+
+                    def send(
+                        inputs: list[dict[str, Any]],
+                    ) -> list[UsageResult | ChatarminOSError]:
+                        return sender._call_many(
+                            "billing.trackUsage",
+                            inputs,
+                            UsageResult.model_validate,
+                            idempotent=True,
+                            max_retries=0,
+                        )
+
+                    def find_companies(
+                        orgs: list[str],
+                    ) -> list[str | ChatarminOSError | None]:
+                        found = sender.companies._get_many_by_product_link(orgs)
+                        return [
+                            item if item is None or isinstance(item, ChatarminOSError) else item.id
+                            for item in found
+                        ]
+
+                    buffer = UsageBuffer(
+                        options,
+                        dest,
+                        send=send,
+                        find_companies=find_companies,
+                        background=self._background,
+                        sleep=self._sleep,
+                        answered=self._usage_answered,
+                        refused=self._usage_refused,
+                        lease=lease_seconds(self.timeout),
+                        batch_limit=limit,
+                    )
                     self._usage_buffers[dest] = buffer
                     self._on_close(buffer.close)
             self._usage_buffer = buffer
