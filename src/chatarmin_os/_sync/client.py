@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
@@ -236,32 +237,18 @@ class ChatarminOS(BaseClient):
                         self.batching or BatchOptions(), max_items=options.max_batch
                     )
                     sender = self.with_options(batching=batching)
-
-                    def send(
-                        inputs: list[dict[str, Any]],
-                    ) -> list[UsageResult | ChatarminOSError]:
-                        return sender._call_many(
-                            "billing.trackUsage",
-                            inputs,
-                            UsageResult.model_validate,
-                            idempotent=True,
-                            max_retries=0,
-                        )
-
-                    def find_companies(
-                        orgs: list[str],
-                    ) -> list[str | ChatarminOSError | None]:
-                        found = sender.companies._get_many_by_product_link(orgs)
-                        return [
-                            item if item is None or isinstance(item, ChatarminOSError) else item.id
-                            for item in found
-                        ]
-
+                    send = functools.partial(
+                        sender._call_many,
+                        "billing.trackUsage",
+                        parse=UsageResult.model_validate,
+                        idempotent=True,
+                        max_retries=0,
+                    )
                     buffer = UsageBuffer(
                         options,
                         dest,
                         send=send,
-                        find_companies=find_companies,
+                        find_companies=sender.companies._get_many_by_product_link,
                         background=self._background,
                         sleep=self._sleep,
                         answered=self._usage_answered,

@@ -36,7 +36,7 @@ from .stats import BufferCounters, UsageBufferStats
 
 if TYPE_CHECKING:
     from .._concurrency import _Handle
-    from .._models import UsageResult
+    from .._models import Company, UsageResult
     from .options import UsageBufferOptions
     from .store import Store
 
@@ -496,13 +496,16 @@ class UsageBufferCore(Generic[E]):
     def _resolve(
         batch: list[UsageEvent],
         orgs: list[str],
-        found: list[str | ChatarminOSError | None],
+        found: list[Company | ChatarminOSError | None],
     ) -> tuple[list[SendOutcome], list[dict[str, Any]], list[int]]:
         """Each event's outcome so far (an unlinked org's error, or a stand-in with its
         company), the inputs to send and the places of their outcomes."""
         companies: dict[str, str | ChatarminOSError] = {}
-        for org, company in zip(orgs, found, strict=True):
-            companies[org] = UnlinkedOrgError(org) if company is None else company
+        for org, linked in zip(orgs, found, strict=True):
+            if linked is None:
+                companies[org] = UnlinkedOrgError(org)
+            else:
+                companies[org] = linked if isinstance(linked, ChatarminOSError) else linked.id
         outcomes: list[SendOutcome] = []
         inputs: list[dict[str, Any]] = []
         places: list[int] = []

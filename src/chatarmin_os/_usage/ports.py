@@ -5,8 +5,8 @@ through, in an async and a blocking flavour (``scripts/gen_sync.py`` maps the na
   one tRPC batch request, without retries (the buffer retries); raises
   ``InvalidInputError`` when an input cannot be encoded and ``ChatarminOSError`` when the
   client cannot send at all (closed);
-* ``find_companies(orgs)``: for each external org id the linked company's id, ``None`` when
-  none is linked, or the error of the lookup;
+* ``find_companies(orgs)``: for each external org id the linked company (anything with an
+  ``id``), ``None`` when none is linked, or the error of the lookup;
 * ``answered(company_id, feature_code, result)``: ChatarminOS counted an event (the cache
   keeps cached quotas exact with it); ``refused(company_id, feature_code)``: an event hit a
   limit or a disabled feature (the next check asks);
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from .._exceptions import ChatarminOSError
-    from .._models import UsageResult
+    from .._models import Company, UsageResult
     from .events import UsageEvent
 
 __all__ = [
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 SendResults: TypeAlias = "list[UsageResult | ChatarminOSError]"
-Companies: TypeAlias = "list[str | ChatarminOSError | None]"
+Companies: TypeAlias = "list[Company | ChatarminOSError | None]"
 Outcome: TypeAlias = "UsageResult | ChatarminOSError"
 
 AsyncSendUsage: TypeAlias = Callable[[list[dict[str, Any]]], Awaitable[SendResults]]
