@@ -42,8 +42,9 @@ from .._concurrency import (
 )
 from .._exceptions import ChatarminOSError, InvalidInputError
 from .._logs import logger
-from .._usage.core import BatchFailure, SendOutcome, UsageBufferCore, default_clock
+from .._usage.core import UsageBufferCore, default_clock
 from .._usage.policy import refuses_whole_batch
+from .._usage.settlement import BatchFailure, SendOutcome, judge
 
 if TYPE_CHECKING:
     from .._models import UsageResult
@@ -297,7 +298,7 @@ class UsageBuffer(UsageBufferCore[Event]):
 
     def _settle(self, batch: list[UsageEvent], outcomes: list[SendOutcome]) -> BatchFailure | None:
         """Apply a batch's answers; how it failed, when some events are to be sent again."""
-        settled = self._judge(batch, outcomes)
+        settled = judge(batch, outcomes)
         self._record(settled)
         if self._answered is not None:
             for event, company_id, result in settled.answered:

@@ -12,35 +12,31 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import httpx
 
 from .. import _fork
 from .._exceptions import (
-    APIResponseValidationError,
-    APIStatusError,
     ChatarminOSError,
-    PermissionDeniedError,
-    PreconditionFailedError,
 )
 from .._logs import logger
 from .._validate import resolved_payload
 from .errors import UnlinkedOrgError, UsageBufferFullError
 from .events import UsageEvent
 from .memory_store import MemoryStore
-from .policy import backoff_delay, classify, describe_failure, report_lost
+from .policy import backoff_delay, describe_failure, report_lost
+from .settlement import BatchFailure, SendOutcome, Settlement
 from .spool import SpoolStore
 from .stats import BufferCounters, UsageBufferStats
 
 if TYPE_CHECKING:
     from .._concurrency import _Handle
-    from .._models import Company, UsageResult
+    from .._models import Company
     from .options import UsageBufferOptions
     from .store import Store
 
-__all__ = ["BatchFailure", "Settlement", "UsageBufferCore"]
+__all__ = ["UsageBufferCore", "default_clock"]
 
 WORKER_NAME = "chatarmin-os usage buffer"
 NEEDS_TASK_GROUP = (
@@ -48,11 +44,6 @@ NEEDS_TASK_GROUP = (
     "worker runs in the client's task group"
 )
 CLOSED = "This client is closed; make a new one to go on."
-
-SendOutcome: TypeAlias = "tuple[UsageResult | ChatarminOSError, str | None]"
-"""An event's answer (a result or an error) and the company it was counted for."""
-BatchFailure: TypeAlias = "tuple[ChatarminOSError, httpx.Headers | None, bool, int]"
-"""How a batch failed: the first error, the headers of an answer, 401?, events kept."""
 
 
 class _Signal(Protocol):
@@ -65,28 +56,6 @@ class _Starter(Protocol):
 
 
 E = TypeVar("E", bound=_Signal)
-
-
-@dataclass
-class Settlement:
-    """What a batch's answers mean: for the store, the counters and the listeners."""
-
-    done: list[UsageEvent] = field(default_factory=list)
-    again: list[UsageEvent] = field(default_factory=list)
-    answered: list[tuple[UsageEvent, str, UsageResult]] = field(default_factory=list)
-    refused: list[tuple[UsageEvent, ChatarminOSError]] = field(default_factory=list)
-    over: list[tuple[str, str]] = field(default_factory=list)  # (company, feature) at a limit
-    finals: list[tuple[UsageEvent, UsageResult | ChatarminOSError]] = field(default_factory=list)
-    """The answered and refused events with their outcome, in batch order."""
-    failure: ChatarminOSError | None = None
-    headers: httpx.Headers | None = None
-    auth: bool = False
-
-    def as_failure(self) -> BatchFailure | None:
-        """How the batch failed, when some events are to be sent again."""
-        if self.failure is None:
-            return None
-        return self.failure, self.headers, self.auth, len(self.again)
 
 
 class UsageBufferCore(Generic[E]):
@@ -538,36 +507,6 @@ class UsageBufferCore(Generic[E]):
             describe_failure(error),
             size,
         )
-
-    def _judge(self, batch: list[UsageEvent], outcomes: list[SendOutcome]) -> Settlement:
-        """What a batch's answers mean for each event."""
-        settled = Settlement()
-        for event, (result, company_id) in zip(batch, outcomes, strict=True):
-            if not isinstance(result, ChatarminOSError):
-                settled.done.append(event)
-                assert company_id is not None
-                settled.answered.append((event, company_id, result))
-                settled.finals.append((event, result))
-                continue
-            outcome = classify(result)
-            if outcome == "refused":
-                settled.done.append(event)
-                settled.refused.append((event, result))
-                settled.finals.append((event, result))
-                if company_id is not None and isinstance(
-                    result, (PreconditionFailedError, PermissionDeniedError)
-                ):
-                    settled.over.append((company_id, event.feature_code))
-                continue
-            settled.again.append(event)
-            settled.auth = settled.auth or outcome == "auth"
-            if settled.failure is None:
-                settled.failure = result
-            if settled.headers is None and isinstance(
-                result, (APIStatusError, APIResponseValidationError)
-            ):
-                settled.headers = result.response.headers
-        return settled
 
     def _record(self, settled: Settlement) -> None:
         """Apply a batch's answers to the store and the counters."""
