@@ -90,13 +90,10 @@ if TYPE_CHECKING:
     from ._sync._cache import EntitlementCache
     from ._sync.client import ChatarminOS
     from ._types import NOT_GIVEN, NotGiven, Timeout, Transformer
-    from ._usage import (
-        UnlinkedOrgError,
-        UsageBufferFullError,
-        UsageBufferOptions,
-        UsageBufferStats,
-        UsageEvent,
-    )
+    from ._usage.errors import UnlinkedOrgError, UsageBufferFullError
+    from ._usage.events import UsageEvent
+    from ._usage.options import UsageBufferOptions
+    from ._usage.stats import UsageBufferStats
 
 
 __all__ = [
@@ -264,11 +261,11 @@ _LAZY: dict[str, str] = {
     "NotGiven": "._types",
     "Timeout": "._types",
     "Transformer": "._types",
-    "UnlinkedOrgError": "._usage",
-    "UsageBufferFullError": "._usage",
-    "UsageBufferOptions": "._usage",
-    "UsageBufferStats": "._usage",
-    "UsageEvent": "._usage",
+    "UnlinkedOrgError": "._usage.errors",
+    "UsageBufferFullError": "._usage.errors",
+    "UsageBufferOptions": "._usage.options",
+    "UsageBufferStats": "._usage.stats",
+    "UsageEvent": "._usage.events",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import threading
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
@@ -26,7 +25,8 @@ from .resources._resource import namespace, written
 
 if TYPE_CHECKING:
     from .._cache import CacheOptions
-    from .._usage import UsageBufferOptions
+    from .._usage.options import UsageBufferOptions
+    from .._usage.registry import UsageBuffers
     from ..local.engine import LocalEngine
     from ._cache import CacheGroup, EntitlementCache
     from ._usage_buffer import UsageBuffer
@@ -114,7 +114,7 @@ class ChatarminOS(BaseClient):
             options = BatchOptions.resolve(batching)
             buffer_options = None
             if usage_buffer is not None:  # the buffer's code loads only when used
-                from .._usage import UsageBufferOptions
+                from .._usage.options import UsageBufferOptions
 
                 buffer_options = UsageBufferOptions.resolve(usage_buffer)
             config = ClientConfig.create(
@@ -204,13 +204,12 @@ class ChatarminOS(BaseClient):
     ) -> None:
         """The usage buffers, one per API key and URL, shared with ``with_options`` copies."""
         if parent is None:
-            self._usage_buffer_options = options
-            self._usage_buffers: dict[str, UsageBuffer] = {}
-            self._usage_buffers_lock = threading.Lock()
+            from .._usage.registry import UsageBuffers
+
+            self._usage_buffers: UsageBuffers[UsageBuffer] = UsageBuffers(options)
         else:
-            self._usage_buffer_options = parent._usage_buffer_options
             self._usage_buffers = parent._usage_buffers
-            self._usage_buffers_lock = parent._usage_buffers_lock
+        self._usage_buffer_options = self._usage_buffers.options
         self._usage_buffer: UsageBuffer | None = None
 
     @property
@@ -221,44 +220,40 @@ class ChatarminOS(BaseClient):
         """
         buffer = self._usage_buffer
         if buffer is None:
-            from .._usage import UsageBufferOptions
-            from .._usage.spool import lease_seconds
-            from ._usage_buffer import UsageBuffer
-
             dest = product_key(str(self._config.base_url), self._config.api_key)
-            with self._usage_buffers_lock:
-                buffer = self._usage_buffers.get(dest)
-                if buffer is None:
-                    options = self._usage_buffer_options or UsageBufferOptions()
-                    # The buffer sends through a copy of this client whose batches hold a
-                    # whole buffer batch (and that stays open while this one closes).
-                    limit = self.batching.max_items if self.batching is not None else None
-                    batching = dataclasses.replace(
-                        self.batching or BatchOptions(), max_items=options.max_batch
-                    )
-                    sender = self.with_options(batching=batching)
-                    send = functools.partial(
-                        sender._call_many,
-                        "billing.trackUsage",
-                        parse=UsageResult.model_validate,
-                        idempotent=True,
-                        max_retries=0,
-                    )
-                    buffer = UsageBuffer(
-                        options,
-                        dest,
-                        send=send,
-                        find_companies=sender.companies._get_many_by_product_link,
-                        background=self._background,
-                        sleep=self._sleep,
-                        answered=self._usage_answered,
-                        refused=self._usage_refused,
-                        lease=lease_seconds(self.timeout),
-                        batch_limit=limit,
-                    )
-                    self._usage_buffers[dest] = buffer
-                    self._on_close(buffer.close)
+            buffer = self._usage_buffers.get_or_make(dest, self._make_usage_buffer)
             self._usage_buffer = buffer
+        return buffer
+
+    def _make_usage_buffer(self, options: UsageBufferOptions, dest: str) -> UsageBuffer:
+        """A buffer sending through a copy of this client whose batches hold a whole buffer
+        batch (and that stays open while this one closes)."""
+        from .._usage.spool import lease_seconds
+        from ._usage_buffer import UsageBuffer
+
+        batching = self.batching
+        sender = self.with_options(
+            batching=dataclasses.replace(batching or BatchOptions(), max_items=options.max_batch)
+        )
+        buffer = UsageBuffer(
+            options,
+            dest,
+            send=functools.partial(
+                sender._call_many,
+                "billing.trackUsage",
+                parse=UsageResult.model_validate,
+                idempotent=True,
+                max_retries=0,
+            ),
+            find_companies=sender.companies._get_many_by_product_link,
+            background=self._background,
+            sleep=self._sleep,
+            answered=self._usage_answered,
+            refused=self._usage_refused,
+            lease=lease_seconds(self.timeout),
+            batch_limit=None if batching is None else batching.max_items,
+        )
+        self._on_close(buffer.close)
         return buffer
 
     def flush(self, timeout: float | None = 30.0) -> int:
@@ -280,10 +275,8 @@ class ChatarminOS(BaseClient):
             or not 0 <= timeout <= MAX_TIMEOUT
         ):
             raise InvalidInputError("timeout", "must be seconds from 0 to 1,000,000, or None")
-        with self._usage_buffers_lock:
-            buffers = list(self._usage_buffers.values())
         left = 0
-        for buffer in buffers:
+        for buffer in self._usage_buffers.all():
             left += buffer.flush(timeout)
         return left
 
@@ -299,8 +292,7 @@ class ChatarminOS(BaseClient):
 
     def __enter__(self: _C) -> _C:
         super().__enter__()
-        options = self._usage_buffer_options
-        if options is not None and options.spool is not None:
+        if self._usage_buffers.spooled():
             self.usage_buffer.resume()  # now a worker can start (trio: in our task group)
         return self
 

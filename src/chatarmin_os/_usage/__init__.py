@@ -8,28 +8,16 @@ into ``_sync/``) takes due events from the store and sends them as tRPC batches 
 * :mod:`.options`, :mod:`.events`, :mod:`.errors`, :mod:`.stats`: the public types;
 * :mod:`.policy`: what an error means for an event (sent again, refused for good, a
   configuration problem that keeps it, a batch refused as a whole that is split), backoff;
+* :mod:`.settlement`: what a batch's answers mean for its events;
 * :mod:`.store`, :mod:`.memory_store`, :mod:`.spool`: where pending events wait (a deque, or
   a SQLite file in WAL mode that several processes may share; rows are leased while sent);
 * :mod:`.ports`: what a buffer is given instead of its client (send, org lookup, listeners);
-* :mod:`.core`: the buffer's bookkeeping, the base class of both twins.
+* :mod:`.core`: the buffer's bookkeeping, the base class of both twins;
+* :mod:`.registry`: a client's buffers, one per API key and URL, shared with its copies.
 
 (``_validate.usage_payload`` is the one builder of a ``billing.trackUsage`` input:
-``track_usage`` and ``track_usage_later`` both use it, and a client without a buffer never
-imports this package.) Every event carries a sequence number (the spool's row id) so
-``flush()`` can wait for "everything enqueued before now" without caring what came later.
+``track_usage`` and ``track_usage_later`` both use it.) A client imports only
+:mod:`.registry` until a buffer is used. Every event carries a sequence number (the spool's
+row id) so ``flush()`` can wait for "everything enqueued before now" without caring what
+came later.
 """
-
-from __future__ import annotations
-
-from .errors import UnlinkedOrgError, UsageBufferFullError
-from .events import UsageEvent
-from .options import UsageBufferOptions
-from .stats import UsageBufferStats
-
-__all__ = [
-    "UnlinkedOrgError",
-    "UsageBufferFullError",
-    "UsageBufferOptions",
-    "UsageBufferStats",
-    "UsageEvent",
-]
