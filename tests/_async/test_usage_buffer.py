@@ -1084,6 +1084,24 @@ def spool_rows(path: Any) -> list[tuple[str, int, Any]]:
     ]
 
 
+async def test_a_local_client_with_a_spool_sends_through_its_local_transport(tmp_path: Any) -> None:
+    """``local()`` gives the client its transport after construction, where a spool already
+    made the buffer (to resume): the buffer's sending copy is made later, with it."""
+    local = LocalChatarminOS()
+    company_id = local.add_company("Acme", limits={"ai_credit": None})
+    client = AsyncChatarminOS.local(
+        local.engine,
+        api_key=local.api_key,
+        usage_buffer=UsageBufferOptions(spool=str(tmp_path / "usage.db"), flush_interval=3600),
+    )
+    CLIENTS.append(client)
+    await client.billing.track_usage_later(
+        company_id=company_id, feature_code="ai_credit", quantity=2
+    )
+    assert await client.flush(timeout=30) == 0
+    local.assert_usage(company_id, "ai_credit", 2)
+
+
 async def test_the_spool_holds_each_event_before_track_usage_later_returns(tmp_path: Any) -> None:
     spool = tmp_path / "usage.db"
     client = make_client(UsageServer(), spool=str(spool))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -23,6 +22,7 @@ from .resources._resource import namespace, written
 
 if TYPE_CHECKING:
     from .._cache import CacheOptions
+    from .._models import Company
     from .._usage.options import UsageBufferOptions
     from .._usage.registry import UsageBuffers
     from ..local.engine import LocalEngine
@@ -227,25 +227,32 @@ class AsyncChatarminOS(AsyncBaseClient):
 
     def _make_usage_buffer(self, options: UsageBufferOptions, dest: str) -> AsyncUsageBuffer:
         """A buffer sending through a copy of this client whose batches hold a whole buffer
-        batch (and that stays open while this one closes)."""
+        batch (and that stays open while this one closes), made on the first send."""
+        from .._usage.ports import OnFirstUse
         from .._usage.spool import lease_seconds
         from ._usage_buffer import AsyncUsageBuffer
 
         batching = self.batching
-        sender = self.with_options(
-            batching=dataclasses.replace(batching or BatchOptions(), max_items=options.max_batch)
-        )
+        copy = dataclasses.replace(batching or BatchOptions(), max_items=options.max_batch)
+        sender = OnFirstUse(lambda: self.with_options(batching=copy))
+
+        async def send(inputs: list[dict[str, Any]]) -> list[UsageResult | ChatarminOSError]:
+            return await sender()._call_many(
+                "billing.trackUsage",
+                inputs,
+                UsageResult.model_validate,
+                idempotent=True,
+                max_retries=0,
+            )
+
+        async def find_companies(orgs: list[str]) -> list[Company | ChatarminOSError | None]:
+            return await sender().companies._get_many_by_product_link(orgs)
+
         buffer = AsyncUsageBuffer(
             options,
             dest,
-            send=functools.partial(
-                sender._call_many,
-                "billing.trackUsage",
-                parse=UsageResult.model_validate,
-                idempotent=True,
-                max_retries=0,
-            ),
-            find_companies=sender.companies._get_many_by_product_link,
+            send=send,
+            find_companies=find_companies,
             background=self._background,
             sleep=self._sleep,
             answered=self._usage_answered,

@@ -18,7 +18,7 @@ through, in an async and a blocking flavour (``scripts/gen_sync.py`` maps the na
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     from .._exceptions import ChatarminOSError
@@ -32,6 +32,7 @@ __all__ = [
     "AsyncUsageAnswered",
     "AsyncUsageRefused",
     "FindCompanies",
+    "OnFirstUse",
     "SendUsage",
     "UsageAcknowledged",
     "UsageAnswered",
@@ -52,3 +53,23 @@ AsyncUsageRefused: TypeAlias = Callable[[str, str], Awaitable[None]]
 UsageRefused: TypeAlias = Callable[[str, str], None]
 AsyncUsageAcknowledged: TypeAlias = Callable[["UsageEvent", Outcome], Awaitable[None]]
 UsageAcknowledged: TypeAlias = Callable[["UsageEvent", Outcome], None]
+
+
+T = TypeVar("T")
+
+
+class OnFirstUse(Generic[T]):
+    """``make()``'s value, made when first asked for (e.g. the client copy a buffer sends
+    through: made once the client is complete, after ``local()`` gave it its transport)."""
+
+    __slots__ = ("_make", "_value")
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._value: T | None = None
+
+    def __call__(self) -> T:
+        value = self._value
+        if value is None:  # two first callers at once may both make one: either will do
+            value = self._value = self._make()
+        return value
