@@ -73,6 +73,11 @@ REPLACEMENTS: dict[str, str] = {
     "load_async_redis": "load_redis",
     "async_redis_loop": "redis_loop",
     "AsyncUsageBuffer": "UsageBuffer",
+    "AsyncSendUsage": "SendUsage",
+    "AsyncFindCompanies": "FindCompanies",
+    "AsyncUsageAnswered": "UsageAnswered",
+    "AsyncUsageRefused": "UsageRefused",
+    "AsyncUsageAcknowledged": "UsageAcknowledged",
     "at_exit_async": "at_exit",
     "agather": "gather",
     # httpx

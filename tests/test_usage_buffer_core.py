@@ -29,13 +29,10 @@ from chatarmin_os import (
     UsageEvent,
 )
 from chatarmin_os._base import product_key
-from chatarmin_os._usage_buffer import (
-    MemoryStore,
-    backoff_delay,
-    classify,
-    describe,
-    lease_seconds,
-)
+from chatarmin_os._usage.memory_store import MemoryStore
+from chatarmin_os._usage.policy import backoff_delay, classify
+from chatarmin_os._usage.policy import describe_failure as describe
+from chatarmin_os._usage.spool import lease_seconds
 from chatarmin_os._validate import usage_payload
 from tests.helpers import API_KEY
 

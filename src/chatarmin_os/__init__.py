@@ -91,13 +91,10 @@ if TYPE_CHECKING:
     from ._sync._cache import EntitlementCache
     from ._sync.client import ChatarminOS
     from ._types import NOT_GIVEN, NotGiven, Timeout, Transformer
-    from ._usage_buffer import (
-        UnlinkedOrgError,
-        UsageBufferFullError,
-        UsageBufferOptions,
-        UsageBufferStats,
-        UsageEvent,
-    )
+    from ._usage.errors import UnlinkedOrgError, UsageBufferFullError
+    from ._usage.events import UsageEvent
+    from ._usage.options import UsageBufferOptions
+    from ._usage.stats import UsageBufferStats
 
 
 __all__ = [
@@ -267,11 +264,11 @@ _LAZY: dict[str, str] = {
     "NotGiven": "._types",
     "Timeout": "._types",
     "Transformer": "._types",
-    "UnlinkedOrgError": "._usage_buffer",
-    "UsageBufferFullError": "._usage_buffer",
-    "UsageBufferOptions": "._usage_buffer",
-    "UsageBufferStats": "._usage_buffer",
-    "UsageEvent": "._usage_buffer",
+    "UnlinkedOrgError": "._usage.errors",
+    "UsageBufferFullError": "._usage.errors",
+    "UsageBufferOptions": "._usage.options",
+    "UsageBufferStats": "._usage.stats",
+    "UsageEvent": "._usage.events",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -19,7 +19,7 @@ from ._batching import BatchOptions
 
 if TYPE_CHECKING:
     from ._cache import CacheOptions
-    from ._usage_buffer import UsageBufferOptions
+    from ._usage.options import UsageBufferOptions
 
 from ._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 from ._validate import free_map, model_input

@@ -428,6 +428,119 @@ def test_batches_never_pass_the_clients_batch_limit() -> None:
     assert sorted(len(calls(r)) for r in server.requests) == [20, 50, 50]
 
 
+# --- a batch refused as a whole -------------------------------------------------------------
+
+
+class BatchSizes(httpx.BaseTransport):
+    """Records how many ``billing.trackUsage`` calls each request carries, then lets
+    ``inner`` answer."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.sizes: list[int] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if "billing.trackUsage" in request.url.path:
+            self.sizes.append(request.url.path.count("billing.trackUsage"))
+        return self.inner.handle_request(request)
+
+
+def test_a_batch_over_the_servers_cap_is_split_counted_and_the_cap_kept() -> None:
+    """The local ChatarminOS takes 100 calls a batch ("Batch call exceeds maximum size");
+    with max_batch=1000 every event is still counted, only per-event refusals reach
+    on_error, and later batches leave at the size that got through."""
+    local = LocalChatarminOS()
+    company_id = local.add_company("Acme", limits={"ai_credit": None})
+    wire = BatchSizes(LocalTransport(local.engine))
+    lost: list[tuple[str, str]] = []
+    client = ChatarminOS(
+        api_key=local.api_key,
+        base_url=local.base_url,
+        http_client=httpx.Client(transport=wire),
+        usage_buffer=UsageBufferOptions(
+            max_batch=1000,
+            flush_interval=3600,
+            on_error=lambda event, error: lost.append((event.feature_code, type(error).__name__)),
+        ),
+    )
+    CLIENTS.append(client)
+    for _ in range(300):
+        client.billing.track_usage_later(
+            company_id=company_id, feature_code="ai_credit", quantity=1
+        )
+    assert client.flush(timeout=60) == 0
+    assert wire.sizes == [300, 150, 75, 75, 75, 75]
+    local.assert_usage(company_id, "ai_credit", 300)
+    assert lost == []
+
+    # Later batches go at the learned size; an event refused on its own still is.
+    del wire.sizes[:]
+    for _ in range(149):
+        client.billing.track_usage_later(
+            company_id=company_id, feature_code="ai_credit", quantity=1
+        )
+    client.billing.track_usage_later(
+        company_id=company_id, feature_code="no_such_feature", quantity=1
+    )
+    assert client.flush(timeout=60) == 0
+    assert sorted(wire.sizes) == [75, 75]
+    local.assert_usage(company_id, "ai_credit", 449)
+    assert [feature for feature, _ in lost] == ["no_such_feature"]
+    stats = client.usage_buffer.stats()
+    assert (stats.sent, stats.refused, stats.dropped, stats.pending) == (449, 1, 0, 0)
+
+
+def test_a_request_too_large_for_a_proxy_is_split_until_it_passes() -> None:
+    """413 without a tRPC answer (a proxy's limit) to a batch: sent again in halves."""
+
+    def too_large(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(413, html="<html><body>Request Entity Too Large</body></html>")
+
+    server = UsageServer(too_large, too_large)
+    errors: list[UsageEvent] = []
+    client = make_client(server, max_batch=8, on_error=lambda event, error: errors.append(event))
+    for index in range(5):
+        track(client, f"k{index}")
+    assert client.flush() == 0
+    sizes = [len(calls(request)) for request in server.track_requests()]
+    assert sizes == [5, 2, 1, 1, 1, 1, 1]  # each part at the size in force when it left
+    assert sorted(server.counted) == ["k0", "k1", "k2", "k3", "k4"]
+    assert errors == []
+    assert client.usage_buffer._batch_size == 1
+    stats = client.usage_buffer.stats()
+    assert (stats.sent, stats.refused, stats.retries) == (5, 0, 0)
+
+
+def test_every_event_is_acknowledged_once_with_its_final_outcome() -> None:
+    """The hook a quota ledger uses: counted, refused and dropped events, each once, with
+    the idempotency key; an event sent again is acknowledged only when answered."""
+
+    def refuse_second(request: httpx.Request) -> httpx.Response:
+        return server.answer(request, {1: ("PRECONDITION_FAILED", 412)})
+
+    server = UsageServer(
+        httpx.Response(503, json=trpc_error("SERVICE_UNAVAILABLE", 503)), refuse_second
+    )
+    client = make_client(server, max_pending=2, when_full="drop", on_error=lambda e, x: None)
+    seen: list[tuple[str, str | None, str, str]] = []
+
+    def acknowledged(event: UsageEvent, outcome: UsageResult | ChatarminOSError) -> None:
+        seen.append(
+            (event.idempotency_key, event.company_id, event.feature_code, type(outcome).__name__)
+        )
+
+    client.usage_buffer.acknowledged = acknowledged
+    track(client, "a")
+    track(client, "b")
+    track(client, "c")  # no room: dropped
+    assert seen == [("c", "c1", "ai_credit", "UsageBufferFullError")]
+    assert client.flush() == 0
+    assert seen[1:] == [
+        ("a", "c1", "ai_credit", "UsageResult"),
+        ("b", "c1", "ai_credit", "PreconditionFailedError"),
+    ]
+
+
 # --- exactly once ---------------------------------------------------------------------------
 
 
@@ -630,9 +743,11 @@ def test_each_usage_result_is_reported_to_the_client() -> None:
     server = UsageServer()
     client = make_client(server)
     seen: list[tuple[str, str, int]] = []
-    client._usage_answered = lambda company, feature, result: seen.append(  # type: ignore[method-assign]
-        (company, feature, result.current_usage)
-    )
+
+    def answered(company: str, feature: str, result: UsageResult) -> None:
+        seen.append((company, feature, result.current_usage))
+
+    client.usage_buffer._answered = answered  # the listener the client gave the buffer
     track(client, "a")
     track(client, "b")
     assert client.flush() == 0
@@ -969,6 +1084,22 @@ def spool_rows(path: Any) -> list[tuple[str, int, Any]]:
         (json.loads(text)["json"]["idempotencyKey"], attempts, owner)
         for text, attempts, owner in rows
     ]
+
+
+def test_a_local_client_with_a_spool_sends_through_its_local_transport(tmp_path: Any) -> None:
+    """``local()`` gives the client its transport after construction, where a spool already
+    made the buffer (to resume): the buffer's sending copy is made later, with it."""
+    local = LocalChatarminOS()
+    company_id = local.add_company("Acme", limits={"ai_credit": None})
+    client = ChatarminOS.local(
+        local.engine,
+        api_key=local.api_key,
+        usage_buffer=UsageBufferOptions(spool=str(tmp_path / "usage.db"), flush_interval=3600),
+    )
+    CLIENTS.append(client)
+    client.billing.track_usage_later(company_id=company_id, feature_code="ai_credit", quantity=2)
+    assert client.flush(timeout=30) == 0
+    local.assert_usage(company_id, "ai_credit", 2)
 
 
 def test_the_spool_holds_each_event_before_track_usage_later_returns(tmp_path: Any) -> None:

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-import threading
+import dataclasses
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from .._base import MAX_TIMEOUT, product_key
+from .._batching import BatchOptions
 from .._client.public import ChatarminOSCore
 from .._concurrency import AsyncSleeper
-from .._exceptions import InvalidInputError
+from .._exceptions import ChatarminOSError, InvalidInputError
 from .._inputs import Hints, HintsDict, hints_input
-from .._models import OnboardResult
+from .._models import OnboardResult, UsageResult
 from .._types import NOT_GIVEN, NotGiven
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import AsyncBaseClient
 from .resources._resource import namespace, written
 
 if TYPE_CHECKING:
-    from .._models import UsageResult
-    from .._usage_buffer import UsageBufferOptions
+    from .._models import Company
+    from .._usage.options import UsageBufferOptions
+    from .._usage.registry import UsageBuffers
     from ._cache import AsyncCacheGroup, AsyncEntitlementCache
     from ._usage_buffer import AsyncUsageBuffer
     from .resources.billing import AsyncBilling
@@ -109,13 +111,12 @@ class AsyncChatarminOS(AsyncBaseClient, ChatarminOSCore[httpx.AsyncClient, Async
     ) -> None:
         """The usage buffers, one per API key and URL, shared with ``with_options`` copies."""
         if parent is None:
-            self._usage_buffer_options = options
-            self._usage_buffers: dict[str, AsyncUsageBuffer] = {}
-            self._usage_buffers_lock = threading.Lock()
+            from .._usage.registry import UsageBuffers
+
+            self._usage_buffers: UsageBuffers[AsyncUsageBuffer] = UsageBuffers(options)
         else:
-            self._usage_buffer_options = parent._usage_buffer_options
             self._usage_buffers = parent._usage_buffers
-            self._usage_buffers_lock = parent._usage_buffers_lock
+        self._usage_buffer_options = self._usage_buffers.options
         self._usage_buffer: AsyncUsageBuffer | None = None
 
     @property
@@ -126,18 +127,47 @@ class AsyncChatarminOS(AsyncBaseClient, ChatarminOSCore[httpx.AsyncClient, Async
         """
         buffer = self._usage_buffer
         if buffer is None:
-            from .._usage_buffer import UsageBufferOptions
-            from ._usage_buffer import AsyncUsageBuffer
-
             dest = product_key(str(self._config.base_url), self._config.api_key)
-            with self._usage_buffers_lock:
-                buffer = self._usage_buffers.get(dest)
-                if buffer is None:
-                    options = self._usage_buffer_options or UsageBufferOptions()
-                    buffer = AsyncUsageBuffer(self, options, dest)
-                    self._usage_buffers[dest] = buffer
-                    self._on_close(buffer.aclose)
+            buffer = self._usage_buffers.get_or_make(dest, self._make_usage_buffer)
             self._usage_buffer = buffer
+        return buffer
+
+    def _make_usage_buffer(self, options: UsageBufferOptions, dest: str) -> AsyncUsageBuffer:
+        """A buffer sending through a copy of this client whose batches hold a whole buffer
+        batch (and that stays open while this one closes), made on the first send."""
+        from .._usage.ports import OnFirstUse
+        from .._usage.spool import lease_seconds
+        from ._usage_buffer import AsyncUsageBuffer
+
+        batching = self.batching
+        copy = dataclasses.replace(batching or BatchOptions(), max_items=options.max_batch)
+        sender = OnFirstUse(lambda: self.with_options(batching=copy))
+
+        async def send(inputs: list[dict[str, Any]]) -> list[UsageResult | ChatarminOSError]:
+            return await sender()._call_many(
+                "billing.trackUsage",
+                inputs,
+                UsageResult.model_validate,
+                idempotent=True,
+                max_retries=0,
+            )
+
+        async def find_companies(orgs: list[str]) -> list[Company | ChatarminOSError | None]:
+            return await sender().companies._get_many_by_product_link(orgs)
+
+        buffer = AsyncUsageBuffer(
+            options,
+            dest,
+            send=send,
+            find_companies=find_companies,
+            background=self._background,
+            sleep=self._sleep,
+            answered=self._usage_answered,
+            refused=self._usage_refused,
+            lease=lease_seconds(self.timeout),
+            batch_limit=None if batching is None else batching.max_items,
+        )
+        self._on_close(buffer.aclose)
         return buffer
 
     async def flush(self, timeout: float | None = 30.0) -> int:
@@ -159,10 +189,8 @@ class AsyncChatarminOS(AsyncBaseClient, ChatarminOSCore[httpx.AsyncClient, Async
             or not 0 <= timeout <= MAX_TIMEOUT
         ):
             raise InvalidInputError("timeout", "must be seconds from 0 to 1,000,000, or None")
-        with self._usage_buffers_lock:
-            buffers = list(self._usage_buffers.values())
         left = 0
-        for buffer in buffers:
+        for buffer in self._usage_buffers.all():
             left += await buffer.flush(timeout)
         return left
 
@@ -180,8 +208,7 @@ class AsyncChatarminOS(AsyncBaseClient, ChatarminOSCore[httpx.AsyncClient, Async
 
     async def __aenter__(self: _C) -> _C:
         await super().__aenter__()
-        options = self._usage_buffer_options
-        if options is not None and options.spool is not None:
+        if self._usage_buffers.spooled():
             self.usage_buffer.resume()  # now a worker can start (trio: in our task group)
         return self
 

@@ -15,7 +15,7 @@ from .core import ClientCore
 
 if TYPE_CHECKING:
     from .._cache import CacheOptions
-    from .._usage_buffer import UsageBufferOptions
+    from .._usage.options import UsageBufferOptions
     from ..local.engine import LocalEngine
 
 __all__ = ["ChatarminOSCore"]
@@ -49,7 +49,7 @@ class ChatarminOSCore(ClientCore, Generic[_H, _S]):
             options = BatchOptions.resolve(batching)
             buffer_options = None
             if usage_buffer is not None:  # the buffer's code loads only when used
-                from .._usage_buffer import UsageBufferOptions
+                from .._usage.options import UsageBufferOptions
 
                 buffer_options = UsageBufferOptions.resolve(usage_buffer)
             config = ClientConfig.create(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httpx
 
@@ -20,7 +20,7 @@ from ._resource import AsyncAPIResource, written
 from .companies import AsyncCompanies
 
 if TYPE_CHECKING:
-    from ..client import AsyncChatarminOS
+    from .._usage_buffer import AsyncUsageBuffer
 
 __all__ = ["AsyncBilling", "unlinked_org"]
 
@@ -38,6 +38,12 @@ def unlinked_org(external_org_id: str) -> NotFoundError:
     return NotFoundError(
         message, response=httpx.Response(404), path="companies.getByProductLink", code="NOT_FOUND"
     )
+
+
+class _BuffersUsage(Protocol):
+    """A client with a usage buffer (the client's ``usage_buffer`` property)."""
+
+    usage_buffer: AsyncUsageBuffer
 
 
 class AsyncBilling(AsyncAPIResource):
@@ -134,10 +140,9 @@ class AsyncBilling(AsyncAPIResource):
             idempotency_key=idempotency_key,
             metadata=metadata,
         )
-        client = cast("AsyncChatarminOS", self._client)
-        if client._closed:
+        if self._client._closed:
             raise ChatarminOSError("This client is closed; make a new one to go on.")
-        return await client.usage_buffer.put(payload)
+        return await cast("_BuffersUsage", self._client).usage_buffer.put(payload)
 
     async def claim_checkout(
         self, *, company_id: str, checkout_session_id: str

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httpx
 
@@ -22,7 +22,7 @@ from ._resource import APIResource, written
 from .companies import Companies
 
 if TYPE_CHECKING:
-    from ..client import ChatarminOS
+    from .._usage_buffer import UsageBuffer
 
 __all__ = ["Billing", "unlinked_org"]
 
@@ -40,6 +40,12 @@ def unlinked_org(external_org_id: str) -> NotFoundError:
     return NotFoundError(
         message, response=httpx.Response(404), path="companies.getByProductLink", code="NOT_FOUND"
     )
+
+
+class _BuffersUsage(Protocol):
+    """A client with a usage buffer (the client's ``usage_buffer`` property)."""
+
+    usage_buffer: UsageBuffer
 
 
 class Billing(APIResource):
@@ -136,10 +142,9 @@ class Billing(APIResource):
             idempotency_key=idempotency_key,
             metadata=metadata,
         )
-        client = cast("ChatarminOS", self._client)
-        if client._closed:
+        if self._client._closed:
             raise ChatarminOSError("This client is closed; make a new one to go on.")
-        return client.usage_buffer.put(payload)
+        return cast("_BuffersUsage", self._client).usage_buffer.put(payload)
 
     def claim_checkout(self, *, company_id: str, checkout_session_id: str) -> ClaimCheckoutResult:
         """Claim the subscription of a completed Stripe Checkout Session (``billing.claimCheckout``).
