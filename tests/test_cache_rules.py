@@ -20,14 +20,16 @@ from chatarmin_os import (
     FeatureAccessDetail,
     UsageResult,
 )
-from chatarmin_os._cache import (
+from chatarmin_os._cache.redis_layout import (
     apply_overlays,
-    apply_usage,
     decode_entry,
     decode_message,
     encode_entry,
     encode_message,
     encode_usage,
+)
+from chatarmin_os._cache.rules import (
+    apply_usage,
     is_outage,
     margin_units,
     near_limit,

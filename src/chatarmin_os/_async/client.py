@@ -18,10 +18,11 @@ from .._models import OnboardResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import AsyncBaseClient
-from .resources._resource import namespace, written
+from ._cached_calls import AsyncCachedCalls
+from .resources._resource import namespace
 
 if TYPE_CHECKING:
-    from .._cache import CacheOptions
+    from .._cache.options import CacheOptions
     from .._models import UsageResult
     from .._usage_buffer import UsageBufferOptions
     from ..local.engine import LocalEngine
@@ -40,7 +41,7 @@ __all__ = ["AsyncChatarminOS"]
 _C = TypeVar("_C", bound="AsyncChatarminOS")
 
 
-class AsyncChatarminOS(AsyncBaseClient):
+class AsyncChatarminOS(AsyncCachedCalls, AsyncBaseClient):
     """The ChatarminOS API client for async code.
 
     Args:
@@ -130,7 +131,7 @@ class AsyncChatarminOS(AsyncBaseClient):
         self._setup(config, self._make_pool(http_client), sleep, batching=options)
         self._cache_group = None
         if cache is not None and cache is not False:  # the cache's code loads only when used
-            from .._cache import CacheOptions
+            from .._cache.options import CacheOptions
             from ._cache import AsyncCacheGroup
 
             cache_options = CacheOptions.resolve(cache)
@@ -371,12 +372,4 @@ class AsyncChatarminOS(AsyncBaseClient):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        try:
-            result = await self._call("onboard", payload, OnboardResult.model_validate)
-        except BaseException:
-            await written(self._cache, external_org_id=payload["externalOrgId"])
-            raise
-        await written(
-            self._cache, company_id=result.company_id, external_org_id=payload["externalOrgId"]
-        )
-        return result
+        return await self._call_cached("onboard", payload, OnboardResult.model_validate)

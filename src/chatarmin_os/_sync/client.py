@@ -20,10 +20,11 @@ from .._models import OnboardResult
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import BaseClient
-from .resources._resource import namespace, written
+from ._cached_calls import CachedCalls
+from .resources._resource import namespace
 
 if TYPE_CHECKING:
-    from .._cache import CacheOptions
+    from .._cache.options import CacheOptions
     from .._models import UsageResult
     from .._usage_buffer import UsageBufferOptions
     from ..local.engine import LocalEngine
@@ -42,7 +43,7 @@ __all__ = ["ChatarminOS"]
 _C = TypeVar("_C", bound="ChatarminOS")
 
 
-class ChatarminOS(BaseClient):
+class ChatarminOS(CachedCalls, BaseClient):
     """The ChatarminOS API client for sync code.
 
     Args:
@@ -130,7 +131,7 @@ class ChatarminOS(BaseClient):
         self._setup(config, self._make_pool(http_client), sleep, batching=options)
         self._cache_group = None
         if cache is not None and cache is not False:  # the cache's code loads only when used
-            from .._cache import CacheOptions
+            from .._cache.options import CacheOptions
             from ._cache import CacheGroup
 
             cache_options = CacheOptions.resolve(cache)
@@ -369,10 +370,4 @@ class ChatarminOS(BaseClient):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        try:
-            result = self._call("onboard", payload, OnboardResult.model_validate)
-        except BaseException:
-            written(self._cache, external_org_id=payload["externalOrgId"])
-            raise
-        written(self._cache, company_id=result.company_id, external_org_id=payload["externalOrgId"])
-        return result
+        return self._call_cached("onboard", payload, OnboardResult.model_validate)
