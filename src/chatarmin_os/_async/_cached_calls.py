@@ -8,7 +8,7 @@ purpose: the cache's code loads only when a client has a cache.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 from .._exceptions import ChatarminOSError
 from .._models import Company
@@ -22,6 +22,10 @@ __all__ = ["AsyncCachedCalls", "parse_mapping"]
 _T = TypeVar("_T")
 
 Check = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+_QUERIES: dict[str, Fills] = {
+    path: rule for path, rule in CACHE_RULES.items() if isinstance(rule, Fills)
+}
 
 _optional_company: Any = None
 
@@ -81,11 +85,13 @@ class AsyncCachedCalls:
         a refusal expires them. Without a cache: ``_call`` of the checked input.
         """
         cache = self._cache
-        rule = CACHE_RULES[path]
-        if cache is not None and type(rule) is Fills:
-            found = cache.hit(rule, payload)
-            if found is not MISS:
-                return cast(_T, found)
+        if cache is not None:
+            query = _QUERIES.get(path)
+            if query is not None:
+                found = cache.hit(query, payload)
+                if found is not MISS:
+                    hit: _T = found
+                    return hit
         checked = payload if check is None else check(payload)
         if cache is None:
             return await self._call(path, checked, parse, idempotent=idempotent)
@@ -93,7 +99,7 @@ class AsyncCachedCalls:
         async def send() -> _T:
             return await self._call(path, checked, parse, idempotent=idempotent)
 
-        return await cache.call(rule, checked, send, self._find_company)
+        return await cache.call(CACHE_RULES[path], checked, send, self._find_company)
 
     async def _find_company(self, org: str) -> Company | None:
         """Ask the server which company ``org`` is linked to (no cache)."""

@@ -24,7 +24,6 @@ from .._cache.redis_layout import (
 from .._cache.redis_level import RedisLevelCore
 from .._cache.rules import Key
 from .._concurrency import asleep, await_event, new_async_event
-from .._exceptions import ChatarminOSError
 from .._models import UsageResult
 
 __all__ = ["AsyncRedisLevel"]
@@ -153,15 +152,6 @@ class AsyncRedisLevel(RedisLevelCore):
             self.failed("invalidate", error)
             return
         self.succeeded()
-
-    def ensure_listener(self) -> None:
-        """Start the pub/sub listener when it is not running here (lazily, on a miss)."""
-        if not self._listener_due():
-            return
-        try:
-            self._listener = self._background.start(self._listen, "chatarmin_os cache listener")
-        except ChatarminOSError:  # no background work possible here: TTLs bound staleness
-            self._listener = None
 
     async def _listen(self) -> None:
         done = new_async_event()

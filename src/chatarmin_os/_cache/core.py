@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, ClassVar, Final, Generic, TypeVar, cast
 
 from .. import _fork
@@ -67,6 +68,8 @@ class CacheCore:
 
     _redis_level: ClassVar[type[RedisLevelCore]]
     """The twin's Redis level (made when ``redis_url`` is set)."""
+    _refresh: Callable[[Key, Callable[[], Any]], Any]
+    """The twin's background request of an outage: ``load`` once, then :meth:`_refreshed`."""
 
     def __init__(self, options: CacheOptions, product: str, background: Any) -> None:
         self._options = options
@@ -122,16 +125,32 @@ class CacheCore:
         A check's answer is the cached frozen access itself; anything mutable is a copy.
         Nothing is checked here: only inputs that were checked and answered have entries.
         """
+        if rule.letter == "c":  # the hot path, inlined: a check
+            first, second = rule.fields
+            company, feature = payload.get(first), payload.get(second)
+            if type(company) is str and type(feature) is str:
+                check = ("c", company, feature)
+                entry = self._entries.get(check)
+                if entry is not None and entry.fresh_until > self._clock():
+                    try:  # noqa: SIM105 - a context manager costs more
+                        self._entries.move_to_end(check)
+                    except KeyError:  # dropped by another thread meanwhile
+                        pass
+                    self._counters.hits += 1
+                    if logger.isEnabledFor(_DEBUG):
+                        logger.debug("cache: hit %s", describe_key(check))
+                    record_cached("c", "cache")
+                    return entry.value
+            return MISS
         key = rule.key_of(payload)
         if key is None:
             return MISS
-        kind = key[0]
-        if kind == "oc":
+        if key[0] == "oc":
             return self._hit_org_check(key)
         entry = self._entries.get(key)
         if entry is not None and entry.fresh_until > self._clock():
             self._hit(key)
-            return entry.value if kind == "c" else answer(entry.value)
+            return answer(entry.value)
         return MISS
 
     def _hit_org_check(self, key: Key) -> Any:
@@ -282,11 +301,24 @@ class CacheCore:
         record_cached(key[0], "stale")
         return with_provenance(entry.value, "stale")
 
-    def _refresh_due(self) -> bool:
-        """During an outage: whether a background request should try the server now (the
-        retry time passed and none is running)."""
+    def _refresh_later(self, key: Key, load: Callable[[], Any]) -> bool:
+        """During an outage: whether the caller may be answered without asking the server.
+
+        Yes until the retry time; then one background ``load`` (the twin's ``_refresh``,
+        which stores what it gets) tries the server (its success ends the outage) while
+        callers keep getting stale or fallback answers. Where no background work can run
+        (trio outside ``async with``), the caller asks the server itself.
+        """
         outage = self._outage
-        return self._clock() >= outage.retry_at and not outage.probing
+        if self._clock() < outage.retry_at or outage.probing:
+            return True
+        try:
+            outage.probe = self._background.start(
+                partial(self._refresh, key, load), "chatarmin_os cache refresh"
+            )
+        except ChatarminOSError:
+            return False
+        return True
 
     def _refreshed(self, key: Key, error: ChatarminOSError | None) -> None:
         """The background request of an outage ended (``error``: how it failed)."""

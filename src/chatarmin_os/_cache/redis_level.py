@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from .._exceptions import ChatarminOSError
 from .._logs import logger
 from .options import CacheCounters, CacheOptions, redacted_url
 from .redis_layout import (
@@ -50,6 +51,8 @@ class RedisLevelCore:
     """The twin's ``redis`` client module (``redis.asyncio`` or ``redis``)."""
     _current_loop: ClassVar[Callable[[], object | None]]
     """The twin's loop marker (a Redis client belongs to one event loop)."""
+    _listen: Callable[[], Any]
+    """The twin's pub/sub listener (runs in the background until closing)."""
 
     def __init__(
         self,
@@ -181,8 +184,9 @@ class RedisLevelCore:
             return None
         return value, fetched
 
-    def _listener_due(self) -> bool:
-        """Whether to start the pub/sub listener now (lazily, on a miss).
+    def ensure_listener(self) -> None:
+        """Start the pub/sub listener (the twin's ``_listen``) when it is not running here
+        (lazily, on a miss).
 
         Looked at on every 64th load (and whenever the connection is made anew, e.g. under
         another event loop): a check costs a lock, and a dead listener only means entries
@@ -190,12 +194,17 @@ class RedisLevelCore:
         """
         self._loads += 1
         if self._loads & 63 and not self._check_listener:
-            return False
+            return
         self._check_listener = False
         listener = self._listener
         if self._closing or (listener is not None and listener.alive()):
-            return False
-        return type(self)._current_loop() is not None
+            return
+        if type(self)._current_loop() is None:
+            return
+        try:
+            self._listener = self._background.start(self._listen, "chatarmin_os cache listener")
+        except ChatarminOSError:  # no background work possible here: TTLs bound staleness
+            self._listener = None
 
     def _current_client(self) -> Any:
         """The client made under the running loop, or ``None`` (made under another)."""

@@ -286,30 +286,14 @@ class EntitlementCache(CacheCore):
         if self._redis is not None and generation is not None:
             self._redis.write(key, cached, company, generation)
 
-    def _refresh_later(self, key: Key, load: Fetch[Any]) -> bool:
-        """During an outage: whether the caller may be answered without asking the server.
-
-        Yes until the retry time; then one background ``load`` (which stores what it gets)
-        tries the server (its success ends the outage) while callers keep getting stale or
-        fallback answers. Where no background work can run (trio outside ``with``),
-        the caller asks the server itself.
-        """
-        if not self._refresh_due():
-            return True
-
-        def refresh() -> None:
-            try:
-                load()
-            except ChatarminOSError as error:
-                self._refreshed(key, error)
-            else:
-                self._refreshed(key, None)
-
+    def _refresh(self, key: Key, load: Fetch[Any]) -> None:
+        """The background request of an outage (started by ``_refresh_later``)."""
         try:
-            self._outage.probe = self._background.start(refresh, "chatarmin_os cache refresh")
-        except ChatarminOSError:
-            return False
-        return True
+            load()
+        except ChatarminOSError as error:
+            self._refreshed(key, error)
+        else:
+            self._refreshed(key, None)
 
     def close(self) -> None:
         """Stop the Redis listener and close the Redis connections (the client's closing step)."""

@@ -10,7 +10,7 @@ purpose: the cache's code loads only when a client has a cache.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 from .._exceptions import ChatarminOSError
 from .._models import Company
@@ -24,6 +24,10 @@ __all__ = ["CachedCalls", "parse_mapping"]
 _T = TypeVar("_T")
 
 Check = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+_QUERIES: dict[str, Fills] = {
+    path: rule for path, rule in CACHE_RULES.items() if isinstance(rule, Fills)
+}
 
 _optional_company: Any = None
 
@@ -83,11 +87,13 @@ class CachedCalls:
         a refusal expires them. Without a cache: ``_call`` of the checked input.
         """
         cache = self._cache
-        rule = CACHE_RULES[path]
-        if cache is not None and type(rule) is Fills:
-            found = cache.hit(rule, payload)
-            if found is not MISS:
-                return cast(_T, found)
+        if cache is not None:
+            query = _QUERIES.get(path)
+            if query is not None:
+                found = cache.hit(query, payload)
+                if found is not MISS:
+                    hit: _T = found
+                    return hit
         checked = payload if check is None else check(payload)
         if cache is None:
             return self._call(path, checked, parse, idempotent=idempotent)
@@ -95,7 +101,7 @@ class CachedCalls:
         def send() -> _T:
             return self._call(path, checked, parse, idempotent=idempotent)
 
-        return cache.call(rule, checked, send, self._find_company)
+        return cache.call(CACHE_RULES[path], checked, send, self._find_company)
 
     def _find_company(self, org: str) -> Company | None:
         """Ask the server which company ``org`` is linked to (no cache)."""
