@@ -126,8 +126,8 @@ class CacheCore:
         Nothing is checked here: only inputs that were checked and answered have entries.
         """
         if rule.letter == "c":  # the hot path, inlined: a check
-            first, second = rule.fields
-            company, feature = payload.get(first), payload.get(second)
+            fields = rule.fields
+            company, feature = payload[fields[0]], payload[fields[1]]
             if type(company) is str and type(feature) is str:
                 check = ("c", company, feature)
                 entry = self._entries.get(check)
