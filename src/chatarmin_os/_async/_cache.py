@@ -115,13 +115,14 @@ class AsyncEntitlementCache(CacheCore):
         ``find_company(org)`` asks the server which company an org is linked to.
         """
         if isinstance(rule, Fills):
-            key = (rule.letter, *(payload[name] for name in rule.fields))
+            key = rule.key_of(payload)
+            assert key is not None  # a checked input: strings
             feature = None if rule.fallback is None else payload[rule.fallback]
             load: AsyncFetch[_T] = lambda: self._load_and_store(key, send)  # noqa: E731
             if rule.kind == "org_check":
-                org, code = key[1], key[2]
+                org_id, code = key[1], key[2]
                 load = lambda: self._single_flight(  # noqa: E731
-                    key, lambda: self._load_org_check(org, code, send, find_company)
+                    key, lambda: self._load_org_check(org_id, code, send, find_company)
                 )
             loaded: _T = await self.load(key, load, feature)
             return loaded

@@ -21,23 +21,21 @@ __all__ = ["AsyncCachedCalls", "parse_mapping"]
 
 _T = TypeVar("_T")
 
-Check = Callable[[Mapping[str, Any]], Mapping[str, Any]]
-
 _QUERIES: dict[str, Fills] = {
     path: rule for path, rule in CACHE_RULES.items() if isinstance(rule, Fills)
 }
 
-_optional_company: Any = None
+_mapping_adapter: Any = None
 
 
 def parse_mapping(value: Any) -> Company | None:
     """The answer of ``companies.getByProductLink``: a company or ``None``."""
-    global _optional_company
-    if _optional_company is None:
+    global _mapping_adapter
+    if _mapping_adapter is None:
         from pydantic import TypeAdapter
 
-        _optional_company = TypeAdapter(Optional[Company]).validate_python  # noqa: UP045
-    result: Company | None = _optional_company(value)
+        _mapping_adapter = TypeAdapter(Optional[Company]).validate_python  # noqa: UP045
+    result: Company | None = _mapping_adapter(value)
     return result
 
 
@@ -72,7 +70,7 @@ class AsyncCachedCalls:
         payload: Mapping[str, Any],
         parse: Callable[[Any], _T],
         *,
-        check: Check | None = None,
+        check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
         idempotent: bool = False,
     ) -> _T:
         """Call ``path`` as its rule in :data:`CACHE_RULES` says.
@@ -111,7 +109,7 @@ class AsyncCachedCalls:
         inputs: Sequence[Mapping[str, Any]],
         parse: Callable[[Any], _T],
         *,
-        check: Check | None = None,
+        check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
     ) -> list[_T | ChatarminOSError]:
         """Many calls of a query: without a cache, in tRPC batches (``_call_many``, which
         checks every input first); with one, one by one through :meth:`_call_cached`

@@ -15,8 +15,6 @@ __all__ = ["AsyncAPIResource", "AsyncClientCalls", "list_of", "namespace", "opti
 _M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
 
-Check = Callable[[Mapping[str, Any]], Mapping[str, Any]]
-
 
 class AsyncClientCalls(Protocol):
     """What a namespace needs of its client: the calls (``AsyncChatarminOS`` has them).
@@ -40,7 +38,7 @@ class AsyncClientCalls(Protocol):
         payload: Mapping[str, Any],
         parse: Callable[[Any], _T],
         *,
-        check: Check | None = None,
+        check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
         idempotent: bool = False,
     ) -> _T: ...
 
@@ -50,7 +48,7 @@ class AsyncClientCalls(Protocol):
         inputs: Sequence[Mapping[str, Any]],
         parse: Callable[[Any], _T],
         *,
-        check: Check | None = None,
+        check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
     ) -> list[_T | ChatarminOSError]: ...
 
 

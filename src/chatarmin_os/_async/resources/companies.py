@@ -19,12 +19,13 @@ from ..._validate import (
 )
 from ._resource import AsyncAPIResource, optional
 
-__all__ = ["AsyncCompanies"]
+__all__ = ["AsyncCompanies", "checked_org"]
 
 _optional_company = optional(Company)
 
 
-def _checked_org(raw: Mapping[str, Any]) -> dict[str, str]:
+def checked_org(raw: Mapping[str, Any]) -> dict[str, str]:
+    """The input of ``companies.getByProductLink`` (the org id checked)."""
     return {"externalOrgId": require_str("external_org_id", raw["externalOrgId"])}
 
 
@@ -41,7 +42,7 @@ class AsyncCompanies(AsyncAPIResource):
             "companies.getByProductLink",
             {"externalOrgId": external_org_id},
             _optional_company,
-            check=_checked_org,
+            check=checked_org,
         )
 
     async def _get_many_by_product_link(
@@ -57,7 +58,7 @@ class AsyncCompanies(AsyncAPIResource):
             inputs = [{"externalOrgId": org} for org in external_org_ids]
             try:
                 return await self._client._call_many_cached(
-                    "companies.getByProductLink", inputs, _optional_company, check=_checked_org
+                    "companies.getByProductLink", inputs, _optional_company, check=checked_org
                 )
             except InvalidInputError:  # an org id that cannot be sent: find it, one by one
                 pass

@@ -22,6 +22,7 @@ from ..._validate import (
 )
 from ..._wire import FEATURE_SOURCES
 from ._resource import AsyncAPIResource, list_of
+from .companies import checked_org
 
 __all__ = ["AsyncFeatures"]
 
@@ -37,10 +38,6 @@ def _checked_check(raw: Mapping[str, Any]) -> dict[str, str]:
 
 def _checked_company(raw: Mapping[str, Any]) -> dict[str, str]:
     return {"companyId": require_str("company_id", raw["companyId"])}
-
-
-def _checked_org(raw: Mapping[str, Any]) -> dict[str, str]:
-    return {"externalOrgId": require_str("external_org_id", raw["externalOrgId"])}
 
 
 def _checked_org_check(raw: Mapping[str, Any]) -> dict[str, str]:
@@ -205,7 +202,7 @@ class AsyncFeatures(AsyncAPIResource):
             "features.getAccessByExternalOrgId",
             {"externalOrgId": external_org_id},
             OrgFeatureAccess.model_validate,
-            check=_checked_org,
+            check=checked_org,
         )
 
     async def check_by_external_org_id(

@@ -17,8 +17,6 @@ __all__ = ["APIResource", "ClientCalls", "list_of", "namespace", "optional"]
 _M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
 
-Check = Callable[[Mapping[str, Any]], Mapping[str, Any]]
-
 
 class ClientCalls(Protocol):
     """What a namespace needs of its client: the calls (``ChatarminOS`` has them).
@@ -42,7 +40,7 @@ class ClientCalls(Protocol):
         payload: Mapping[str, Any],
         parse: Callable[[Any], _T],
         *,
-        check: Check | None = None,
+        check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
         idempotent: bool = False,
     ) -> _T: ...
 
@@ -52,7 +50,7 @@ class ClientCalls(Protocol):
         inputs: Sequence[Mapping[str, Any]],
         parse: Callable[[Any], _T],
         *,
-        check: Check | None = None,
+        check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
     ) -> list[_T | ChatarminOSError]: ...
 
 

@@ -21,12 +21,13 @@ from ..._validate import (
 )
 from ._resource import APIResource, optional
 
-__all__ = ["Companies"]
+__all__ = ["Companies", "checked_org"]
 
 _optional_company = optional(Company)
 
 
-def _checked_org(raw: Mapping[str, Any]) -> dict[str, str]:
+def checked_org(raw: Mapping[str, Any]) -> dict[str, str]:
+    """The input of ``companies.getByProductLink`` (the org id checked)."""
     return {"externalOrgId": require_str("external_org_id", raw["externalOrgId"])}
 
 
@@ -43,7 +44,7 @@ class Companies(APIResource):
             "companies.getByProductLink",
             {"externalOrgId": external_org_id},
             _optional_company,
-            check=_checked_org,
+            check=checked_org,
         )
 
     def _get_many_by_product_link(
@@ -59,7 +60,7 @@ class Companies(APIResource):
             inputs = [{"externalOrgId": org} for org in external_org_ids]
             try:
                 return self._client._call_many_cached(
-                    "companies.getByProductLink", inputs, _optional_company, check=_checked_org
+                    "companies.getByProductLink", inputs, _optional_company, check=checked_org
                 )
             except InvalidInputError:  # an org id that cannot be sent: find it, one by one
                 pass
