@@ -69,8 +69,8 @@ class AsyncCachedCalls:
         path: str,
         payload: Mapping[str, Any],
         parse: Callable[[Any], _T],
-        *,
         check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+        *,
         idempotent: bool = False,
     ) -> _T:
         """Call ``path`` as its rule in :data:`CACHE_RULES` says.
@@ -90,7 +90,19 @@ class AsyncCachedCalls:
                 if found is not MISS:
                     hit: _T = found
                     return hit
+        return await self._call_through_cache(path, payload, parse, check, idempotent)
+
+    async def _call_through_cache(
+        self,
+        path: str,
+        payload: Mapping[str, Any],
+        parse: Callable[[Any], _T],
+        check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None,
+        idempotent: bool,
+    ) -> _T:
+        """:meth:`_call_cached` when no fresh answer is cached (the hit path holds no cells)."""
         checked = payload if check is None else check(payload)
+        cache = self._cache
         if cache is None:
             return await self._call(path, checked, parse, idempotent=idempotent)
 

@@ -71,8 +71,8 @@ class CachedCalls:
         path: str,
         payload: Mapping[str, Any],
         parse: Callable[[Any], _T],
-        *,
         check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+        *,
         idempotent: bool = False,
     ) -> _T:
         """Call ``path`` as its rule in :data:`CACHE_RULES` says.
@@ -92,7 +92,19 @@ class CachedCalls:
                 if found is not MISS:
                     hit: _T = found
                     return hit
+        return self._call_through_cache(path, payload, parse, check, idempotent)
+
+    def _call_through_cache(
+        self,
+        path: str,
+        payload: Mapping[str, Any],
+        parse: Callable[[Any], _T],
+        check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None,
+        idempotent: bool,
+    ) -> _T:
+        """:meth:`_call_cached` when no fresh answer is cached (the hit path holds no cells)."""
         checked = payload if check is None else check(payload)
+        cache = self._cache
         if cache is None:
             return self._call(path, checked, parse, idempotent=idempotent)
 

@@ -37,8 +37,8 @@ class AsyncClientCalls(Protocol):
         path: str,
         payload: Mapping[str, Any],
         parse: Callable[[Any], _T],
-        *,
         check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+        *,
         idempotent: bool = False,
     ) -> _T: ...
 

@@ -27,6 +27,7 @@ from .companies import checked_org
 __all__ = ["AsyncFeatures"]
 
 _list_details = list_of(FeatureAccessDetail)
+_parse_access = FeatureAccess.model_validate
 
 
 def _checked_check(raw: Mapping[str, Any]) -> dict[str, str]:
@@ -83,8 +84,8 @@ class AsyncFeatures(AsyncAPIResource):
         return await self._client._call_cached(
             "features.check",
             {"companyId": company_id, "featureCode": feature_code},
-            FeatureAccess.model_validate,
-            check=_checked_check,
+            _parse_access,
+            _checked_check,
         )
 
     @overload

@@ -39,8 +39,8 @@ class ClientCalls(Protocol):
         path: str,
         payload: Mapping[str, Any],
         parse: Callable[[Any], _T],
-        *,
         check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+        *,
         idempotent: bool = False,
     ) -> _T: ...
 

@@ -29,6 +29,7 @@ from .companies import checked_org
 __all__ = ["Features"]
 
 _list_details = list_of(FeatureAccessDetail)
+_parse_access = FeatureAccess.model_validate
 
 
 def _checked_check(raw: Mapping[str, Any]) -> dict[str, str]:
@@ -85,8 +86,8 @@ class Features(APIResource):
         return self._client._call_cached(
             "features.check",
             {"companyId": company_id, "featureCode": feature_code},
-            FeatureAccess.model_validate,
-            check=_checked_check,
+            _parse_access,
+            _checked_check,
         )
 
     @overload
