@@ -141,7 +141,7 @@ def main() -> None:
                 check_redis()  # live, written to Redis
                 assert check_redis().source == "cache"  # type: ignore[attr-defined]
                 bare = redis.Redis.from_url(url)
-                bucket = shared.cache._redis._keys.company(company.id)  # type: ignore[union-attr]
+                bucket = shared.cache._redis.keys.company(company.id)  # type: ignore[union-attr]
                 entry = bare.hget(bucket, "chk:ai_credit")
                 assert entry is not None
                 bare_key = f"{bucket}:get"  # as long a name as the hash the cache reads

@@ -56,6 +56,8 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncReservations": "Reservations",
     "AsyncMeter": "Meter",
     "AsyncFigures": "Figures",
+    "AsyncCachedCalls": "CachedCalls",
+    "AsyncClientCalls": "ClientCalls",
     # shims (see src/chatarmin_os/_concurrency.py)
     "asleep": "sleep",
     "alet_others_run": "let_others_run",
@@ -69,7 +71,7 @@ REPLACEMENTS: dict[str, str] = {
     "new_async_event": "new_event",
     "await_event": "wait_event",
     "arun_both": "run_both",
-    # redis: redis.asyncio under asyncio, the blocking client in threads (see _cache.py)
+    # redis: redis.asyncio under asyncio, the blocking client in threads (see _cache/redis_layout.py)
     "load_async_redis": "load_redis",
     "async_redis_loop": "redis_loop",
     "AsyncUsageBuffer": "UsageBuffer",

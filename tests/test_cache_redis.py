@@ -136,7 +136,7 @@ def test_a_load_that_raced_an_invalidation_is_not_written(redis_server: RedisSer
         access = a.features.check(company_id=company_id, feature_code=AI)
         level.write(key, access, company_id, generation or "")  # ... and ends: refused
         raw = redis.Redis.from_url(redis_server.url)
-        bucket = level._keys.company(company_id)
+        bucket = level.keys.company(company_id)
         assert raw.hget(bucket, f"chk:{AI}") is not None  # a's own (later) load wrote it
         raw.hdel(bucket, f"chk:{AI}")
         level.write(key, access, company_id, generation or "")

@@ -20,14 +20,16 @@ from chatarmin_os import (
     FeatureAccessDetail,
     UsageResult,
 )
-from chatarmin_os._cache import (
+from chatarmin_os._cache.redis_layout import (
     apply_overlays,
-    apply_usage,
     decode_entry,
     decode_message,
     encode_entry,
     encode_message,
     encode_usage,
+)
+from chatarmin_os._cache.rules import (
+    apply_usage,
     is_outage,
     margin_units,
     near_limit,
@@ -338,3 +340,22 @@ def test_import_stays_light_and_redis_is_imported_only_for_redis_url() -> None:
         "assert 'redis' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_caching_rule_is_for_a_procedure_of_its_kind() -> None:
+    from chatarmin_os._procedure_cache import CACHE_RULES, Drops, Fills, TracksUsage
+    from chatarmin_os._procedures import PROCEDURES
+
+    for path, rule in CACHE_RULES.items():
+        kind = PROCEDURES[path]
+        assert kind == ("query" if isinstance(rule, Fills) else "mutation"), path
+        if isinstance(rule, Fills):
+            assert rule.fallback is None or rule.fallback in rule.fields, path
+    assert isinstance(CACHE_RULES["billing.trackUsage"], TracksUsage)
+    assert CACHE_RULES["links.reset"] == Drops(all_orgs=True)
+    assert CACHE_RULES["features.check"].key_of({"companyId": "c", "featureCode": "f"}) == (  # type: ignore[union-attr]
+        "c",
+        "c",
+        "f",
+    )
+    assert CACHE_RULES["features.check"].key_of({"companyId": 1, "featureCode": "f"}) is None  # type: ignore[union-attr]

@@ -18,7 +18,8 @@ from .._models import OnboardResult, UsageResult
 from .._types import NOT_GIVEN, NotGiven
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import AsyncBaseClient
-from .resources._resource import namespace, written
+from ._cached_calls import AsyncCachedCalls
+from .resources._resource import namespace
 
 if TYPE_CHECKING:
     from .._models import Company
@@ -39,7 +40,9 @@ __all__ = ["AsyncChatarminOS"]
 _C = TypeVar("_C", bound="AsyncChatarminOS")
 
 
-class AsyncChatarminOS(AsyncBaseClient, ChatarminOSCore[httpx.AsyncClient, AsyncSleeper]):
+class AsyncChatarminOS(
+    AsyncCachedCalls, AsyncBaseClient, ChatarminOSCore[httpx.AsyncClient, AsyncSleeper]
+):
     """The ChatarminOS API client for async code.
 
     Args:
@@ -259,12 +262,4 @@ class AsyncChatarminOS(AsyncBaseClient, ChatarminOSCore[httpx.AsyncClient, Async
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        try:
-            result = await self._call("onboard", payload, OnboardResult.model_validate)
-        except BaseException:
-            await written(self._cache, external_org_id=payload["externalOrgId"])
-            raise
-        await written(
-            self._cache, company_id=result.company_id, external_org_id=payload["externalOrgId"]
-        )
-        return result
+        return await self._call_cached("onboard", payload, OnboardResult.model_validate)

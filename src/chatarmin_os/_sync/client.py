@@ -20,7 +20,8 @@ from .._models import OnboardResult, UsageResult
 from .._types import NOT_GIVEN, NotGiven
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import BaseClient
-from .resources._resource import namespace, written
+from ._cached_calls import CachedCalls
+from .resources._resource import namespace
 
 if TYPE_CHECKING:
     from .._models import Company
@@ -41,7 +42,7 @@ __all__ = ["ChatarminOS"]
 _C = TypeVar("_C", bound="ChatarminOS")
 
 
-class ChatarminOS(BaseClient, ChatarminOSCore[httpx.Client, Sleeper]):
+class ChatarminOS(CachedCalls, BaseClient, ChatarminOSCore[httpx.Client, Sleeper]):
     """The ChatarminOS API client for sync code.
 
     Args:
@@ -257,10 +258,4 @@ class ChatarminOS(BaseClient, ChatarminOSCore[httpx.Client, Sleeper]):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        try:
-            result = self._call("onboard", payload, OnboardResult.model_validate)
-        except BaseException:
-            written(self._cache, external_org_id=payload["externalOrgId"])
-            raise
-        written(self._cache, company_id=result.company_id, external_org_id=payload["externalOrgId"])
-        return result
+        return self._call_cached("onboard", payload, OnboardResult.model_validate)

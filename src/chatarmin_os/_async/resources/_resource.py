@@ -2,28 +2,61 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar, cast, overload
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, Optional, Protocol, TypeVar, cast, overload
 
 from pydantic import BaseModel
 
+from ..._exceptions import ChatarminOSError
 from .._base_client import AsyncBaseClient
 
-if TYPE_CHECKING:
-    from .._cache import AsyncEntitlementCache
-
-__all__ = ["AsyncAPIResource", "list_of", "namespace", "optional", "written"]
+__all__ = ["AsyncAPIResource", "AsyncClientCalls", "list_of", "namespace", "optional"]
 
 _M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
+
+
+class AsyncClientCalls(Protocol):
+    """What a namespace needs of its client: the calls (``AsyncChatarminOS`` has them).
+
+    ``_call`` sends a procedure; ``_call_cached`` sends one that has a caching rule beside
+    the procedure table (a query may be answered without a request; ``check`` turns the
+    caller's values into the input to send, only when one is sent).
+    """
+
+    async def _call(
+        self, path: str, input: Any, parse: Callable[[Any], _T], *, idempotent: bool = False
+    ) -> _T: ...
+
+    async def _call_many(
+        self, path: str, inputs: Sequence[Any], parse: Callable[[Any], _T]
+    ) -> list[_T | ChatarminOSError]: ...
+
+    async def _call_cached(
+        self,
+        path: str,
+        payload: Mapping[str, Any],
+        parse: Callable[[Any], _T],
+        check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+        *,
+        idempotent: bool = False,
+    ) -> _T: ...
+
+    async def _call_many_cached(
+        self,
+        path: str,
+        inputs: Sequence[Mapping[str, Any]],
+        parse: Callable[[Any], _T],
+        *,
+        check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    ) -> list[_T | ChatarminOSError]: ...
 
 
 class AsyncAPIResource:
     """A namespace of procedures bound to one client."""
 
-    def __init__(self, client: AsyncBaseClient) -> None:
+    def __init__(self, client: AsyncClientCalls) -> None:
         self._client = client
-        # The client's entitlement cache, or None (see chatarmin_os._cache).
-        self._cache: AsyncEntitlementCache | None = getattr(client, "_cache", None)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._client!r}>"
@@ -89,22 +122,3 @@ def list_of(model: type[_M]) -> Callable[[Any], list[_M]]:
 def optional(model: type[_M]) -> Callable[[Any], _M | None]:
     """A parser for ``model | None`` (built on first use)."""
     return _lazy_adapter(cast(Any, Optional[model]))  # noqa: UP045
-
-
-async def written(
-    cache: AsyncEntitlementCache | None,
-    *,
-    company_id: str | None = None,
-    external_org_id: str | None = None,
-    company_record: bool = False,
-    all_orgs: bool = False,
-) -> None:
-    """After one of our writes (answered or not: it may have been applied): drop what it
-    changed from ``cache``, when the client has one (see :meth:`AsyncEntitlementCache.written`)."""
-    if cache is not None:
-        await cache.written(
-            company_id=company_id,
-            external_org_id=external_org_id,
-            company_record=company_record,
-            all_orgs=all_orgs,
-        )

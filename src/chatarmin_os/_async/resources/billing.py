@@ -7,16 +7,11 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httpx
 
-from ..._exceptions import (
-    ChatarminOSError,
-    NotFoundError,
-    PermissionDeniedError,
-    PreconditionFailedError,
-)
+from ..._exceptions import ChatarminOSError, NotFoundError
 from ..._models import BillingStatus, ClaimCheckoutResult, LinkSubscriptionResult, UsageResult
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import compact, optional_str, require_str, resolved_payload, show, usage_payload
-from ._resource import AsyncAPIResource, written
+from ._resource import AsyncAPIResource
 from .companies import AsyncCompanies
 
 if TYPE_CHECKING:
@@ -44,6 +39,7 @@ class _BuffersUsage(Protocol):
     """A client with a usage buffer (the client's ``usage_buffer`` property)."""
 
     usage_buffer: AsyncUsageBuffer
+    _closed: bool
 
 
 class AsyncBilling(AsyncAPIResource):
@@ -91,17 +87,9 @@ class AsyncBilling(AsyncAPIResource):
             if linked is None:
                 raise unlinked_org(org)
             payload = resolved_payload(payload, linked.id)
-        try:
-            result = await self._client._call(
-                "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
-            )
-        except (PreconditionFailedError, PermissionDeniedError):
-            if self._cache is not None:
-                await self._cache.usage_refused(payload["companyId"], payload["featureCode"])
-            raise
-        if self._cache is not None:
-            await self._cache.record_usage(payload["companyId"], result)
-        return result
+        return await self._client._call_cached(
+            "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
+        )
 
     async def track_usage_later(
         self,
@@ -140,9 +128,10 @@ class AsyncBilling(AsyncAPIResource):
             idempotency_key=idempotency_key,
             metadata=metadata,
         )
-        if self._client._closed:
+        client = cast("_BuffersUsage", self._client)
+        if client._closed:
             raise ChatarminOSError("This client is closed; make a new one to go on.")
-        return await cast("_BuffersUsage", self._client).usage_buffer.put(payload)
+        return await client.usage_buffer.put(payload)
 
     async def claim_checkout(
         self, *, company_id: str, checkout_session_id: str
@@ -155,12 +144,9 @@ class AsyncBilling(AsyncAPIResource):
             "companyId": require_str("company_id", company_id),
             "checkoutSessionId": require_str("checkout_session_id", checkout_session_id),
         }
-        try:
-            return await self._client._call(
-                "billing.claimCheckout", payload, ClaimCheckoutResult.model_validate
-            )
-        finally:
-            await written(self._cache, company_id=payload["companyId"])
+        return await self._client._call_cached(
+            "billing.claimCheckout", payload, ClaimCheckoutResult.model_validate
+        )
 
     async def link_subscription(
         self,
@@ -186,12 +172,9 @@ class AsyncBilling(AsyncAPIResource):
                 "displayName": optional_str("display_name", display_name),
             }
         )
-        try:
-            return await self._client._call(
-                "billing.linkSubscription", payload, LinkSubscriptionResult.model_validate
-            )
-        finally:
-            await written(self._cache, company_id=payload["companyId"])
+        return await self._client._call_cached(
+            "billing.linkSubscription", payload, LinkSubscriptionResult.model_validate
+        )
 
     async def get_status(self, company_id: str) -> BillingStatus:
         """A company's billing overview (``billing.getStatus``)."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from ..._concurrency import AsyncFetch
 from ..._exceptions import ChatarminOSError, InvalidInputError
 from ..._inputs import Hints, HintsDict, hints_input
 from ..._models import Company, SmartLinkResult
@@ -17,25 +17,16 @@ from ..._validate import (
     require_str,
     unit_interval,
 )
-from .._base_client import AsyncBaseClient
-from ._resource import AsyncAPIResource, optional, written
+from ._resource import AsyncAPIResource, optional
 
-__all__ = ["AsyncCompanies", "product_link"]
+__all__ = ["AsyncCompanies", "checked_org"]
 
 _optional_company = optional(Company)
 
 
-def product_link(client: AsyncBaseClient, external_org_id: str) -> AsyncFetch[Company | None]:
-    """The request of ``companies.get_by_product_link`` for a checked org id, to make later."""
-
-    async def fetch() -> Company | None:
-        payload = {"externalOrgId": external_org_id}
-        result: Company | None = await client._call(
-            "companies.getByProductLink", payload, _optional_company
-        )
-        return result
-
-    return fetch
+def checked_org(raw: Mapping[str, Any]) -> dict[str, str]:
+    """The input of ``companies.getByProductLink`` (the org id checked)."""
+    return {"externalOrgId": require_str("external_org_id", raw["externalOrgId"])}
 
 
 class AsyncCompanies(AsyncAPIResource):
@@ -47,14 +38,12 @@ class AsyncCompanies(AsyncAPIResource):
         Cached with the client's ``cache=`` (``None`` too: an org linked later by this SDK is
         seen at once, one linked elsewhere within the TTL).
         """
-        if self._cache is not None:
-            found, company = self._cache.hit_mapping(external_org_id)
-            if found:
-                return company
-        fetch = product_link(self._client, require_str("external_org_id", external_org_id))
-        if self._cache is not None:
-            return await self._cache.load_mapping(external_org_id, fetch)
-        return await fetch()
+        return await self._client._call_cached(
+            "companies.getByProductLink",
+            {"externalOrgId": external_org_id},
+            _optional_company,
+            check=checked_org,
+        )
 
     async def _get_many_by_product_link(
         self, external_org_ids: Sequence[str]
@@ -65,11 +54,11 @@ class AsyncCompanies(AsyncAPIResource):
         resolves a batch's orgs so: one round trip, not one per org); with one, each goes
         through it (fresh answers at once, misses with its Redis level and outage rules).
         """
-        if self._cache is None and len(external_org_ids) > 1:
+        if len(external_org_ids) > 1:
             inputs = [{"externalOrgId": org} for org in external_org_ids]
             try:
-                return await self._client._call_many(
-                    "companies.getByProductLink", inputs, _optional_company
+                return await self._client._call_many_cached(
+                    "companies.getByProductLink", inputs, _optional_company, check=checked_org
                 )
             except InvalidInputError:  # an org id that cannot be sent: find it, one by one
                 pass
@@ -104,10 +93,7 @@ class AsyncCompanies(AsyncAPIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        try:
-            return await self._client._call("companies.create", payload, Company.model_validate)
-        finally:
-            await written(self._cache, external_org_id=payload.get("externalOrgId"))
+        return await self._client._call_cached("companies.create", payload, Company.model_validate)
 
     async def update(
         self,
@@ -126,10 +112,7 @@ class AsyncCompanies(AsyncAPIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        try:
-            return await self._client._call("companies.update", payload, Company.model_validate)
-        finally:  # cached org mappings hold the company's name and domain
-            await written(self._cache, company_id=payload["companyId"], company_record=True)
+        return await self._client._call_cached("companies.update", payload, Company.model_validate)
 
     async def smart_link(
         self,
@@ -152,9 +135,6 @@ class AsyncCompanies(AsyncAPIResource):
                 "minConfidence": unit_interval("min_confidence", min_confidence),
             }
         )
-        try:
-            return await self._client._call(
-                "companies.smartLink", payload, SmartLinkResult.model_validate
-            )
-        finally:
-            await written(self._cache, external_org_id=payload["externalOrgId"])
+        return await self._client._call_cached(
+            "companies.smartLink", payload, SmartLinkResult.model_validate
+        )

@@ -22,11 +22,30 @@ from ..._validate import (
 )
 from ..._wire import FEATURE_SOURCES
 from ._resource import AsyncAPIResource, list_of
-from .companies import AsyncCompanies, product_link
+from .companies import checked_org
 
 __all__ = ["AsyncFeatures"]
 
 _list_details = list_of(FeatureAccessDetail)
+_parse_access = FeatureAccess.model_validate
+
+
+def _checked_check(raw: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        "companyId": require_str("company_id", raw["companyId"]),
+        "featureCode": require_str("feature_code", raw["featureCode"]),
+    }
+
+
+def _checked_company(raw: Mapping[str, Any]) -> dict[str, str]:
+    return {"companyId": require_str("company_id", raw["companyId"])}
+
+
+def _checked_org_check(raw: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        "externalOrgId": require_str("external_org_id", raw["externalOrgId"]),
+        "featureCode": require_str("feature_code", raw["featureCode"]),
+    }
 
 
 def _check_input(name: str, check: Any) -> dict[str, str]:
@@ -62,19 +81,12 @@ class AsyncFeatures(AsyncAPIResource):
         With the client's ``cache=``, answered from the cache while fresh (``access.source``
         says ``"cache"``; see the README's "Gating in the hot path").
         """
-        if self._cache is not None and (hit := self._cache.hit_check(company_id, feature_code)):
-            return hit
-        payload = {
-            "companyId": require_str("company_id", company_id),
-            "featureCode": require_str("feature_code", feature_code),
-        }
-
-        async def fetch() -> FeatureAccess:
-            return await self._client._call("features.check", payload, FeatureAccess.model_validate)
-
-        if self._cache is not None:
-            return await self._cache.load_check(company_id, feature_code, fetch)
-        return await fetch()
+        return await self._client._call_cached(
+            "features.check",
+            {"companyId": company_id, "featureCode": feature_code},
+            _parse_access,
+            _checked_check,
+        )
 
     @overload
     async def check_many(
@@ -127,19 +139,9 @@ class AsyncFeatures(AsyncAPIResource):
     async def list_access(self, company_id: str) -> list[FeatureAccessDetail]:
         """Every feature and the company's access to it (``features.listAccess``); cached
         with the client's ``cache=`` (each item's ``provenance`` says where it came from)."""
-        if self._cache is not None and (hit := self._cache.hit_list(company_id)) is not None:
-            return hit
-        payload = {"companyId": require_str("company_id", company_id)}
-
-        async def fetch() -> list[FeatureAccessDetail]:
-            result: list[FeatureAccessDetail] = await self._client._call(
-                "features.listAccess", payload, _list_details
-            )
-            return result
-
-        if self._cache is not None:
-            return await self._cache.load_list(company_id, fetch)
-        return await fetch()
+        return await self._client._call_cached(
+            "features.listAccess", {"companyId": company_id}, _list_details, check=_checked_company
+        )
 
     async def set_access(
         self,
@@ -190,45 +192,19 @@ class AsyncFeatures(AsyncAPIResource):
                 "validUntil": until,
             }
         )
-        try:
-            return await self._client._call(
-                "features.setAccess", payload, FeatureAccessDetail.model_validate
-            )
-        finally:
-            await self._written(company, org)
-
-    async def _written(self, company: str | NotGiven, org: str | NotGiven) -> None:
-        """After ``set_access`` (answered or not): drop the company's cached entries."""
-        if self._cache is None:
-            return
-        if isinstance(company, NotGiven):
-            assert not isinstance(org, NotGiven)
-            try:  # the org's company: cached mostly; asked for when not known
-                linked = await AsyncCompanies(self._client).get_by_product_link(external_org_id=org)
-            except ChatarminOSError:
-                await self._cache.clear()  # cannot tell which company changed
-                return
-            company = linked.id if linked is not None else NOT_GIVEN
-        await self._cache.written(
-            company_id=None if isinstance(company, NotGiven) else company,
-            external_org_id=None if isinstance(org, NotGiven) else org,
+        return await self._client._call_cached(
+            "features.setAccess", payload, FeatureAccessDetail.model_validate
         )
 
     async def get_access_by_external_org_id(self, external_org_id: str) -> OrgFeatureAccess:
         """Every feature of the company linked to your org id
         (``features.getAccessByExternalOrgId``); cached with the client's ``cache=``."""
-        if self._cache is not None and (hit := self._cache.hit_org_access(external_org_id)):
-            return hit
-        payload = {"externalOrgId": require_str("external_org_id", external_org_id)}
-
-        async def fetch() -> OrgFeatureAccess:
-            return await self._client._call(
-                "features.getAccessByExternalOrgId", payload, OrgFeatureAccess.model_validate
-            )
-
-        if self._cache is not None:
-            return await self._cache.load_org_access(external_org_id, fetch)
-        return await fetch()
+        return await self._client._call_cached(
+            "features.getAccessByExternalOrgId",
+            {"externalOrgId": external_org_id},
+            OrgFeatureAccess.model_validate,
+            check=checked_org,
+        )
 
     async def check_by_external_org_id(
         self, external_org_id: str, feature_code: str
@@ -240,21 +216,9 @@ class AsyncFeatures(AsyncAPIResource):
         answer is shared with :meth:`check`, updated by ``track_usage`` and
         ``track_usage(external_org_id=...)`` needs no lookup afterwards.
         """
-        cache = self._cache
-        if cache is not None and (hit := cache.hit_org_check(external_org_id, feature_code)):
-            return hit
-        payload = {
-            "externalOrgId": require_str("external_org_id", external_org_id),
-            "featureCode": require_str("feature_code", feature_code),
-        }
-
-        async def fetch() -> FeatureAccess:
-            return await self._client._call(
-                "features.checkByExternalOrgId", payload, FeatureAccess.model_validate
-            )
-
-        if cache is not None:
-            return await cache.load_org_check(
-                external_org_id, feature_code, fetch, product_link(self._client, external_org_id)
-            )
-        return await fetch()
+        return await self._client._call_cached(
+            "features.checkByExternalOrgId",
+            {"externalOrgId": external_org_id, "featureCode": feature_code},
+            FeatureAccess.model_validate,
+            check=_checked_org_check,
+        )

@@ -7,7 +7,7 @@ from typing import Any
 from ..._models import ProductLink, ResetLinksResult
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import compact, optional_bool, optional_str, require_str
-from ._resource import AsyncAPIResource, written
+from ._resource import AsyncAPIResource
 
 __all__ = ["AsyncLinks"]
 
@@ -32,14 +32,7 @@ class AsyncLinks(AsyncAPIResource):
                 "externalUserId": optional_str("external_user_id", external_user_id),
             }
         )
-        try:
-            return await self._client._call("links.create", payload, ProductLink.model_validate)
-        finally:
-            await written(
-                self._cache,
-                company_id=payload["companyId"],
-                external_org_id=payload["externalOrgId"],
-            )
+        return await self._client._call_cached("links.create", payload, ProductLink.model_validate)
 
     async def reset(
         self, *, delete_contacts: bool | None = False, reset_mrr: bool | None = False
@@ -54,7 +47,6 @@ class AsyncLinks(AsyncAPIResource):
             payload["deleteContacts"] = True
         if optional_bool("reset_mrr", reset_mrr):
             payload["resetMrr"] = True
-        try:
-            return await self._client._call("links.reset", payload, ResetLinksResult.model_validate)
-        finally:
-            await written(self._cache, all_orgs=True)
+        return await self._client._call_cached(
+            "links.reset", payload, ResetLinksResult.model_validate
+        )

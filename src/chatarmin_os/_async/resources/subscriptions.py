@@ -7,7 +7,7 @@ from typing import Any
 
 from ..._models import ApplyTierResult
 from ..._types import NOT_GIVEN, NotGiven
-from ._resource import AsyncAPIResource, written
+from ._resource import AsyncAPIResource
 from .tiers import apply_tier_input
 
 __all__ = ["AsyncSubscriptions"]
@@ -25,9 +25,6 @@ class AsyncSubscriptions(AsyncAPIResource):
     ) -> ApplyTierResult:
         """Apply a subscription tier to a company: an alias of ``tiers.apply``."""
         payload = apply_tier_input(tier_code, company_id, features)
-        try:
-            return await self._client._call(
-                "tiers.applyTier", payload, ApplyTierResult.model_validate
-            )
-        finally:
-            await written(self._cache, company_id=payload["companyId"])
+        return await self._client._call_cached(
+            "tiers.applyTier", payload, ApplyTierResult.model_validate
+        )

@@ -9,7 +9,7 @@ from ..._exceptions import InvalidInputError
 from ..._models import ApplyTierResult, Tier, TierSummary
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import compact, free_map, require_str, show
-from ._resource import AsyncAPIResource, list_of, written
+from ._resource import AsyncAPIResource, list_of
 
 __all__ = ["AsyncTiers", "apply_tier_input"]
 
@@ -75,9 +75,6 @@ class AsyncTiers(AsyncAPIResource):
         (the limit) and any config key, e.g. ``{"ai_credit": {"included_quantity": 100}}``.
         """
         payload = apply_tier_input(tier_code, company_id, features)
-        try:
-            return await self._client._call(
-                "tiers.applyTier", payload, ApplyTierResult.model_validate
-            )
-        finally:
-            await written(self._cache, company_id=payload["companyId"])
+        return await self._client._call_cached(
+            "tiers.applyTier", payload, ApplyTierResult.model_validate
+        )

@@ -4,28 +4,61 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar, cast, overload
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, Optional, Protocol, TypeVar, cast, overload
 
 from pydantic import BaseModel
 
+from ..._exceptions import ChatarminOSError
 from .._base_client import BaseClient
 
-if TYPE_CHECKING:
-    from .._cache import EntitlementCache
-
-__all__ = ["APIResource", "list_of", "namespace", "optional", "written"]
+__all__ = ["APIResource", "ClientCalls", "list_of", "namespace", "optional"]
 
 _M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
+
+
+class ClientCalls(Protocol):
+    """What a namespace needs of its client: the calls (``ChatarminOS`` has them).
+
+    ``_call`` sends a procedure; ``_call_cached`` sends one that has a caching rule beside
+    the procedure table (a query may be answered without a request; ``check`` turns the
+    caller's values into the input to send, only when one is sent).
+    """
+
+    def _call(
+        self, path: str, input: Any, parse: Callable[[Any], _T], *, idempotent: bool = False
+    ) -> _T: ...
+
+    def _call_many(
+        self, path: str, inputs: Sequence[Any], parse: Callable[[Any], _T]
+    ) -> list[_T | ChatarminOSError]: ...
+
+    def _call_cached(
+        self,
+        path: str,
+        payload: Mapping[str, Any],
+        parse: Callable[[Any], _T],
+        check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+        *,
+        idempotent: bool = False,
+    ) -> _T: ...
+
+    def _call_many_cached(
+        self,
+        path: str,
+        inputs: Sequence[Mapping[str, Any]],
+        parse: Callable[[Any], _T],
+        *,
+        check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    ) -> list[_T | ChatarminOSError]: ...
 
 
 class APIResource:
     """A namespace of procedures bound to one client."""
 
-    def __init__(self, client: BaseClient) -> None:
+    def __init__(self, client: ClientCalls) -> None:
         self._client = client
-        # The client's entitlement cache, or None (see chatarmin_os._cache).
-        self._cache: EntitlementCache | None = getattr(client, "_cache", None)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._client!r}>"
@@ -91,22 +124,3 @@ def list_of(model: type[_M]) -> Callable[[Any], list[_M]]:
 def optional(model: type[_M]) -> Callable[[Any], _M | None]:
     """A parser for ``model | None`` (built on first use)."""
     return _lazy_adapter(cast(Any, Optional[model]))  # noqa: UP045
-
-
-def written(
-    cache: EntitlementCache | None,
-    *,
-    company_id: str | None = None,
-    external_org_id: str | None = None,
-    company_record: bool = False,
-    all_orgs: bool = False,
-) -> None:
-    """After one of our writes (answered or not: it may have been applied): drop what it
-    changed from ``cache``, when the client has one (see :meth:`EntitlementCache.written`)."""
-    if cache is not None:
-        cache.written(
-            company_id=company_id,
-            external_org_id=external_org_id,
-            company_record=company_record,
-            all_orgs=all_orgs,
-        )

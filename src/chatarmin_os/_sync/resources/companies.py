@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from ..._concurrency import Fetch
 from ..._exceptions import ChatarminOSError, InvalidInputError
 from ..._inputs import Hints, HintsDict, hints_input
 from ..._models import Company, SmartLinkResult
@@ -19,25 +19,16 @@ from ..._validate import (
     require_str,
     unit_interval,
 )
-from .._base_client import BaseClient
-from ._resource import APIResource, optional, written
+from ._resource import APIResource, optional
 
-__all__ = ["Companies", "product_link"]
+__all__ = ["Companies", "checked_org"]
 
 _optional_company = optional(Company)
 
 
-def product_link(client: BaseClient, external_org_id: str) -> Fetch[Company | None]:
-    """The request of ``companies.get_by_product_link`` for a checked org id, to make later."""
-
-    def fetch() -> Company | None:
-        payload = {"externalOrgId": external_org_id}
-        result: Company | None = client._call(
-            "companies.getByProductLink", payload, _optional_company
-        )
-        return result
-
-    return fetch
+def checked_org(raw: Mapping[str, Any]) -> dict[str, str]:
+    """The input of ``companies.getByProductLink`` (the org id checked)."""
+    return {"externalOrgId": require_str("external_org_id", raw["externalOrgId"])}
 
 
 class Companies(APIResource):
@@ -49,14 +40,12 @@ class Companies(APIResource):
         Cached with the client's ``cache=`` (``None`` too: an org linked later by this SDK is
         seen at once, one linked elsewhere within the TTL).
         """
-        if self._cache is not None:
-            found, company = self._cache.hit_mapping(external_org_id)
-            if found:
-                return company
-        fetch = product_link(self._client, require_str("external_org_id", external_org_id))
-        if self._cache is not None:
-            return self._cache.load_mapping(external_org_id, fetch)
-        return fetch()
+        return self._client._call_cached(
+            "companies.getByProductLink",
+            {"externalOrgId": external_org_id},
+            _optional_company,
+            check=checked_org,
+        )
 
     def _get_many_by_product_link(
         self, external_org_ids: Sequence[str]
@@ -67,11 +56,11 @@ class Companies(APIResource):
         resolves a batch's orgs so: one round trip, not one per org); with one, each goes
         through it (fresh answers at once, misses with its Redis level and outage rules).
         """
-        if self._cache is None and len(external_org_ids) > 1:
+        if len(external_org_ids) > 1:
             inputs = [{"externalOrgId": org} for org in external_org_ids]
             try:
-                return self._client._call_many(
-                    "companies.getByProductLink", inputs, _optional_company
+                return self._client._call_many_cached(
+                    "companies.getByProductLink", inputs, _optional_company, check=checked_org
                 )
             except InvalidInputError:  # an org id that cannot be sent: find it, one by one
                 pass
@@ -106,10 +95,7 @@ class Companies(APIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        try:
-            return self._client._call("companies.create", payload, Company.model_validate)
-        finally:
-            written(self._cache, external_org_id=payload.get("externalOrgId"))
+        return self._client._call_cached("companies.create", payload, Company.model_validate)
 
     def update(
         self,
@@ -128,10 +114,7 @@ class Companies(APIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        try:
-            return self._client._call("companies.update", payload, Company.model_validate)
-        finally:  # cached org mappings hold the company's name and domain
-            written(self._cache, company_id=payload["companyId"], company_record=True)
+        return self._client._call_cached("companies.update", payload, Company.model_validate)
 
     def smart_link(
         self,
@@ -154,9 +137,6 @@ class Companies(APIResource):
                 "minConfidence": unit_interval("min_confidence", min_confidence),
             }
         )
-        try:
-            return self._client._call(
-                "companies.smartLink", payload, SmartLinkResult.model_validate
-            )
-        finally:
-            written(self._cache, external_org_id=payload["externalOrgId"])
+        return self._client._call_cached(
+            "companies.smartLink", payload, SmartLinkResult.model_validate
+        )

@@ -9,7 +9,7 @@ from typing import Any
 from ..._models import ProductLink, ResetLinksResult
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import compact, optional_bool, optional_str, require_str
-from ._resource import APIResource, written
+from ._resource import APIResource
 
 __all__ = ["Links"]
 
@@ -34,14 +34,7 @@ class Links(APIResource):
                 "externalUserId": optional_str("external_user_id", external_user_id),
             }
         )
-        try:
-            return self._client._call("links.create", payload, ProductLink.model_validate)
-        finally:
-            written(
-                self._cache,
-                company_id=payload["companyId"],
-                external_org_id=payload["externalOrgId"],
-            )
+        return self._client._call_cached("links.create", payload, ProductLink.model_validate)
 
     def reset(
         self, *, delete_contacts: bool | None = False, reset_mrr: bool | None = False
@@ -56,7 +49,4 @@ class Links(APIResource):
             payload["deleteContacts"] = True
         if optional_bool("reset_mrr", reset_mrr):
             payload["resetMrr"] = True
-        try:
-            return self._client._call("links.reset", payload, ResetLinksResult.model_validate)
-        finally:
-            written(self._cache, all_orgs=True)
+        return self._client._call_cached("links.reset", payload, ResetLinksResult.model_validate)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..._models import ApplyTierResult
 from ..._types import NOT_GIVEN, NotGiven
-from ._resource import APIResource, written
+from ._resource import APIResource
 from .tiers import apply_tier_input
 
 __all__ = ["Subscriptions"]
@@ -27,7 +27,4 @@ class Subscriptions(APIResource):
     ) -> ApplyTierResult:
         """Apply a subscription tier to a company: an alias of ``tiers.apply``."""
         payload = apply_tier_input(tier_code, company_id, features)
-        try:
-            return self._client._call("tiers.applyTier", payload, ApplyTierResult.model_validate)
-        finally:
-            written(self._cache, company_id=payload["companyId"])
+        return self._client._call_cached("tiers.applyTier", payload, ApplyTierResult.model_validate)

@@ -11,7 +11,7 @@ from ..._exceptions import InvalidInputError
 from ..._models import ApplyTierResult, Tier, TierSummary
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import compact, free_map, require_str, show
-from ._resource import APIResource, list_of, written
+from ._resource import APIResource, list_of
 
 __all__ = ["Tiers", "apply_tier_input"]
 
@@ -77,7 +77,4 @@ class Tiers(APIResource):
         (the limit) and any config key, e.g. ``{"ai_credit": {"included_quantity": 100}}``.
         """
         payload = apply_tier_input(tier_code, company_id, features)
-        try:
-            return self._client._call("tiers.applyTier", payload, ApplyTierResult.model_validate)
-        finally:
-            written(self._cache, company_id=payload["companyId"])
+        return self._client._call_cached("tiers.applyTier", payload, ApplyTierResult.model_validate)
