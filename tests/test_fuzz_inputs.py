@@ -36,8 +36,8 @@ from chatarmin_os import (
 from chatarmin_os._procedures import PROCEDURES
 from chatarmin_os.local import LocalEngine
 from chatarmin_os.local.transport import LocalTransport
-from tests.canned import CannedServer, procedure_of, wire_json
-from tests.helpers import API_KEY, BASE_URL, TRANSFORMERS
+from tests.support.canned import CannedServer, procedure_of, wire_json
+from tests.support.helpers import API_KEY, BASE_URL, TRANSFORMERS
 
 SEED = 20240115
 RANDOM_PER_METHOD = 60

@@ -26,8 +26,8 @@ from chatarmin_os import (
     ChatarminOS,
     ChatarminOSError,
 )
-from tests.canned import OUTPUTS
-from tests.helpers import API_KEY, BASE_URL
+from tests.support.canned import OUTPUTS
+from tests.support.helpers import API_KEY, BASE_URL
 
 SEED = 8_2024
 EXTRA_ANSWERS = 400

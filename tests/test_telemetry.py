@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from chatarmin_os import AsyncChatarminOS, ChatarminOS, NotFoundError
-from tests.helpers import API_KEY, BASE_URL, ok, trpc_error
+from tests.support.helpers import API_KEY, BASE_URL, ok, trpc_error
 
 ACCESS = {
     "featureCode": "ai_credit",

@@ -10,7 +10,7 @@ import trio.testing
 
 from chatarmin_os import AsyncChatarminOS, PreconditionFailedError
 from chatarmin_os.local import LocalEngine
-from tests.helpers import API_KEY, BASE_URL, ok, trpc_error
+from tests.support.helpers import API_KEY, BASE_URL, ok, trpc_error
 
 USAGE = {
     "featureCode": "ai_credit",

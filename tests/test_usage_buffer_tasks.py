@@ -12,8 +12,8 @@ import httpx
 import trio
 
 from chatarmin_os import AsyncChatarminOS, UsageBufferOptions
-from tests.helpers import API_KEY, BASE_URL
-from tests.helpers import UNLIMITED_USAGE as USAGE
+from tests.support.helpers import API_KEY, BASE_URL
+from tests.support.helpers import UNLIMITED_USAGE as USAGE
 
 
 class Recorder:

@@ -33,9 +33,9 @@ from chatarmin_os import (
     UsageResult,
 )
 from chatarmin_os._wire import encode_uri_component, superjson_deserialize
-from tests._async.batching_helpers import hold
-from tests.concurrently import arun_all
-from tests.helpers import API_KEY, BASE_URL, TRANSFORMERS, Sleeps, envelope, error_envelope
+from tests.support._async.batching_helpers import hold
+from tests.support.concurrently import arun_all
+from tests.support.helpers import API_KEY, BASE_URL, TRANSFORMERS, Sleeps, envelope, error_envelope
 
 ACCESS = {
     "featureCode": "ai_credit",

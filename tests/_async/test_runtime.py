@@ -18,8 +18,8 @@ from chatarmin_os import (
     InternalServerError,
 )
 from chatarmin_os._async._http import KEEPALIVE_EXPIRY
-from tests.helpers import API_KEY, BASE_URL
-from tests.keepalive_server import FakeClock, KeepAliveServer
+from tests.support.helpers import API_KEY, BASE_URL
+from tests.support.keepalive_server import FakeClock, KeepAliveServer
 
 ACCESS = {
     "featureCode": "ai_credit",

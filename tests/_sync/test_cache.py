@@ -37,8 +37,8 @@ from chatarmin_os import (
 )
 from chatarmin_os.local.engine import DEFAULT_API_KEY
 from chatarmin_os.testing import LocalChatarminOS
-from tests.cache_harness import Clock, Recorder
-from tests.helpers import trpc_error
+from tests.support.cache_harness import Clock, Recorder
+from tests.support.helpers import trpc_error
 
 BASE_URL = LocalChatarminOS().base_url
 AI = "ai_credit"

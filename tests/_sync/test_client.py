@@ -34,7 +34,7 @@ from chatarmin_os import (
     UnprocessableEntityError,
     UsageResult,
 )
-from tests.helpers import (
+from tests.support.helpers import (
     API_KEY,
     BASE_URL,
     TRANSFORMERS,

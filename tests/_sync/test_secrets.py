@@ -17,7 +17,7 @@ import pytest
 
 from chatarmin_os import ChatarminOS
 from chatarmin_os.local import LocalEngine
-from tests.helpers import BASE_URL, ok
+from tests.support.helpers import BASE_URL, ok
 
 SECRET = "os_sk_do_not_show_4f1c9e"
 OTHER = "os_sk_other_do_not_show_77aa"

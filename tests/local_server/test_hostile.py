@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from chatarmin_os._procedures import PROCEDURES
-from tests.local_server.serve_process import ServeProcess
+from tests.support.serve_process import ServeProcess
 
 KEY = "os_sk_hostile"
 READ_TIMEOUT = 1.0

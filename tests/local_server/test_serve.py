@@ -25,7 +25,7 @@ from chatarmin_os import (
 from chatarmin_os._version import __version__
 from chatarmin_os.cli import main
 from chatarmin_os.local import default_catalog, load_seed
-from tests.local_server.serve_process import ServeProcess
+from tests.support.serve_process import ServeProcess
 
 KEY = "os_sk_test"
 

@@ -16,7 +16,7 @@ import socket
 import threading
 from types import TracebackType
 
-from tests.helpers import UNLIMITED_USAGE
+from tests.support.helpers import UNLIMITED_USAGE
 
 ANSWER = json.dumps({"result": {"data": UNLIMITED_USAGE}}).encode()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Generator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -137,3 +139,10 @@ class _Slept:
     def __await__(self) -> Generator[Any, None, None]:
         return
         yield
+
+
+def run_python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter; its stripped stdout (it must exit 0)."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.helpers import BASE_URL, envelope
+from tests.support.helpers import BASE_URL, envelope
 
 T = "2024-01-15T10:30:00.000Z"
 COMPANY = {"id": "c1", "shortId": "acme", "name": "Acme", "domain": None, "createdAt": T}
