@@ -146,3 +146,11 @@ def run_python(code: str) -> str:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
+
+
+def resolve(client: Any, name: str) -> Any:
+    """The bound method ``name`` (``"features.check"``, ``"onboard"``) of ``client``."""
+    target = client
+    for part in name.split("."):
+        target = getattr(target, part)
+    return target
