@@ -26,19 +26,6 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1")
 
 
-UNLIMITED_USAGE: dict[str, Any] = {
-    "featureCode": "ai_credit",
-    "currentUsage": 1,
-    "quantityLimit": None,
-    "includedQuantity": None,
-    "remaining": None,
-    "billableQuantity": 1,
-    "isAtLimit": False,
-    "duplicate": False,
-}
-"""A ``billing.trackUsage`` result without a limit (the first unit counted)."""
-
-
 def envelope(data: Any, transformer: str) -> dict[str, Any]:
     """A tRPC success body."""
     return {"result": {"data": superjson_serialize(data) if transformer == "superjson" else data}}
