@@ -18,6 +18,8 @@ from chatarmin_os._wire import superjson_deserialize, superjson_serialize
 API_KEY = "os_sk_test_5ecret_do_not_leak"
 BASE_URL = "https://os.example.test/api/v1"
 TRANSFORMERS = ["json", "superjson"]
+SERVER_KEY = "os_sk_local_server"
+"""The API key the local server's ``keyed_engine`` fixture accepts."""
 
 
 def in_ci() -> bool:
