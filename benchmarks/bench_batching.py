@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatarmin_os import AsyncChatarminOS  # noqa: E402
-from tests.conformance.reference_server import (  # noqa: E402
+from tests.support.reference_server import (  # noqa: E402
     CONFORMANCE_DIR,
     ReferenceServer,
     find_node,

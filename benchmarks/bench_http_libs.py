@@ -39,7 +39,7 @@ import httpx  # noqa: E402
 from bench_batching import CONCURRENT, KEY, node_rate  # noqa: E402
 
 from chatarmin_os import AsyncChatarminOS, DefaultAioHttpClient  # noqa: E402
-from tests.conformance.reference_server import ReferenceServer  # noqa: E402
+from tests.support.reference_server import ReferenceServer  # noqa: E402
 
 try:
     import httpx2  # type: ignore[import-not-found, unused-ignore]

@@ -41,9 +41,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # for tests.conformance.reference_server
+sys.path.insert(0, str(ROOT))  # for tests.support.reference_server
 
-from tests.conformance.reference_server import ReferenceServer, ReferenceServerError  # noqa: E402
+from tests.support.reference_server import ReferenceServer, ReferenceServerError  # noqa: E402
 
 BASELINE_COMMIT = "faf24e8"
 """The last commit before the local server's rework (issue 9): the in-process baseline."""

@@ -4,10 +4,11 @@
     python scripts/gen_sync.py           # write src/chatarmin_os/_sync and tests/_sync
     python scripts/gen_sync.py --check   # write nothing; exit 1 with a diff if stale
 
-Rules: ``src/chatarmin_os/_async`` -> ``src/chatarmin_os/_sync`` and ``tests/_async`` ->
-``tests/_sync``. Tokens are rewritten by unasync with the explicit replacements below; the
-same names are rewritten inside strings and comments (docstrings), ``await``/``async`` are
-dropped there too, and the result is formatted with ruff so it is byte-stable. It fails when
+Rules: ``src/chatarmin_os/_async`` -> ``src/chatarmin_os/_sync``, ``tests/_async`` ->
+``tests/_sync`` (tests) and ``tests/support/_async`` -> ``tests/support/_sync`` (their
+helpers). Tokens are rewritten by unasync with the explicit replacements below; the same
+names are rewritten inside strings and comments (docstrings), ``await``/``async`` are dropped
+there too, and the result is formatted with ruff so it is byte-stable. It fails when
 a generated module still says ``async``/``await``, when an ``Async*`` name has no explicit
 replacement (unasync would silently make it ``Sync*``), or when a replacement is never used.
 """
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES: list[tuple[str, str]] = [
     ("src/chatarmin_os/_async", "src/chatarmin_os/_sync"),
     ("tests/_async", "tests/_sync"),
+    ("tests/support/_async", "tests/support/_sync"),
 ]
 
 REPLACEMENTS: dict[str, str] = {

@@ -1,4 +1,4 @@
-"""Shared fixtures: the Node reference tRPC server (see tests/conformance/reference_server.py)."""
+"""Shared fixtures: the Node reference tRPC server (see tests/support/reference_server.py)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conformance.reference_server import (
-    NodeUnavailable,
-    ReferenceServer,
-    ReferenceServerError,
-)
-from tests.helpers import in_ci
-
-
-def start_reference_server(mode: str, options: tuple[str, ...] = ()) -> ReferenceServer:
-    """Start the reference server; without Node.js skip the test locally, fail it in CI."""
-    try:
-        return ReferenceServer.start(mode, options=options)
-    except NodeUnavailable as error:
-        if in_ci():
-            pytest.fail(f"Node.js is required in CI for the tRPC conformance suite: {error}")
-        pytest.skip(str(error))
-    except ReferenceServerError as error:
-        pytest.fail(str(error), pytrace=False)
+from tests.support.needs import start_reference_server
+from tests.support.reference_server import ReferenceServer
 
 
 @pytest.fixture(scope="session", params=["json", "superjson"], ids=["json", "superjson"])

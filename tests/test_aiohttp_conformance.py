@@ -17,8 +17,8 @@ import tests._async.test_batching_conformance as batching_cases
 from chatarmin_os import AsyncChatarminOS, BatchOptions, DefaultAioHttpClient
 from tests._async.test_batching_conformance import *  # noqa: F403
 from tests._async.test_conformance import *  # noqa: F403
-from tests.conformance.reference_server import ReferenceServer
-from tests.helpers import API_KEY
+from tests.support.helpers import API_KEY
+from tests.support.reference_server import ReferenceServer
 
 
 @pytest.fixture

@@ -41,11 +41,11 @@ from chatarmin_os import (
 )
 from chatarmin_os._aiohttp_transport import AioHttpTransport
 from chatarmin_os.testing import ChatarminOSServer
-from tests._async.test_runtime import ACCESS
-from tests.conformance.reference_server import ReferenceServer
-from tests.conftest import start_reference_server
-from tests.helpers import Sleeps
-from tests.local_server.serve_process import ServeProcess
+from tests.support.canned import UNMETERED_ACCESS_ANSWER
+from tests.support.helpers import Sleeps
+from tests.support.needs import start_reference_server
+from tests.support.reference_server import ReferenceServer
+from tests.support.serve_process import ServeProcess
 
 KEY = "os_sk_aiohttp_test"
 
@@ -276,7 +276,7 @@ class Answers:
     """What the test server answers next, and the headers of every request it got."""
 
     def __init__(self) -> None:
-        self.body = json.dumps({"result": {"data": ACCESS}}).encode()
+        self.body = json.dumps(UNMETERED_ACCESS_ANSWER).encode()
         self.headers: dict[str, str] = {}
         self.seen: list[list[tuple[str, str]]] = []
 

@@ -11,7 +11,7 @@ import trio
 
 from chatarmin_os import AsyncChatarminOS, ChatarminOS, ChatarminOSError
 from chatarmin_os._concurrency import AsyncBackground, Background
-from tests.helpers import API_KEY, BASE_URL
+from tests.support.helpers import API_KEY, BASE_URL
 
 
 def test_asyncio_work_runs_without_async_with_and_is_cancelled_on_close() -> None:

@@ -17,7 +17,14 @@ import httpx
 import trio
 
 from chatarmin_os import AsyncChatarminOS, ChatarminOS, NotFoundError
-from tests.cache_harness import DEADLINE, Clock, Recorder, async_client, sync_client, wait_until
+from tests.support.cache_harness import (
+    DEADLINE,
+    Clock,
+    Recorder,
+    async_client,
+    sync_client,
+    wait_until,
+)
 
 AI = "ai_credit"
 N = 20
@@ -249,7 +256,7 @@ def test_under_trio_without_async_with_the_caller_asks_itself() -> None:
 
 
 def trpc_503() -> httpx.Response:
-    from tests.helpers import trpc_error
+    from tests.support.helpers import trpc_error
 
     return trpc_error("SERVICE_UNAVAILABLE", 503)
 

@@ -2,7 +2,7 @@
 invalidations and usage reaching the others through pub/sub, Redis going away mid-run, the
 key layout, fork. (How fast a change propagates is measured in benchmarks/bench_cache.py.)
 
-Each test gets its own ``redis-server`` on a free port (``tests/redis_server.py``); without
+Each test gets its own ``redis-server`` on a free port (``tests/support/redis_server.py``); without
 one these tests are skipped with the reason, except in CI.
 """
 
@@ -29,8 +29,15 @@ from chatarmin_os import (
 )
 from chatarmin_os.local.engine import DEFAULT_API_KEY
 from chatarmin_os.testing import ChatarminOSServer
-from tests.cache_harness import DEADLINE, Clock, Recorder, async_client, sync_client, wait_until
-from tests.redis_server import RedisServer
+from tests.support.cache_harness import (
+    DEADLINE,
+    Clock,
+    Recorder,
+    async_client,
+    sync_client,
+    wait_until,
+)
+from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 AI = "ai_credit"
@@ -236,7 +243,7 @@ def test_redis_dying_mid_run_degrades_to_this_process(
 
 
 def test_an_unreachable_redis_from_the_start_never_raises() -> None:
-    from tests.redis_server import free_port
+    from tests.support.redis_server import free_port
 
     server, clock = Recorder(), Clock()
     company_id = server.company()
@@ -313,12 +320,12 @@ def test_a_forked_child_has_none_of_its_parents_redis(redis_server: RedisServer)
 
 
 class Peer:
-    """``tests/cache_peer.py`` in a subprocess, sharing the server and Redis."""
+    """``tests/support/cache_peer.py`` in a subprocess, sharing the server and Redis."""
 
     def __init__(self, base_url: str, api_key: str, redis_url: str) -> None:
         env = {k: v for k, v in os.environ.items() if k != "CHATARMIN_OS_LOG"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.cache_peer", base_url, api_key, redis_url],
+            [sys.executable, "-m", "tests.support.cache_peer", base_url, api_key, redis_url],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

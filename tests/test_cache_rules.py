@@ -35,7 +35,7 @@ from chatarmin_os._cache.rules import (
     near_limit,
     ttl_with_jitter,
 )
-from tests.helpers import API_KEY
+from tests.support.helpers import API_KEY
 
 ACCESS = FeatureAccess(
     feature_code="ai_credit",

@@ -15,9 +15,9 @@ import pytest
 
 from chatarmin_os import APIConnectionError, CacheOptions, ChatarminOS
 from chatarmin_os.testing import ChatarminOSServer
-from tests.cache_harness import Clock, wait_until
-from tests.local_server.serve_process import ServeProcess
-from tests.redis_server import free_port
+from tests.support.cache_harness import Clock, wait_until
+from tests.support.redis_server import free_port
+from tests.support.serve_process import ServeProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "os_sk_cache_e2e"

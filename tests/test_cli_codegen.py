@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from chatarmin_os._codegen import HEADER, constant_name, render_module
-from tests.cli_process import KEY, Done, run_cli, serve
-from tests.local_server.serve_process import ServeProcess
+from tests.support.cli_process import KEY, Done, run_cli, serve
+from tests.support.serve_process import ServeProcess
 
 __all__ = ["serve"]  # the fixture, used by name
 

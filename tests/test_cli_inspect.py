@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from chatarmin_os import ChatarminOS
-from tests.cli_process import KEY, Done, run_cli, serve
-from tests.local_server.serve_process import ServeProcess
+from tests.support.cli_process import KEY, Done, run_cli, serve
+from tests.support.serve_process import ServeProcess
 
 __all__ = ["serve"]  # the fixture, used by name
 

@@ -22,7 +22,7 @@ from chatarmin_os._exceptions import (
     error_class_for,
     shorten,
 )
-from tests.helpers import API_KEY
+from tests.support.helpers import API_KEY
 
 CLASSES = [getattr(_exceptions, name) for name in _exceptions.__all__]
 URL = "https://os.example.test/api/v1/features.check?input=%7B%22companyId%22%3A%22c1%22%7D"

@@ -32,7 +32,7 @@ from chatarmin_os.importer import (
 )
 from chatarmin_os.local import DEFAULT_API_KEY, LocalEngine
 from chatarmin_os.local.transport import AsyncLocalTransport
-from tests.import_data import Recorder, actual_state, changed, expected_state, org_row
+from tests.support.import_data import Recorder, actual_state, changed, expected_state, org_row
 
 BASE_URL = "http://import.test/api/v1"
 

@@ -30,7 +30,7 @@ from chatarmin_os.importer import _cli as _import_cli
 from chatarmin_os.importer._progress import Progress
 from chatarmin_os.local import DEFAULT_API_KEY, LocalEngine
 from chatarmin_os.local.transport import AsyncLocalTransport
-from tests.import_data import Hook, Recorder, actual_state, changed, expected_state, org_row
+from tests.support.import_data import Hook, Recorder, actual_state, changed, expected_state, org_row
 
 SECONDS = re.compile(r" in \d+\.\d s")
 

@@ -27,8 +27,8 @@ import httpx
 import pytest
 
 from chatarmin_os import ChatarminOS
-from tests.import_data import actual_state, changed, expected_state, org_row
-from tests.local_server.serve_process import ROOT, ServeProcess
+from tests.support.import_data import actual_state, changed, expected_state, org_row
+from tests.support.serve_process import ROOT, ServeProcess
 
 KEY = "os_sk_import_e2e"
 DEADLINE = 30.0

@@ -26,9 +26,9 @@ from chatarmin_os import AsyncChatarminOS, ChatarminOS, NotFoundError
 from chatarmin_os.importer import FIRST_WAVE, import_organisations, stop_reason
 from chatarmin_os.local import DEFAULT_API_KEY, LocalEngine
 from chatarmin_os.local.transport import AsyncLocalTransport
-from tests.cli_process import KEY, run_cli, serve
-from tests.import_data import Recorder, actual_state, expected_state, org_row
-from tests.local_server.serve_process import ServeProcess
+from tests.support.cli_process import KEY, run_cli, serve
+from tests.support.import_data import Recorder, actual_state, expected_state, org_row
+from tests.support.serve_process import ServeProcess
 
 __all__ = ["serve"]  # the fixture, used by name
 

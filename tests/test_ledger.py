@@ -22,7 +22,7 @@ from chatarmin_os._ledger.memory import MemoryLedger
 from chatarmin_os._ledger.redis_scripts import LedgerKeys
 from chatarmin_os._ledger.rules import HoldVerdict, LedgerFigures
 from chatarmin_os._sync._ledger import Ledger
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 
 SLOT = ("comp_1", "ai_credit")
 

@@ -122,7 +122,7 @@ def test_the_fastapi_example_gates(chatarmin_os_server: ChatarminOSServer) -> No
 
 
 def test_the_django_example_gates(chatarmin_os_server: ChatarminOSServer) -> None:
-    from tests.integrations import django_settings
+    from tests.support import django_settings
 
     django_settings.configure()
     from django.test import Client, override_settings
@@ -150,7 +150,7 @@ def test_the_django_example_gates(chatarmin_os_server: ChatarminOSServer) -> Non
 
 
 def test_the_django_url_kwarg_example_gates(chatarmin_os_server: ChatarminOSServer) -> None:
-    from tests.integrations import django_settings
+    from tests.support import django_settings
 
     django_settings.configure()
     from django.test import Client, override_settings

@@ -16,18 +16,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from chatarmin_os import AsyncChatarminOS, ChatarminOS, NotFoundError
-from tests.helpers import API_KEY, BASE_URL, ok, trpc_error
-
-ACCESS = {
-    "featureCode": "ai_credit",
-    "isEnabled": True,
-    "canUse": True,
-    "hasQuantity": True,
-    "currentUsage": 5,
-    "quantityLimit": 100,
-    "includedQuantity": 50,
-    "remaining": 95,
-}
+from tests.support.canned import METERED_ACCESS, METERED_ACCESS_ANSWER
+from tests.support.helpers import API_KEY, BASE_URL, ok, trpc_error
 
 EXPORTER = InMemorySpanExporter()
 
@@ -51,7 +41,7 @@ def client_answering(*answers: httpx.Response, **options: object) -> ChatarminOS
 
 def test_a_call_is_one_client_span(spans: InMemorySpanExporter) -> None:
     client = client_answering(
-        trpc_error("SERVICE_UNAVAILABLE", 503), ok(ACCESS), sleep=lambda seconds: None
+        trpc_error("SERVICE_UNAVAILABLE", 503), ok(METERED_ACCESS), sleep=lambda seconds: None
     )
     client.features.check(company_id="c1", feature_code="ai_credit")
     [span] = spans.get_finished_spans()
@@ -86,7 +76,7 @@ def test_a_failed_call_records_its_error_and_never_the_key(spans: InMemorySpanEx
 def test_batched_calls_say_how_many_shared_a_request(spans: InMemorySpanExporter) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         size = len(request.url.path.split(","))
-        return httpx.Response(200, json=[{"result": {"data": ACCESS}}] * size)
+        return httpx.Response(200, json=[METERED_ACCESS_ANSWER] * size)
 
     async def main() -> None:
         http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
@@ -106,7 +96,7 @@ def test_batched_calls_say_how_many_shared_a_request(spans: InMemorySpanExporter
 def test_no_provider_no_spans(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
     EXPORTER.clear()
-    client = client_answering(ok(ACCESS))
+    client = client_answering(ok(METERED_ACCESS))
     client.features.check(company_id="c1", feature_code="ai_credit")
     assert EXPORTER.get_finished_spans() == ()
 
@@ -130,7 +120,7 @@ print("ok")
 
 
 def test_a_cached_answer_is_a_span_that_says_so(spans: InMemorySpanExporter) -> None:
-    client = client_answering(ok(ACCESS), cache=True)
+    client = client_answering(ok(METERED_ACCESS), cache=True)
     client.features.check(company_id="c1", feature_code="ai_credit")  # live
     client.features.check(company_id="c1", feature_code="ai_credit")  # from the cache
     live, cached = spans.get_finished_spans()

@@ -10,22 +10,15 @@ import trio.testing
 
 from chatarmin_os import AsyncChatarminOS, PreconditionFailedError
 from chatarmin_os.local import LocalEngine
-from tests.helpers import API_KEY, BASE_URL, ok, trpc_error
-
-USAGE = {
-    "featureCode": "ai_credit",
-    "currentUsage": 1,
-    "quantityLimit": 1,
-    "includedQuantity": 0,
-    "remaining": 0,
-    "billableQuantity": 1,
-    "isAtLimit": True,
-    "duplicate": False,
-}
+from tests.support.canned import USAGE_AT_LIMIT
+from tests.support.helpers import API_KEY, BASE_URL, ok, trpc_error
 
 
 def test_async_client_runs_under_trio() -> None:
-    answers = [trpc_error("SERVICE_UNAVAILABLE", 503, headers={"retry-after-ms": "1"}), ok(USAGE)]
+    answers = [
+        trpc_error("SERVICE_UNAVAILABLE", 503, headers={"retry-after-ms": "1"}),
+        ok(USAGE_AT_LIMIT),
+    ]
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:

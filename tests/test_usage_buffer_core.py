@@ -34,7 +34,7 @@ from chatarmin_os._usage.policy import backoff_delay, classify
 from chatarmin_os._usage.policy import describe_failure as describe
 from chatarmin_os._usage.spool import lease_seconds
 from chatarmin_os._validate import usage_payload
-from tests.helpers import API_KEY
+from tests.support.helpers import API_KEY
 
 REQUEST = httpx.Request("POST", "https://os.example.test/api/v1/billing.trackUsage")
 

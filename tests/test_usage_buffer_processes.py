@@ -3,7 +3,7 @@ spool, the interpreter's exit, trio and event loops, faults over real HTTP.
 
 The server is a real ``chatarmin-os serve --db FILE`` (a subprocess); what it counted is read
 from that database file. Processes are real: ``os.fork()`` children and subprocesses of
-``tests/usage_buffer_process.py``, one of them killed with SIGKILL mid-stream.
+``tests/support/usage_buffer_process.py``, one of them killed with SIGKILL mid-stream.
 """
 
 from __future__ import annotations
@@ -25,49 +25,13 @@ import pytest
 import trio
 
 from chatarmin_os import AsyncChatarminOS, ChatarminOS, ChatarminOSError, UsageBufferOptions
-from chatarmin_os.local import LocalEngine
 from chatarmin_os.testing import ChatarminOSServer
-from tests.local_server.serve_process import ServeProcess
+from tests.support.serve_process import ServeProcess
+from tests.support.served import KEY, Served
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork and SIGKILL")
 
-KEY = "os_sk_usage_buffer_test"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class Served:
-    """A ``chatarmin-os serve`` over a database file, and what it counted."""
-
-    def __init__(self, process: ServeProcess, db: Path) -> None:
-        self.process = process
-        self.db = db
-        self.base_url = process.base_url
-
-    def client(self, **options: Any) -> ChatarminOS:
-        return ChatarminOS(api_key=KEY, base_url=self.base_url, **options)
-
-    def metered_company(self, name: str) -> str:
-        with self.client() as client:
-            company = client.companies.create(name=name)
-            client.features.set_access(
-                company_id=company.id,
-                feature_code="ai_credit",
-                is_enabled=True,
-                quantity_limit=None,
-            )
-        return company.id
-
-    def counted(self, company_id: str) -> dict[str, int]:
-        """Idempotency key -> how many times it was counted (the server keeps one row per key)."""
-        engine = LocalEngine(str(self.db), api_keys=(KEY,))
-        try:
-            events = engine.usage_events(company_id)
-        finally:
-            engine.close()
-        result: dict[str, int] = {}
-        for event in events:
-            result[event["idempotencyKey"]] = result.get(event["idempotencyKey"], 0) + 1
-        return result
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +58,7 @@ def tracker(
         [
             sys.executable,
             "-m",
-            "tests.usage_buffer_process",
+            "tests.support.usage_buffer_process",
             mode,
             served.base_url,
             KEY,

@@ -12,8 +12,8 @@ import httpx
 import trio
 
 from chatarmin_os import AsyncChatarminOS, UsageBufferOptions
-from tests.helpers import API_KEY, BASE_URL
-from tests.helpers import UNLIMITED_USAGE as USAGE
+from tests.support.canned import UNLIMITED_USAGE_ANSWER
+from tests.support.helpers import API_KEY, BASE_URL
 
 
 class Recorder:
@@ -28,7 +28,7 @@ class Recorder:
         size = len(json.loads(request.content))
         self.seen_at.append(self.enqueued)
         self.sizes.append(size)
-        return httpx.Response(200, json=[{"result": {"data": USAGE}}] * size)
+        return httpx.Response(200, json=[UNLIMITED_USAGE_ANSWER] * size)
 
 
 async def enqueue_in_a_tight_loop(recorder: Recorder) -> AsyncChatarminOS:
@@ -101,9 +101,9 @@ def test_a_loop_ending_mid_batch_leaves_the_buffer_ready_for_the_next_loop() -> 
         body = json.loads(request.content)
         if "batch=1" not in str(request.url):  # one event goes as a plain call
             answered.append(body["idempotencyKey"])
-            return httpx.Response(200, json={"result": {"data": USAGE}})
+            return httpx.Response(200, json=UNLIMITED_USAGE_ANSWER)
         answered.extend(body[str(index)]["idempotencyKey"] for index in range(len(body)))
-        return httpx.Response(200, json=[{"result": {"data": USAGE}}] * len(body))
+        return httpx.Response(200, json=[UNLIMITED_USAGE_ANSWER] * len(body))
 
     client = AsyncChatarminOS(
         api_key=API_KEY,

@@ -33,30 +33,11 @@ from chatarmin_os import (
     UsageResult,
 )
 from chatarmin_os._wire import encode_uri_component, superjson_deserialize
-from tests._async.batching_helpers import hold
-from tests.concurrently import arun_all
-from tests.helpers import API_KEY, BASE_URL, TRANSFORMERS, Sleeps, envelope, error_envelope
+from tests.support._async.batching_helpers import hold
+from tests.support.canned import METERED_ACCESS, SIXTH_UNIT_USAGE
+from tests.support.concurrently import arun_all
+from tests.support.helpers import API_KEY, BASE_URL, TRANSFORMERS, Sleeps, envelope, error_envelope
 
-ACCESS = {
-    "featureCode": "ai_credit",
-    "isEnabled": True,
-    "canUse": True,
-    "hasQuantity": True,
-    "currentUsage": 5,
-    "quantityLimit": 100,
-    "includedQuantity": 50,
-    "remaining": 95,
-}
-USAGE = {
-    "featureCode": "ai_credit",
-    "currentUsage": 6,
-    "quantityLimit": None,
-    "includedQuantity": None,
-    "remaining": None,
-    "billableQuantity": 6,
-    "isAtLimit": False,
-    "duplicate": False,
-}
 TIER = {
     "code": "pro",
     "name": "Pro",
@@ -99,10 +80,10 @@ def answer(status: int, body: Any) -> httpx.Response:
 
 
 def answer_each(request: httpx.Request) -> httpx.Response:
-    """ACCESS for every call of a batch, or for a plain call."""
+    """METERED_ACCESS for every call of a batch, or for a plain call."""
     if "batch=1" not in str(request.url):
-        return answer(200, envelope(ACCESS, "json"))
-    return answer(200, [envelope(ACCESS, "json")] * len(request.url.path.split(",")))
+        return answer(200, envelope(METERED_ACCESS, "json"))
+    return answer(200, [envelope(METERED_ACCESS, "json")] * len(request.url.path.split(",")))
 
 
 def make_client(
@@ -134,8 +115,8 @@ async def test_concurrent_queries_travel_as_one_get_batch(transformer: str) -> N
         answer(
             200,
             [
-                envelope(ACCESS, transformer),
-                envelope({**ACCESS, "featureCode": "sso"}, transformer),
+                envelope(METERED_ACCESS, transformer),
+                envelope({**METERED_ACCESS, "featureCode": "sso"}, transformer),
                 envelope(TIER, transformer),
             ],
         )
@@ -167,7 +148,9 @@ async def test_concurrent_queries_travel_as_one_get_batch(transformer: str) -> N
 
 @pytest.mark.parametrize("transformer", TRANSFORMERS)
 async def test_concurrent_mutations_travel_as_one_post_batch(transformer: str) -> None:
-    server = Server(answer(200, [envelope(USAGE, transformer), envelope(COMPANY, transformer)]))
+    server = Server(
+        answer(200, [envelope(SIXTH_UNIT_USAGE, transformer), envelope(COMPANY, transformer)])
+    )
     client = make_client(server, transformer=transformer)
     hold(client, 2)
     usage, company = await arun_all(
@@ -201,7 +184,8 @@ async def test_concurrent_mutations_travel_as_one_post_batch(transformer: str) -
 async def test_queries_and_mutations_never_share_a_batch() -> None:
     server = Server(
         lambda request: answer(
-            200, [envelope(ACCESS if request.method == "GET" else USAGE, "json")] * 2
+            200,
+            [envelope(METERED_ACCESS if request.method == "GET" else SIXTH_UNIT_USAGE, "json")] * 2,
         )
     )
     client = make_client(server)
@@ -237,7 +221,7 @@ async def test_a_207_gives_each_call_its_own_result_or_error() -> None:
         answer(
             207,
             [
-                envelope(ACCESS, "json"),
+                envelope(METERED_ACCESS, "json"),
                 error_envelope(
                     "NOT_FOUND", 404, path="features.check", message='Feature "x" not found'
                 ),
@@ -327,7 +311,7 @@ async def test_an_answer_for_the_whole_batch_fans_out_to_every_call(
 
 
 async def test_a_missing_slot_is_an_error_for_that_call_only() -> None:
-    server = Server(answer(200, [envelope(ACCESS, "json")]))
+    server = Server(answer(200, [envelope(METERED_ACCESS, "json")]))
     client = make_client(server)
     hold(client, 2)
     ok, missing = await arun_all(
@@ -353,7 +337,13 @@ async def test_a_retried_batch_carries_only_the_calls_that_may_be_sent_again() -
                 error_envelope("SERVICE_UNAVAILABLE", 503, path="billing.trackUsage"),
             ],
         ),
-        answer(200, [envelope(USAGE, "json"), envelope({**USAGE, "currentUsage": 7}, "json")]),
+        answer(
+            200,
+            [
+                envelope(SIXTH_UNIT_USAGE, "json"),
+                envelope({**SIXTH_UNIT_USAGE, "currentUsage": 7}, "json"),
+            ],
+        ),
     )
     client = make_client(server, sleeps=sleeps)
     hold(client, 3)
@@ -382,11 +372,11 @@ async def test_one_failed_query_of_a_batch_is_retried_alone() -> None:
         answer(
             207,
             [
-                envelope(ACCESS, "json"),
+                envelope(METERED_ACCESS, "json"),
                 error_envelope("SERVICE_UNAVAILABLE", 503, path="features.check"),
             ],
         ),
-        answer(200, {"result": {"data": {**ACCESS, "featureCode": "sso"}}}),
+        answer(200, {"result": {"data": {**METERED_ACCESS, "featureCode": "sso"}}}),
     )
     client = make_client(server)
     hold(client, 2)
@@ -406,7 +396,7 @@ async def test_one_failed_query_of_a_batch_is_retried_alone() -> None:
 
 
 async def test_identical_queries_in_flight_are_sent_once() -> None:
-    server = Server(answer(200, [envelope(ACCESS, "json"), envelope(TIER, "json")]))
+    server = Server(answer(200, [envelope(METERED_ACCESS, "json"), envelope(TIER, "json")]))
     client = make_client(server)
     hold(client, 4)
     results = await arun_all(
@@ -476,7 +466,8 @@ async def test_a_server_without_batching_gets_single_calls_from_then_on(
         if "batch=1" in str(request.url):
             return refusal
         return answer(
-            200, envelope({**ACCESS, "featureCode": request.url.params["input"][-5:-2]}, "json")
+            200,
+            envelope({**METERED_ACCESS, "featureCode": request.url.params["input"][-5:-2]}, "json"),
         )
 
     server = Server(serve)
@@ -506,9 +497,9 @@ async def test_a_server_without_batching_gets_single_calls_from_then_on(
 async def test_with_options_turns_batching_on_and_off() -> None:
     server = Server(
         lambda request: (
-            answer(200, [envelope(ACCESS, "json")] * 2)
+            answer(200, [envelope(METERED_ACCESS, "json")] * 2)
             if "batch" in str(request.url)
-            else answer(200, envelope(ACCESS, "json"))
+            else answer(200, envelope(METERED_ACCESS, "json"))
         )
     )
     client = make_client(server, batching=False)
@@ -549,7 +540,7 @@ async def test_check_many_sends_batches_of_max_items() -> None:
         return answer(
             200,
             [
-                envelope({**ACCESS, "featureCode": inputs[key]["featureCode"]}, "json")
+                envelope({**METERED_ACCESS, "featureCode": inputs[key]["featureCode"]}, "json")
                 for key in sorted(inputs, key=int)
             ],
         )
@@ -563,7 +554,7 @@ async def test_check_many_sends_batches_of_max_items() -> None:
 
 
 async def test_check_many_refuses_bad_input_before_sending() -> None:
-    server = Server(answer(200, [envelope(ACCESS, "json")]))
+    server = Server(answer(200, [envelope(METERED_ACCESS, "json")]))
     client = make_client(server, batching=False)
     with pytest.raises(InvalidInputError) as info:
         await client.features.check_many([("c1", "a"), {"company_id": "c1", "feature_code": ""}])
@@ -575,7 +566,7 @@ async def test_check_many_refuses_bad_input_before_sending() -> None:
 
 async def test_check_many_raises_the_first_error_or_returns_them_in_place() -> None:
     body = [
-        envelope(ACCESS, "json"),
+        envelope(METERED_ACCESS, "json"),
         error_envelope("NOT_FOUND", 404, path="features.check", message="no such feature"),
     ]
     server = Server(answer(207, body))

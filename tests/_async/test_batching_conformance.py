@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from chatarmin_os import AsyncChatarminOS, BatchOptions, NotFoundError, PreconditionFailedError
-from tests._async.batching_helpers import hold
-from tests.cases import CASES, NO_INPUT, Case, plain, recorded
-from tests.concurrently import arun_all
-from tests.conformance.reference_server import ReferenceServer
-from tests.conftest import start_reference_server
-from tests.helpers import API_KEY
+from tests.support._async.batching_helpers import hold
+from tests.support.cases import CASES, NO_INPUT, Case, plain, recorded
+from tests.support.concurrently import arun_all
+from tests.support.helpers import API_KEY
+from tests.support.needs import start_reference_server
+from tests.support.reference_server import ReferenceServer
 
 # One case per procedure: the router answers each path with one canned output.
 FIRST_OF_EACH: dict[str, Case] = {}

@@ -32,7 +32,8 @@ from chatarmin_os import (
     UnprocessableEntityError,
     UsageResult,
 )
-from tests.helpers import (
+from tests.support.canned import METERED_ACCESS, METERED_USAGE
+from tests.support.helpers import (
     API_KEY,
     BASE_URL,
     TRANSFORMERS,
@@ -43,27 +44,8 @@ from tests.helpers import (
     trpc_error,
 )
 
-ACCESS = {
-    "featureCode": "ai_credit",
-    "isEnabled": True,
-    "canUse": True,
-    "hasQuantity": True,
-    "currentUsage": 5,
-    "quantityLimit": 100,
-    "includedQuantity": 50,
-    "remaining": 95,
-    "serverAddedField": {"x": 1},
-}
-USAGE = {
-    "featureCode": "ai_credit",
-    "currentUsage": 10,
-    "quantityLimit": 100,
-    "includedQuantity": 5,
-    "remaining": 90,
-    "billableQuantity": 5,
-    "isAtLimit": False,
-    "duplicate": False,
-}
+ACCESS = {**METERED_ACCESS, "serverAddedField": {"x": 1}}
+"""The canned access, with a field the SDK does not know (kept in ``model_extra``)."""
 
 
 def make_client(sleeps: Sleeps | None = None, **kwargs: Any) -> AsyncChatarminOS:
@@ -137,7 +119,7 @@ async def test_query_without_input(respx_mock: respx.MockRouter, transformer: st
 
 
 async def test_mutation_is_a_json_post(respx_mock: respx.MockRouter) -> None:
-    track = route(respx_mock, "POST", "billing.trackUsage").mock(return_value=ok(USAGE))
+    track = route(respx_mock, "POST", "billing.trackUsage").mock(return_value=ok(METERED_USAGE))
     async with make_client() as client:
         usage = await client.billing.track_usage(
             company_id="c1",
@@ -201,7 +183,7 @@ async def test_superjson_dates_are_annotated_both_ways(respx_mock: respx.MockRou
 
 
 async def test_track_usage_makes_an_idempotency_key_per_call(respx_mock: respx.MockRouter) -> None:
-    track = route(respx_mock, "POST", "billing.trackUsage").mock(return_value=ok(USAGE))
+    track = route(respx_mock, "POST", "billing.trackUsage").mock(return_value=ok(METERED_USAGE))
     async with make_client() as client:
         await client.billing.track_usage(company_id="c1", feature_code="ai_credit", quantity=1)
         await client.billing.track_usage(company_id="c1", feature_code="ai_credit", quantity=1)
@@ -216,7 +198,7 @@ async def test_track_usage_makes_an_idempotency_key_per_call(respx_mock: respx.M
 async def test_bad_quantity_is_refused_before_sending(
     respx_mock: respx.MockRouter, quantity: Any
 ) -> None:
-    track = route(respx_mock, "POST", "billing.trackUsage").mock(return_value=ok(USAGE))
+    track = route(respx_mock, "POST", "billing.trackUsage").mock(return_value=ok(METERED_USAGE))
     async with make_client() as client:
         with pytest.raises(InvalidInputError, match="quantity") as info:
             await client.billing.track_usage(
@@ -230,7 +212,7 @@ async def test_bad_quantity_is_refused_before_sending(
 async def test_metadata_that_is_not_json_is_refused_before_sending(
     respx_mock: respx.MockRouter,
 ) -> None:
-    track = route(respx_mock, "POST", "billing.trackUsage").mock(return_value=ok(USAGE))
+    track = route(respx_mock, "POST", "billing.trackUsage").mock(return_value=ok(METERED_USAGE))
     async with make_client() as client:
         with pytest.raises(InvalidInputError, match="cannot be sent as JSON"):
             await client.billing.track_usage(
@@ -459,7 +441,7 @@ async def test_a_retry_after_beyond_the_cap_falls_back_to_backoff(
 
 async def test_track_usage_reuses_its_key_on_every_retry(respx_mock: respx.MockRouter) -> None:
     track = route(respx_mock, "POST", "billing.trackUsage").mock(
-        side_effect=[trpc_error("X", 503), httpx.ReadTimeout("slow"), ok(USAGE)]
+        side_effect=[trpc_error("X", 503), httpx.ReadTimeout("slow"), ok(METERED_USAGE)]
     )
     async with make_client() as client:
         await client.billing.track_usage(company_id="c1", feature_code="ai_credit", quantity=2)

@@ -1,6 +1,6 @@
 """Every public method of the client: the request it sends, and how its answer is parsed.
 
-The per-method cases (``tests/cases.py``, which the conformance tests read too) are served by
+The per-method cases (``tests/support/cases.py``, which the conformance tests read too) are served by
 respx in both transformers. Also the input rules: camelCase field names with free-form maps
 passed through untouched, omitted vs ``None``, timestamps, and arguments refused before
 anything is sent.
@@ -28,7 +28,7 @@ from chatarmin_os import (
     Hints,
     InvalidInputError,
 )
-from tests.cases import (
+from tests.support.cases import (
     CASES,
     EST,
     EXTRA,
@@ -42,7 +42,7 @@ from tests.cases import (
     on_the_wire,
     plain,
 )
-from tests.helpers import API_KEY, BASE_URL, TRANSFORMERS, ok, raw_input, sent_input
+from tests.support.helpers import API_KEY, BASE_URL, TRANSFORMERS, ok, raw_input, sent_input
 
 FREE_MAP: dict[str, Any] = {
     "included_quantity": 100,

@@ -18,19 +18,9 @@ from chatarmin_os import (
     InternalServerError,
 )
 from chatarmin_os._async._http import KEEPALIVE_EXPIRY
-from tests.helpers import API_KEY, BASE_URL
-from tests.keepalive_server import FakeClock, KeepAliveServer
-
-ACCESS = {
-    "featureCode": "ai_credit",
-    "isEnabled": True,
-    "canUse": True,
-    "hasQuantity": True,
-    "currentUsage": 1,
-    "quantityLimit": None,
-    "includedQuantity": None,
-    "remaining": None,
-}
+from tests.support.canned import UNMETERED_ACCESS_ANSWER
+from tests.support.helpers import API_KEY, BASE_URL
+from tests.support.keepalive_server import FakeClock, KeepAliveServer
 
 
 class Recorder:
@@ -106,7 +96,7 @@ async def test_a_pool_kept_as_long_as_the_server_races_its_close(clock: FakeCloc
 
 
 async def test_a_closed_client_refuses_calls_and_sends_nothing() -> None:
-    handler = Recorder(httpx.Response(200, json={"result": {"data": ACCESS}}))
+    handler = Recorder(httpx.Response(200, json=UNMETERED_ACCESS_ANSWER))
     client = client_over(handler)
     await client.aclose()
     await client.aclose()  # idempotent
@@ -117,7 +107,7 @@ async def test_a_closed_client_refuses_calls_and_sends_nothing() -> None:
 
 
 async def test_a_closed_http_client_of_yours_is_an_sdk_error() -> None:
-    handler = Recorder(httpx.Response(200, json={"result": {"data": ACCESS}}))
+    handler = Recorder(httpx.Response(200, json=UNMETERED_ACCESS_ANSWER))
     client = client_over(handler)
     await client._pool.client().aclose()
     with pytest.raises(ChatarminOSError, match="http_client you passed is closed"):
@@ -135,7 +125,7 @@ async def test_our_own_pool_after_close() -> None:
 
 
 async def test_a_copy_shares_the_pool_and_closes_on_its_own() -> None:
-    handler = Recorder(httpx.Response(200, json={"result": {"data": ACCESS}}))
+    handler = Recorder(httpx.Response(200, json=UNMETERED_ACCESS_ANSWER))
     client = client_over(handler)
     copy = client.with_options(timeout=5.0)
     await copy.aclose()
@@ -201,7 +191,7 @@ async def test_whatever_a_transport_raises_is_an_sdk_error(raised: Exception) ->
 
 
 async def test_a_query_just_under_the_limit_is_sent() -> None:
-    handler = Recorder(httpx.Response(200, json={"result": {"data": ACCESS}}))
+    handler = Recorder(httpx.Response(200, json=UNMETERED_ACCESS_ANSWER))
     client = client_over(handler)
     base = len(f"{BASE_URL}/features.check?input=") + len(
         "%7B%22companyId%22%3A%22c1%22%2C%22featureCode%22%3A%22%22%7D"
@@ -222,7 +212,7 @@ def test_repr_of_a_client_whose_construction_failed() -> None:
 
 
 async def test_a_callers_client_with_hooks_auth_and_params_goes_through_send() -> None:
-    handler = Recorder(httpx.Response(200, json={"result": {"data": ACCESS}}))
+    handler = Recorder(httpx.Response(200, json=UNMETERED_ACCESS_ANSWER))
     seen: list[str] = []
 
     async def hook(request: httpx.Request) -> None:
@@ -246,7 +236,7 @@ async def test_a_callers_client_with_hooks_auth_and_params_goes_through_send() -
 
 
 async def test_a_plain_client_of_yours_keeps_its_headers_as_they_change() -> None:
-    handler = Recorder(httpx.Response(200, json={"result": {"data": ACCESS}}))
+    handler = Recorder(httpx.Response(200, json=UNMETERED_ACCESS_ANSWER))
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler), headers={"X-Team": "a"})
     client = AsyncChatarminOS(api_key=API_KEY, base_url=BASE_URL, http_client=http)
     await client.features.check(company_id="c1", feature_code="ai_credit")

@@ -42,8 +42,8 @@ from chatarmin_os._async._usage_buffer import AsyncUsageBuffer
 from chatarmin_os._concurrency import AsyncEvent, asleep, await_event, new_async_event
 from chatarmin_os.local.transport import AsyncLocalTransport
 from chatarmin_os.testing import LocalChatarminOS
-from tests.concurrently import arun_all
-from tests.helpers import API_KEY, BASE_URL
+from tests.support.concurrently import arun_all
+from tests.support.helpers import API_KEY, BASE_URL
 
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 T0 = 1_700_000_000.0

@@ -37,8 +37,9 @@ from chatarmin_os import (
 )
 from chatarmin_os.local.engine import DEFAULT_API_KEY
 from chatarmin_os.testing import LocalChatarminOS
-from tests.cache_harness import Clock, Recorder
-from tests.helpers import trpc_error
+from tests.support.cache_harness import Clock, Recorder
+from tests.support.canned import UNMETERED_ACCESS
+from tests.support.helpers import trpc_error
 
 BASE_URL = LocalChatarminOS().base_url
 AI = "ai_credit"
@@ -826,17 +827,7 @@ def test_hits_misses_and_outages_are_logged_at_debug(
 
 
 def test_a_server_may_add_source_to_a_check_answer(clock: Clock) -> None:
-    answer = {
-        "featureCode": AI,
-        "isEnabled": True,
-        "canUse": True,
-        "hasQuantity": True,
-        "currentUsage": 1,
-        "quantityLimit": None,
-        "includedQuantity": None,
-        "remaining": None,
-        "source": "manual",
-    }
+    answer = {**UNMETERED_ACCESS, "source": "manual"}
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"result": {"data": answer}})

@@ -7,7 +7,7 @@ canned outputs (set per test, else ``outputs.json``), ``error:CODE`` injection, 
 recording of every call and raw request. Each test runs in both transformer modes (the
 ``conformance`` fixture of ``tests/conftest.py``) and checks what the server parsed, how it
 was sent, and what the SDK made of the answer. The per-method cases are those of
-``tests/cases.py``, which the respx wire tests read too.
+``tests/support/cases.py``, which the respx wire tests read too.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from chatarmin_os import (
 from chatarmin_os._client import core as base_client_module
 from chatarmin_os._exceptions import error_class_for
 from chatarmin_os._procedures import PROCEDURES
-from tests.cases import (
+from tests.support.cases import (
     CASES,
     METHODS,
     NO_INPUT,
@@ -50,8 +50,8 @@ from tests.cases import (
     plain,
     recorded,
 )
-from tests.conformance.reference_server import CONFORMANCE_DIR, ReferenceServer
-from tests.helpers import Sleeps
+from tests.support.helpers import Sleeps
+from tests.support.reference_server import CONFORMANCE_DIR, ReferenceServer
 
 API_KEY = "os_sk_conformance"
 OUTPUTS: dict[str, Any] = json.loads((CONFORMANCE_DIR / "outputs.json").read_text("utf-8"))

@@ -31,8 +31,8 @@ from chatarmin_os import (
 )
 from chatarmin_os._exceptions import ConfigurationError
 from chatarmin_os._wire import encode_request
-from tests.canned import OUTPUTS, CannedServer, wire_json
-from tests.helpers import API_KEY, BASE_URL, TRANSFORMERS, envelope
+from tests.support.canned import OUTPUTS, CannedServer, wire_json
+from tests.support.helpers import API_KEY, BASE_URL, TRANSFORMERS, envelope
 
 EARLY = timezone(timedelta(hours=5))
 LATE = timezone(timedelta(hours=-5))

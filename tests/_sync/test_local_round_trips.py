@@ -45,8 +45,8 @@ from chatarmin_os import (
     UsageResult,
 )
 from chatarmin_os.local import DEFAULT_API_KEY, LocalEngine
-from tests.cases import PATHS
-from tests.helpers import T0, TRANSFORMERS, Clock
+from tests.support.cases import PATHS
+from tests.support.helpers import T0, TRANSFORMERS, Clock
 
 OTHER_KEY = "os_sk_other_product"
 

@@ -20,19 +20,9 @@ from chatarmin_os import (
     InternalServerError,
 )
 from chatarmin_os._sync._http import KEEPALIVE_EXPIRY
-from tests.helpers import API_KEY, BASE_URL
-from tests.keepalive_server import FakeClock, KeepAliveServer
-
-ACCESS = {
-    "featureCode": "ai_credit",
-    "isEnabled": True,
-    "canUse": True,
-    "hasQuantity": True,
-    "currentUsage": 1,
-    "quantityLimit": None,
-    "includedQuantity": None,
-    "remaining": None,
-}
+from tests.support.canned import UNMETERED_ACCESS_ANSWER
+from tests.support.helpers import API_KEY, BASE_URL
+from tests.support.keepalive_server import FakeClock, KeepAliveServer
 
 
 class Recorder:
@@ -108,7 +98,7 @@ def test_a_pool_kept_as_long_as_the_server_races_its_close(clock: FakeClock) -> 
 
 
 def test_a_closed_client_refuses_calls_and_sends_nothing() -> None:
-    handler = Recorder(httpx.Response(200, json={"result": {"data": ACCESS}}))
+    handler = Recorder(httpx.Response(200, json=UNMETERED_ACCESS_ANSWER))
     client = client_over(handler)
     client.close()
     client.close()  # idempotent
@@ -119,7 +109,7 @@ def test_a_closed_client_refuses_calls_and_sends_nothing() -> None:
 
 
 def test_a_closed_http_client_of_yours_is_an_sdk_error() -> None:
-    handler = Recorder(httpx.Response(200, json={"result": {"data": ACCESS}}))
+    handler = Recorder(httpx.Response(200, json=UNMETERED_ACCESS_ANSWER))
     client = client_over(handler)
     client._pool.client().close()
     with pytest.raises(ChatarminOSError, match="http_client you passed is closed"):
@@ -137,7 +127,7 @@ def test_our_own_pool_after_close() -> None:
 
 
 def test_a_copy_shares_the_pool_and_closes_on_its_own() -> None:
-    handler = Recorder(httpx.Response(200, json={"result": {"data": ACCESS}}))
+    handler = Recorder(httpx.Response(200, json=UNMETERED_ACCESS_ANSWER))
     client = client_over(handler)
     copy = client.with_options(timeout=5.0)
     copy.close()
@@ -203,7 +193,7 @@ def test_whatever_a_transport_raises_is_an_sdk_error(raised: Exception) -> None:
 
 
 def test_a_query_just_under_the_limit_is_sent() -> None:
-    handler = Recorder(httpx.Response(200, json={"result": {"data": ACCESS}}))
+    handler = Recorder(httpx.Response(200, json=UNMETERED_ACCESS_ANSWER))
     client = client_over(handler)
     base = len(f"{BASE_URL}/features.check?input=") + len(
         "%7B%22companyId%22%3A%22c1%22%2C%22featureCode%22%3A%22%22%7D"
@@ -224,7 +214,7 @@ def test_repr_of_a_client_whose_construction_failed() -> None:
 
 
 def test_a_callers_client_with_hooks_auth_and_params_goes_through_send() -> None:
-    handler = Recorder(httpx.Response(200, json={"result": {"data": ACCESS}}))
+    handler = Recorder(httpx.Response(200, json=UNMETERED_ACCESS_ANSWER))
     seen: list[str] = []
 
     def hook(request: httpx.Request) -> None:
@@ -248,7 +238,7 @@ def test_a_callers_client_with_hooks_auth_and_params_goes_through_send() -> None
 
 
 def test_a_plain_client_of_yours_keeps_its_headers_as_they_change() -> None:
-    handler = Recorder(httpx.Response(200, json={"result": {"data": ACCESS}}))
+    handler = Recorder(httpx.Response(200, json=UNMETERED_ACCESS_ANSWER))
     http = httpx.Client(transport=httpx.MockTransport(handler), headers={"X-Team": "a"})
     client = ChatarminOS(api_key=API_KEY, base_url=BASE_URL, http_client=http)
     client.features.check(company_id="c1", feature_code="ai_credit")

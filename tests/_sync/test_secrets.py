@@ -17,21 +17,11 @@ import pytest
 
 from chatarmin_os import ChatarminOS
 from chatarmin_os.local import LocalEngine
-from tests.helpers import BASE_URL, ok
+from tests.support.canned import SSO_ACCESS
+from tests.support.helpers import BASE_URL, ok
 
 SECRET = "os_sk_do_not_show_4f1c9e"
 OTHER = "os_sk_other_do_not_show_77aa"
-
-ACCESS = {
-    "featureCode": "sso",
-    "isEnabled": True,
-    "canUse": True,
-    "hasQuantity": False,
-    "currentUsage": 0,
-    "quantityLimit": None,
-    "includedQuantity": None,
-    "remaining": None,
-}
 
 # What is checked by its repr only: httpx.Headers masks the Authorization in its repr (its
 # raw list holds the header, as every HTTP client must); code objects are not state.
@@ -97,7 +87,7 @@ def leaks(root: object, secrets: tuple[str, ...], depth: int = 6) -> list[str]:
 
 
 def mock_http() -> httpx.Client:
-    return httpx.Client(transport=httpx.MockTransport(lambda request: ok(ACCESS)))
+    return httpx.Client(transport=httpx.MockTransport(lambda request: ok(SSO_ACCESS)))
 
 
 def test_a_client_and_its_copies_hold_no_plain_key() -> None:

@@ -44,8 +44,8 @@ from chatarmin_os._concurrency import Event, new_event, sleep, wait_event
 from chatarmin_os._sync._usage_buffer import UsageBuffer
 from chatarmin_os.local.transport import LocalTransport
 from chatarmin_os.testing import LocalChatarminOS
-from tests.concurrently import run_all
-from tests.helpers import API_KEY, BASE_URL
+from tests.support.concurrently import run_all
+from tests.support.helpers import API_KEY, BASE_URL
 
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 T0 = 1_700_000_000.0

@@ -2,7 +2,7 @@
 
 The worker tests run real processes: a ``redis-server`` broker, ``chatarmin-os serve --db
 FILE`` (what it counted is read from that file) and ``celery worker`` subprocesses of
-``tests/celery_app.py`` (prefork with 2 children, threads, solo), stopped with
+``tests/support/celery_app.py`` (prefork with 2 children, threads, solo), stopped with
 SIGTERM (a warm shutdown) mid-stream. Tasks report to the test through Redis (``BLPOP``),
 so every wait is on a real event, bounded by a deadline.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.integrations import require
+from tests.support.needs import require
 
 require("celery", "celery")
 require("redis", "redis")
@@ -31,9 +31,9 @@ from celery import Celery, Task  # noqa: E402
 from chatarmin_os import ChatarminOS, ChatarminOSError, UsageBufferOptions  # noqa: E402
 from chatarmin_os.celery import ChatarminOSCelery, NotInTaskError, task_usage_key  # noqa: E402
 from chatarmin_os.local import LocalEngine  # noqa: E402
-from tests.local_server.serve_process import ServeProcess  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
-from tests.test_usage_buffer_processes import KEY, Served  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
+from tests.support.serve_process import ServeProcess  # noqa: E402
+from tests.support.served import KEY, Served  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 120.0  # the most any wait for the workers may take (they take seconds)
@@ -189,7 +189,7 @@ def test_a_forked_child_makes_its_own_client_and_leaves_the_parents_open() -> No
 
 
 class Worker:
-    """A ``celery worker`` subprocess of ``tests.celery_app``."""
+    """A ``celery worker`` subprocess of ``tests.support.celery_app``."""
 
     def __init__(self, env: dict[str, str], log: Path, pool: str, *args: str) -> None:
         self.log = log
@@ -200,7 +200,7 @@ class Worker:
                     "-m",
                     "celery",
                     "-A",
-                    "tests.celery_app",
+                    "tests.support.celery_app",
                     "worker",
                     f"--pool={pool}",
                     "--loglevel=INFO",
@@ -313,7 +313,7 @@ class Rig:
         for index in range(count):
             fail_once = bool(fail_every) and index % fail_every == 0
             self.producer.send_task(
-                f"tests.celery_app.{task}",
+                f"tests.support.celery_app.{task}",
                 args=(company_id, index, fail_once, index % 2 == 1, f"reports-{queue}"),
                 queue=queue,  # a Redis list of that name: the reports go to another
             )
@@ -449,7 +449,7 @@ def test_usage_buffer_options_reach_the_client() -> None:
 
 
 def test_importing_the_package_loads_no_celery_and_a_missing_one_names_the_extra() -> None:
-    from tests.integrations.test_imports import run
+    from tests.support.helpers import run_python as run
 
     code = "import sys, chatarmin_os, chatarmin_os.testing; print('celery' in sys.modules)"
     assert run(code) == "False"

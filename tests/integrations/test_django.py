@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.integrations import django_settings, require
+from tests.support import django_settings
+from tests.support.needs import require
 
 require("django", "django")
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import pytest
 
-from tests.integrations import require
+from tests.support.needs import require
 
 require("fastapi", "fastapi")
 

@@ -7,9 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from chatarmin_os.local import LocalEngine
-
-SERVER_KEY = "os_sk_local_server"
-"""The API key :func:`keyed_engine` accepts."""
+from tests.support.helpers import SERVER_KEY
 
 
 @pytest.fixture

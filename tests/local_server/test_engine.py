@@ -27,7 +27,7 @@ from chatarmin_os.local import (
 )
 from chatarmin_os.local._registry import REGISTRY, mutation, query
 from chatarmin_os.local.procedures import companies as companies_module
-from tests.helpers import T0, Clock
+from tests.support.helpers import T0, Clock
 
 KEY = DEFAULT_API_KEY
 OTHER_KEY = "os_sk_other_product"

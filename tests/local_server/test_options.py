@@ -16,7 +16,7 @@ from chatarmin_os.local.cli import add_commands, server_options
 from chatarmin_os.local.protocol import TRPCHandler, handle
 from chatarmin_os.local.transport import LocalTransport
 from chatarmin_os.testing import ChatarminOSServer
-from tests.local_server.conftest import SERVER_KEY
+from tests.support.helpers import SERVER_KEY
 
 KEY = SERVER_KEY
 AUTH = {"authorization": f"Bearer {KEY}"}

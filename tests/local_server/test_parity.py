@@ -18,8 +18,8 @@ import pytest
 
 from chatarmin_os.local import LocalEngine
 from chatarmin_os.local.protocol import TRPCHandler
-from tests.conformance.reference_server import ReferenceServer
-from tests.conftest import start_reference_server
+from tests.support.needs import start_reference_server
+from tests.support.reference_server import ReferenceServer
 
 KEY = "os_sk_parity"
 AUTH = f"Authorization: Bearer {KEY}\r\n"

@@ -23,8 +23,8 @@ from chatarmin_os.local.asgi import create_app
 from chatarmin_os.local.protocol import TRPCHandler, new_request_id
 from chatarmin_os.local.transport import AsyncLocalTransport, LocalTransport
 from chatarmin_os.testing import ChatarminOSServer, LocalChatarminOS
-from tests.local_server.conftest import SERVER_KEY
-from tests.local_server.serve_process import ServeProcess
+from tests.support.helpers import SERVER_KEY
+from tests.support.serve_process import ServeProcess
 
 KEY = SERVER_KEY
 AUTH = {"authorization": f"Bearer {KEY}"}

@@ -25,7 +25,7 @@ from chatarmin_os import (
 from chatarmin_os._version import __version__
 from chatarmin_os.cli import main
 from chatarmin_os.local import default_catalog, load_seed
-from tests.local_server.serve_process import ServeProcess
+from tests.support.serve_process import ServeProcess
 
 KEY = "os_sk_test"
 
@@ -203,14 +203,16 @@ def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
-def test_a_stop_under_load_takes_under_two_seconds_and_loses_nothing(
+def test_a_stop_under_load_drops_the_busy_clients_and_loses_nothing(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
     """Four clients tracking usage and onboarding in batches of 100; then SIGTERM (or Ctrl-C).
 
-    The server must exit (status 0) within 2 s, and after a restart every call it answered
-    is counted: a call in flight either finished or left nothing (at most one per client
-    may have been applied without its answer arriving).
+    The server must exit (status 0) while the clients are still sending: it closes their
+    connections instead of waiting for them to go quiet, so each client ends because its
+    connection went, never because it was told to stop. After a restart every call it
+    answered is counted: a call in flight either finished or left nothing (at most one per
+    client may have been applied without its answer arriving).
     """
     db = tmp_path / "os.db"
     server = ServeProcess.start(["--api-key", KEY, "--db", str(db)], tmp_path)
@@ -223,6 +225,7 @@ def test_a_stop_under_load_takes_under_two_seconds_and_loses_nothing(
             "tiers.applyTier", json={"tierCode": "enterprise", "companyId": company_id}
         ).raise_for_status()
     acknowledged = [0, 0, 0, 0]
+    dropped = [False] * 4  # a client's connection went while it was still sending
     busy = threading.Event()
     stop = threading.Event()
 
@@ -240,6 +243,7 @@ def test_a_stop_under_load_takes_under_two_seconds_and_loses_nothing(
                 try:
                     response = client.post("billing.trackUsage", json=payload)
                 except httpx.TransportError:
+                    dropped[index] = True
                     return
                 if response.status_code == 200:
                     acknowledged[index] += 1
@@ -258,6 +262,7 @@ def test_a_stop_under_load_takes_under_two_seconds_and_loses_nothing(
                 try:
                     client.post(f"{paths}?batch=1", json=inputs)
                 except httpx.TransportError:
+                    dropped[3] = True
                     return
 
     workers = [threading.Thread(target=track, args=(i,)) for i in range(3)]
@@ -266,11 +271,12 @@ def test_a_stop_under_load_takes_under_two_seconds_and_loses_nothing(
         for worker in workers:
             worker.start()
         assert busy.wait(timeout=30), server.diagnostics()
-        started = time.monotonic()
         server.process.send_signal(sig)
-        assert server.process.wait(timeout=10) == 0, server.diagnostics()
-        elapsed = time.monotonic() - started
-        assert elapsed < 2.0
+        assert server.process.wait(timeout=30) == 0, server.diagnostics()  # bounded: a hang
+        for worker in workers:  # not told to stop: only a dropped connection ends them
+            worker.join(timeout=30)
+        assert not any(worker.is_alive() for worker in workers)
+        assert dropped == [True] * 4
     finally:
         stop.set()
         for worker in workers:

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import in_ci
-from tests.local_server.serve_process import ROOT, ServeProcess
+from tests.support.helpers import in_ci
+from tests.support.serve_process import ROOT, ServeProcess
 
 CONFORMANCE = ROOT / "tests" / "conformance"
 SCENARIO = CONFORMANCE / "client-scenario.mjs"

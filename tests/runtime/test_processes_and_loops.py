@@ -17,7 +17,7 @@ import pytest
 import trio
 
 from chatarmin_os import AsyncChatarminOS, ChatarminOS
-from tests.local_server.serve_process import ServeProcess
+from tests.support.serve_process import ServeProcess
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 

@@ -1,6 +1,6 @@
 """Another process sharing the cache through Redis, driven line by line (not a test module).
 
-    python -m tests.cache_peer BASE_URL API_KEY REDIS_URL
+    python -m tests.support.cache_peer BASE_URL API_KEY REDIS_URL
 
 Reads commands on stdin and answers each with one JSON line on stdout:
 

@@ -1,6 +1,6 @@
 """A process that tracks usage through the buffer, for the process tests (not a test module).
 
-    python -m tests.usage_buffer_process MODE BASE_URL API_KEY SPOOL COMPANY START STOP
+    python -m tests.support.usage_buffer_process MODE BASE_URL API_KEY SPOOL COMPANY START STOP
 
 Tracks one unit of ``ai_credit`` per index in ``range(START, STOP)`` with the idempotency
 key ``ev-<index>`` and prints each index once ``track_usage_later`` returned. Then, in mode

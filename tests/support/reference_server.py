@@ -1,8 +1,9 @@
 """Run the Node reference tRPC server (``tests/conformance/server.mjs``) from Python.
 
 The reference server is a real ``@trpc/server`` v11 router answering every procedure of the
-API with canned outputs (see ``README.md`` here). ``tests/conftest.py`` starts one per
-transformer mode per session for the conformance tests, and
+API with canned outputs (see ``tests/conformance/README.md``). ``tests/conftest.py`` starts one
+per transformer mode per session for the conformance tests (through
+:func:`tests.support.needs.start_reference_server`), and
 ``benchmarks/bench_local_server.py`` starts one to measure the local server against.
 Nothing here imports pytest: a missing Node.js raises :class:`NodeUnavailable`.
 """
@@ -29,7 +30,8 @@ __all__ = [
     "find_node",
 ]
 
-CONFORMANCE_DIR = Path(__file__).resolve().parent
+CONFORMANCE_DIR = Path(__file__).resolve().parents[1] / "conformance"
+"""Where the Node files live: ``server.mjs``, ``package.json``, ``node_modules``."""
 SERVER_SCRIPT = CONFORMANCE_DIR / "server.mjs"
 # The packages server.mjs imports; `npm ci` runs when any of them is missing.
 _REQUIRED_PACKAGES = ("@trpc/server", "superjson", "zod")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import in_ci
+from tests.support.helpers import in_ci
 
 START_TIMEOUT = 10.0
 

@@ -2,7 +2,7 @@
 
 Outside ``tests.integrations`` (whose package imports pytest): a worker starts faster.
 
-    celery -A tests.celery_app worker ...
+    celery -A tests.support.celery_app worker ...
 
 Configured from the environment the test gives the worker: ``CELERY_TEST_BROKER`` (a Redis
 URL, also where tasks report), ``OS_API_KEY`` / ``CHATARMIN_OS_BASE_URL`` (the local server),

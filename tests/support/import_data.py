@@ -12,7 +12,7 @@ import anyio.lowlevel
 import httpx
 
 from chatarmin_os import ChatarminOS
-from tests.helpers import sent_input
+from tests.support.helpers import sent_input
 
 Hook = Callable[[str, Any], Awaitable[None]]
 

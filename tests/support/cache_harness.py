@@ -14,7 +14,7 @@ from chatarmin_os import AsyncChatarminOS, CacheOptions, ChatarminOS
 from chatarmin_os.local.engine import DEFAULT_API_KEY
 from chatarmin_os.local.transport import LocalTransport
 from chatarmin_os.testing import LocalChatarminOS
-from tests.helpers import sent_input
+from tests.support.helpers import sent_input
 
 __all__ = [
     "BASE_URL",

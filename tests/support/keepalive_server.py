@@ -16,9 +16,9 @@ import socket
 import threading
 from types import TracebackType
 
-from tests.helpers import UNLIMITED_USAGE
+from tests.support.canned import UNLIMITED_USAGE_ANSWER
 
-ANSWER = json.dumps({"result": {"data": UNLIMITED_USAGE}}).encode()
+ANSWER = json.dumps(UNLIMITED_USAGE_ANSWER).encode()
 
 
 class FakeClock:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Generator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -16,25 +18,14 @@ from chatarmin_os._wire import superjson_deserialize, superjson_serialize
 API_KEY = "os_sk_test_5ecret_do_not_leak"
 BASE_URL = "https://os.example.test/api/v1"
 TRANSFORMERS = ["json", "superjson"]
+SERVER_KEY = "os_sk_local_server"
+"""The API key the local server's ``keyed_engine`` fixture accepts."""
 
 
 def in_ci() -> bool:
     """Whether the tests run in CI (``CI=true`` or ``CI=1``, any case): there a missing
     service (Node.js, redis-server, an extra) fails the test instead of skipping it."""
     return os.environ.get("CI", "").strip().lower() in ("true", "1")
-
-
-UNLIMITED_USAGE: dict[str, Any] = {
-    "featureCode": "ai_credit",
-    "currentUsage": 1,
-    "quantityLimit": None,
-    "includedQuantity": None,
-    "remaining": None,
-    "billableQuantity": 1,
-    "isAtLimit": False,
-    "duplicate": False,
-}
-"""A ``billing.trackUsage`` result without a limit (the first unit counted)."""
 
 
 def envelope(data: Any, transformer: str) -> dict[str, Any]:
@@ -137,3 +128,18 @@ class _Slept:
     def __await__(self) -> Generator[Any, None, None]:
         return
         yield
+
+
+def run_python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter; its stripped stdout (it must exit 0)."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def resolve(client: Any, name: str) -> Any:
+    """The bound method ``name`` (``"features.check"``, ``"onboard"``) of ``client``."""
+    target = client
+    for part in name.split("."):
+        target = getattr(target, part)
+    return target

@@ -9,7 +9,7 @@ from __future__ import annotations
 SECRET_KEY = "tests-only"
 DEBUG = False
 ALLOWED_HOSTS = ["testserver"]
-ROOT_URLCONF = "tests.integrations.django_views"
+ROOT_URLCONF = "tests.support.django_views"
 INSTALLED_APPS: list[str] = []
 MIDDLEWARE: list[str] = []
 DATABASES: dict[str, object] = {}

@@ -1,6 +1,8 @@
-"""A valid answer for every procedure, and a recording mock server that gives them.
+"""Canned answers: a valid one for every procedure, a recording mock server that gives them,
+and the answers other tests give (``METERED_ACCESS``, ``UNLIMITED_USAGE``, ...), one constant
+each, so a test never builds its own copy.
 
-Used by the failure and fuzz tests: whatever the caller passed, a call that is not refused
+``OUTPUTS`` and ``CannedServer`` are used by the failure and fuzz tests: whatever the caller passed, a call that is not refused
 reaches this server and gets a well-formed answer, so any error it raises is the SDK's.
 """
 
@@ -12,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.helpers import BASE_URL, envelope
+from tests.support.helpers import BASE_URL, envelope
 
 T = "2024-01-15T10:30:00.000Z"
 COMPANY = {"id": "c1", "shortId": "acme", "name": "Acme", "domain": None, "createdAt": T}
@@ -113,6 +115,97 @@ OUTPUTS: dict[str, Any] = {
     },
 }
 """A valid output (plain JSON, as on the wire) of every procedure."""
+
+
+# -- canned answers: one constant each, imported by every test that gives it --------------
+
+METERED_ACCESS: dict[str, Any] = {
+    "featureCode": "ai_credit",
+    "isEnabled": True,
+    "canUse": True,
+    "hasQuantity": True,
+    "currentUsage": 5,
+    "quantityLimit": 100,
+    "includedQuantity": 50,
+    "remaining": 95,
+}
+"""A ``features.check`` result: 5 of 100 used (50 included), 95 left."""
+
+METERED_ACCESS_ANSWER = envelope(METERED_ACCESS, "json")
+""":data:`METERED_ACCESS` in a tRPC success body (plain JSON)."""
+
+UNMETERED_ACCESS: dict[str, Any] = {
+    "featureCode": "ai_credit",
+    "isEnabled": True,
+    "canUse": True,
+    "hasQuantity": True,
+    "currentUsage": 1,
+    "quantityLimit": None,
+    "includedQuantity": None,
+    "remaining": None,
+}
+"""A ``features.check`` result without a limit (one unit used)."""
+
+SSO_ACCESS: dict[str, Any] = {
+    "featureCode": "sso",
+    "isEnabled": True,
+    "canUse": True,
+    "hasQuantity": False,
+    "currentUsage": 0,
+    "quantityLimit": None,
+    "includedQuantity": None,
+    "remaining": None,
+}
+"""A ``features.check`` result of an on/off feature (no quantity)."""
+
+UNMETERED_ACCESS_ANSWER = envelope(UNMETERED_ACCESS, "json")
+""":data:`UNMETERED_ACCESS` in a tRPC success body (plain JSON)."""
+
+UNLIMITED_USAGE: dict[str, Any] = {
+    "featureCode": "ai_credit",
+    "currentUsage": 1,
+    "quantityLimit": None,
+    "includedQuantity": None,
+    "remaining": None,
+    "billableQuantity": 1,
+    "isAtLimit": False,
+    "duplicate": False,
+}
+"""A ``billing.trackUsage`` result without a limit (the first unit counted)."""
+
+UNLIMITED_USAGE_ANSWER = envelope(UNLIMITED_USAGE, "json")
+""":data:`UNLIMITED_USAGE` in a tRPC success body (plain JSON)."""
+
+SIXTH_UNIT_USAGE: dict[str, Any] = {
+    **UNLIMITED_USAGE,
+    "currentUsage": 6,
+    "billableQuantity": 6,
+}
+"""A ``billing.trackUsage`` result without a limit, six units counted."""
+
+METERED_USAGE: dict[str, Any] = {
+    "featureCode": "ai_credit",
+    "currentUsage": 10,
+    "quantityLimit": 100,
+    "includedQuantity": 5,
+    "remaining": 90,
+    "billableQuantity": 5,
+    "isAtLimit": False,
+    "duplicate": False,
+}
+"""A ``billing.trackUsage`` result: 10 of 100 used (5 included, 5 billable), 90 left."""
+
+USAGE_AT_LIMIT: dict[str, Any] = {
+    "featureCode": "ai_credit",
+    "currentUsage": 1,
+    "quantityLimit": 1,
+    "includedQuantity": 0,
+    "remaining": 0,
+    "billableQuantity": 1,
+    "isAtLimit": True,
+    "duplicate": False,
+}
+"""A ``billing.trackUsage`` result that reached its limit of 1."""
 
 
 def procedure_of(request: httpx.Request) -> str:

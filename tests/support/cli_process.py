@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.local_server.serve_process import ROOT, ServeProcess
+from tests.support.serve_process import ROOT, ServeProcess
 
 KEY = "os_sk_cli_tests"
 STEERING = ("OS_API_KEY", "CHATARMIN_OS_BASE_URL", "CHATARMIN_OS_LOG")
