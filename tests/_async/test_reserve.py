@@ -18,7 +18,7 @@ from chatarmin_os import (
     ReservationOptions,
 )
 from chatarmin_os.local import LocalEngine
-from tests.concurrently import arun_all
+from tests.support.concurrently import arun_all
 
 ORG = "org_reserve"
 

@@ -20,7 +20,7 @@ from chatarmin_os import (
     ReservationOptions,
 )
 from chatarmin_os.local import LocalEngine
-from tests.concurrently import run_all
+from tests.support.concurrently import run_all
 
 ORG = "org_reserve"
 
