@@ -56,7 +56,9 @@ class AsyncReservation(ReservationCore):
             self._commit_failed()
             raise
         if not self._unlimited:
-            await ledger.commit(self._slot, self._hold_id, amount, key, in_redis=self._in_redis)
+            slot, hold = self._slot, self._hold_id
+            if not await ledger.commit(slot, hold, amount, key, in_redis=self._in_redis):
+                ledger.committed_without_hold(self.feature_code)
         self._committed(amount)
 
     async def release(self) -> None:

@@ -58,7 +58,9 @@ class Reservation(ReservationCore):
             self._commit_failed()
             raise
         if not self._unlimited:
-            ledger.commit(self._slot, self._hold_id, amount, key, in_redis=self._in_redis)
+            slot, hold = self._slot, self._hold_id
+            if not ledger.commit(slot, hold, amount, key, in_redis=self._in_redis):
+                ledger.committed_without_hold(self.feature_code)
         self._committed(amount)
 
     def release(self) -> None:
