@@ -163,8 +163,8 @@ class LedgerCore:
         return [now, limit_text, usage, enabled_text, self.memory.refresh, self._idle_ms]
 
     def commit_args(self, hold_id: str, quantity: int, key: str) -> list[Any]:
-        expires = self._wall() + self.memory.flight_timeout
-        return [hold_id, quantity, key, expires, self._idle_ms]
+        now = self._wall()
+        return [hold_id, quantity, key, now + self.memory.flight_timeout, self._idle_ms, now]
 
     def figures_args(self) -> list[Any]:
         return [self._wall()]
