@@ -3,8 +3,10 @@ after, with a key that survives retries; refusals say why, the transient one ret
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +26,10 @@ from chatarmin_os.celery import (  # noqa: E402
     task_usage_key,
 )
 from chatarmin_os.local import LocalEngine  # noqa: E402
+from tests.integrations.test_celery import Rig as CeleryRig  # noqa: E402
+from tests.integrations.test_celery import services  # noqa: E402, F401 (a fixture)
+from tests.redis_server import RedisServer  # noqa: E402
+from tests.test_usage_buffer_processes import KEY, Served  # noqa: E402
 
 ORG = "org_gate"
 
@@ -177,3 +183,34 @@ def test_outside_a_task_and_a_bad_key_raise_as_they_are(rig: Rig) -> None:
     with pytest.raises(ChatarminOSError) as caught:
         job.apply().get()
     assert not isinstance(caught.value, FeatureRefused)  # bad input is not a refusal
+
+
+# -- a real prefork worker, its children sharing the ledger in Redis ------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the prefork pool needs fork")
+def test_prefork_children_gated_on_one_redis_ledger_meter_exactly_the_limit(
+    services: tuple[RedisServer, Served],  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    require("redis", "redis")
+    broker, served = services
+    rig = CeleryRig(broker, served, tmp_path)
+    rig.redis.flushdb()
+    try:
+        with ChatarminOS(api_key=KEY, base_url=served.base_url) as admin:
+            company = admin.companies.create(name="Gated")
+            admin.features.set_access(
+                company_id=company.id, feature_code="ai_credit", is_enabled=True, quantity_limit=20
+            )
+        reports = rig.send("gated", company.id, 40, fail_every=3)
+        worker = rig.worker("prefork", "gated", "--concurrency=2", CELERY_TEST_LEDGER=broker.url)
+        reports.wait_all(40, worker)
+        worker.warm_shutdown()
+        outcomes = [line.split()[3] for line in reports.lines]
+        assert outcomes.count("ok") == 20, outcomes
+        assert outcomes.count("feature_limit_reached") == 20, outcomes
+        counted = served.counted(company.id)
+        assert len(counted) == 20 and set(counted.values()) == {1}
+    finally:
+        rig.close()
