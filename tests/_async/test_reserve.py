@@ -208,3 +208,23 @@ async def test_reprs_show_no_secrets() -> None:
             repr(reservation) == f"<AsyncReservation ai_credit x1 company={company!r} state=held>"
         )
         await reservation.release()
+
+
+async def test_figures_are_asked_for_again_after_refresh(engine: LocalEngine) -> None:
+    now = [0.0]
+    options = ReservationOptions(refresh=10)
+    async with AsyncChatarminOS.local(engine, reservations=options) as client:
+        company = await company_with_limit(client, 2)
+        client._reservations().ledger.memory._clock = lambda: now[0]
+        first = await client.billing.reserve(company_id=company, feature_code="ai_credit")
+        assert first.remaining == 1
+        await client.features.set_access(
+            company_id=company, feature_code="ai_credit", quantity_limit=5
+        )
+        second = await client.billing.reserve(company_id=company, feature_code="ai_credit")
+        assert second.remaining == 0  # the ledger's figures: the old limit
+        now[0] = 10.0  # refresh passed: the next hold asks ChatarminOS (the new limit)
+        third = await client.billing.reserve(company_id=company, feature_code="ai_credit")
+        assert third.remaining == 2  # 5 - the two held - this one
+        for reservation in (first, second, third):
+            await reservation.release()

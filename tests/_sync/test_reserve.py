@@ -200,3 +200,21 @@ def test_reprs_show_no_secrets() -> None:
         assert all(secret not in text and "do_not_show" not in text for text in texts)
         assert repr(reservation) == f"<Reservation ai_credit x1 company={company!r} state=held>"
         reservation.release()
+
+
+def test_figures_are_asked_for_again_after_refresh(engine: LocalEngine) -> None:
+    now = [0.0]
+    options = ReservationOptions(refresh=10)
+    with ChatarminOS.local(engine, reservations=options) as client:
+        company = company_with_limit(client, 2)
+        client._reservations().ledger.memory._clock = lambda: now[0]
+        first = client.billing.reserve(company_id=company, feature_code="ai_credit")
+        assert first.remaining == 1
+        client.features.set_access(company_id=company, feature_code="ai_credit", quantity_limit=5)
+        second = client.billing.reserve(company_id=company, feature_code="ai_credit")
+        assert second.remaining == 0  # the ledger's figures: the old limit
+        now[0] = 10.0  # refresh passed: the next hold asks ChatarminOS (the new limit)
+        third = client.billing.reserve(company_id=company, feature_code="ai_credit")
+        assert third.remaining == 2  # 5 - the two held - this one
+        for reservation in (first, second, third):
+            reservation.release()
