@@ -304,8 +304,13 @@ async def _tasks(client: AsyncChatarminOS, company_id: str, tasks: int) -> list[
     return keys
 
 
-def test_async_tasks_under_asyncio_share_the_redis_ledger(served: Served) -> None:
-    company_id = served.company("Asyncio Co", 30)
+@pytest.mark.parametrize(
+    ("backend", "limit", "tasks"), [("asyncio", 30, 10), ("trio", 12, 6)], ids=["asyncio", "trio"]
+)
+def test_async_tasks_share_the_ledger_in_redis_under_asyncio_and_in_the_process_under_trio(
+    served: Served, backend: str, limit: int, tasks: int
+) -> None:
+    company_id = served.company(f"Async Co {backend}", limit)
 
     async def main() -> tuple[list[str], bool]:
         async with AsyncChatarminOS(
@@ -313,31 +318,12 @@ def test_async_tasks_under_asyncio_share_the_redis_ledger(served: Served) -> Non
         ) as client:
             first = await client.billing.reserve(company_id=company_id, feature_code=FEATURE)
             await first.release()
-            keys = await _tasks(client, company_id, 10)
+            keys = await _tasks(client, company_id, tasks)
             assert await client.flush(timeout=30) == 0
+            assert client.cache.stats().redis_errors == 0  # trio: not a failure, no asyncio loop
         return keys, first._in_redis
 
-    keys, in_redis = anyio.run(main, backend="asyncio")
-    assert in_redis
-    assert len(keys) == 30 and len(set(keys)) == 30
-    assert served.usage(company_id) == 30
-
-
-def test_under_trio_the_ledger_is_in_the_process(served: Served) -> None:
-    company_id = served.company("Trio Co", 12)
-
-    async def main() -> tuple[list[str], bool]:
-        async with AsyncChatarminOS(
-            api_key=KEY, base_url=served.base_url, cache=CacheOptions(redis_url=served.redis_url)
-        ) as client:
-            first = await client.billing.reserve(company_id=company_id, feature_code=FEATURE)
-            await first.release()
-            keys = await _tasks(client, company_id, 6)
-            assert await client.flush(timeout=30) == 0
-            assert client.cache.stats().redis_errors == 0  # not a failure: no asyncio loop
-        return keys, first._in_redis
-
-    keys, in_redis = anyio.run(main, backend="trio")
-    assert not in_redis
-    assert len(keys) == 12 and len(set(keys)) == 12
-    assert served.usage(company_id) == 12
+    keys, in_redis = anyio.run(main, backend=backend)
+    assert in_redis == (backend == "asyncio")  # redis.asyncio needs an asyncio loop
+    assert len(keys) == limit and len(set(keys)) == limit
+    assert served.usage(company_id) == limit
