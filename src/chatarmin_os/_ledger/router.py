@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from .. import _fork
+from .._fork import register as reset_after_fork
 from .._logs import logger
 from .memory import MemoryLedger, Slot
 from .redis_scripts import (
@@ -81,7 +81,7 @@ class LedgerCore:
         self._idle_ms = int(max(memory.hold_timeout, memory.flight_timeout, memory.refresh) * 1000)
         self._idle_ms += 60_000
         self._warned_expired = False
-        _fork.register(self)  # a forked child drops the parent's connection and entries
+        reset_after_fork(self)  # a forked child drops the parent's connection and entries
 
     @classmethod
     def create(cls: type[_L], options: ReservationOptions, product: str, redis: Any = None) -> _L:
