@@ -35,7 +35,6 @@ __all__ = [
     "ChatarminOSError",
     "ConfigurationError",
     "ConflictError",
-    "ForbiddenError",
     "InternalServerError",
     "InvalidInputError",
     "NotFoundError",
