@@ -22,6 +22,14 @@ Example::
             idempotency_key=chatarmin.usage_key("summary"),  # the same on every retry
         )
 
+A task that spends a metered feature can hold the quota before the work and meter it after,
+the same on every retry::
+
+    @app.task(autoretry_for=(FeatureUnavailable,), retry_backoff=True, acks_late=True)
+    def summarise(company_id: str) -> None:
+        with chatarmin.require_feature("ai_credit", company_id=company_id):
+            ...  # the work; an exception releases the hold, a clean exit meters it
+
 The client is made in each worker process after the fork (``worker_process_init``, else on
 first use), never shared with the parent, and flushed and closed when that process ends
 (``worker_process_shutdown`` for prefork children, including those ``--max-tasks-per-child``
@@ -32,11 +40,12 @@ otherwise), each within ``shutdown_timeout`` seconds.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
 
 try:
     from celery import Celery, signals
@@ -46,11 +55,29 @@ except ImportError as _error:
         'chatarmin_os.celery needs Celery: pip install "chatarmin-os[celery]"'
     ) from _error
 
-from ._exceptions import ChatarminOSError, InvalidInputError
+from ._exceptions import (
+    APIConnectionError,
+    ChatarminOSError,
+    InternalServerError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    RateLimitError,
+)
 from ._logs import logger
+from ._sync._reservation import Reservation
 from ._sync.client import ChatarminOS
 
-__all__ = ["USAGE_KEY_NAMESPACE", "ChatarminOSCelery", "NotInTaskError", "task_usage_key"]
+__all__ = [
+    "USAGE_KEY_NAMESPACE",
+    "ChatarminOSCelery",
+    "FeatureRefused",
+    "FeatureRefusedReason",
+    "FeatureUnavailable",
+    "NotInTaskError",
+    "task_usage_key",
+]
 
 USAGE_KEY_NAMESPACE = uuid.UUID("6f1c3a52-8d4e-5b7a-9c21-4e0f7d2b8a63")
 """The UUIDv5 namespace of :func:`task_usage_key`: keys are ``uuid5(namespace, id:operation)``."""
@@ -64,6 +91,55 @@ class NotInTaskError(ChatarminOSError, RuntimeError):
 
     Catchable as ``RuntimeError`` too.
     """
+
+
+FeatureRefusedReason = Literal[
+    "not_found", "feature_not_enabled", "feature_limit_reached", "unavailable"
+]
+"""Why :meth:`ChatarminOSCelery.require_feature` refused: the company, org or feature is
+unknown; the feature is not enabled; its limit would be passed; ChatarminOS could not be
+asked (network, timeout, 429, 5xx: worth a retry)."""
+
+
+class FeatureRefused(ChatarminOSError):
+    """A task's :meth:`ChatarminOSCelery.require_feature` refused to run the work.
+
+    :attr:`reason` says why; the error ChatarminOS (or the quota ledger) gave is the
+    ``__cause__``. Nothing was held and nothing is metered.
+    """
+
+    def __init__(self, message: str, *, reason: FeatureRefusedReason, feature: str) -> None:
+        super().__init__(message)
+        self.reason: FeatureRefusedReason = reason
+        """``not_found``, ``feature_not_enabled``, ``feature_limit_reached`` or ``unavailable``."""
+        self.feature = feature
+        """The feature code that was required."""
+
+
+class FeatureUnavailable(FeatureRefused):
+    """The refusal worth retrying: ChatarminOS could not be asked (network, timeout, 429,
+    5xx). Give it to ``autoretry_for=(FeatureUnavailable,)``."""
+
+
+def _refusal(error: ChatarminOSError, feature: str) -> FeatureRefused | None:
+    """The refusal a reserve error means, or ``None`` (raise it as it is: e.g. a wrong API key)."""
+    if isinstance(error, PreconditionFailedError):
+        return FeatureRefused(
+            f"Usage limit reached for {feature}", reason="feature_limit_reached", feature=feature
+        )
+    if isinstance(error, PermissionDeniedError):
+        return FeatureRefused(
+            f"Feature {feature} is not enabled", reason="feature_not_enabled", feature=feature
+        )
+    if isinstance(error, NotFoundError):
+        return FeatureRefused(
+            f"Unknown company, org or feature for {feature}", reason="not_found", feature=feature
+        )
+    if isinstance(error, (APIConnectionError, InternalServerError, RateLimitError)):
+        return FeatureUnavailable(
+            f"ChatarminOS is unavailable to check {feature}", reason="unavailable", feature=feature
+        )
+    return None
 
 
 def task_usage_key(task_id: str, operation: str) -> str:
@@ -171,6 +247,45 @@ class ChatarminOSCelery:
                 "(or use task_usage_key(task_id, operation))"
             )
         return task_usage_key(task_id, operation)
+
+    @contextlib.contextmanager
+    def require_feature(
+        self,
+        feature: str,
+        *,
+        company_id: str | None = None,
+        external_org_id: str | None = None,
+        quantity: int = 1,
+        operation: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Iterator[Reservation]:
+        """Hold ``quantity`` of ``feature`` for the work inside ``with``; meter it after.
+
+        ``client.billing.reserve(...)`` with the idempotency key ``usage_key(operation or
+        f"gate:{feature}")``: a retried or redelivered task sends the same key, so its usage
+        counts once. A clean exit commits (``reservation.commit(n)`` inside meters less), an
+        exception releases the hold. Refused before the work with :class:`FeatureRefused`
+        (``reason`` says why), or :class:`FeatureUnavailable` when ChatarminOS could not be
+        asked — give that one to ``autoretry_for``. Give exactly one of ``company_id`` /
+        ``external_org_id``; outside a task it raises :class:`NotInTaskError`.
+        """
+        key = self.usage_key(operation or f"gate:{feature}")
+        try:
+            reservation = self.client.billing.reserve(
+                feature_code=feature,
+                quantity=quantity,
+                company_id=company_id,
+                external_org_id=external_org_id,
+                idempotency_key=key,
+                metadata=metadata,
+            )
+        except ChatarminOSError as error:
+            refusal = _refusal(error, feature)
+            if refusal is None:
+                raise
+            raise refusal from error
+        with reservation:
+            yield reservation
 
     def close(self, timeout: float | None = None) -> int:
         """Flush this process's client for at most ``timeout`` seconds (default

@@ -158,3 +158,73 @@ async def test_copies_share_the_ledger_and_options_are_checked(engine: LocalEngi
         await client.billing.reserve(company_id=company, feature_code="ai_credit", quantity=2)
         with pytest.raises(PreconditionFailedError):
             await copy.billing.reserve(company_id=company, feature_code="ai_credit")
+
+
+async def test_an_unknown_feature_is_not_found_and_holds_nothing(client: AsyncChatarminOS) -> None:
+    company = await company_with_limit(client, 5)
+    with pytest.raises(NotFoundError):
+        await client.billing.reserve(company_id=company, feature_code="no_such_feature")
+    assert await client._reservations().ledger.figures((company, "no_such_feature")) is None
+
+
+async def test_metadata_is_carried_to_the_metered_event(
+    client: AsyncChatarminOS, engine: LocalEngine
+) -> None:
+    company = await company_with_limit(client, 5)
+    async with client.billing.reserve(
+        company_id=company, feature_code="ai_credit", idempotency_key="m-1", metadata={"doc": 7}
+    ) as reservation:
+        assert reservation.metadata == {"doc": 7}
+    assert await server_usage(client, company) == 1
+    [event] = engine.usage_events(company, "ai_credit")
+    assert (event["idempotencyKey"], event["metadata"]) == ("m-1", {"doc": 7})
+
+
+async def test_a_direct_track_usage_answer_updates_the_ledger(client: AsyncChatarminOS) -> None:
+    company = await company_with_limit(client, 5)
+    await (await client.billing.reserve(company_id=company, feature_code="ai_credit")).release()
+    await client.billing.track_usage(company_id=company, feature_code="ai_credit", quantity=3)
+    # no request: the ledger heard the answer (usage 3), so 2 are left
+    assert (
+        await client.billing.reserve(company_id=company, feature_code="ai_credit")
+    ).remaining == 1
+    figures = await client._reservations().ledger.figures((company, "ai_credit"))
+    assert figures is not None and (figures.reported, figures.held) == (3, 1)
+
+
+async def test_reprs_show_no_secrets() -> None:
+    secret = "os_sk_do_not_show_me"
+    engine = LocalEngine(api_keys=(secret,))
+    async with AsyncChatarminOS.local(engine, api_key=secret) as client:
+        company = await company_with_limit(client, 5)
+        reservation = await client.billing.reserve(company_id=company, feature_code="ai_credit")
+        texts = [
+            repr(reservation),
+            repr(client._reservations()),
+            repr(client._reservations().ledger),
+        ]
+        assert all(secret not in text and "do_not_show" not in text for text in texts)
+        assert (
+            repr(reservation) == f"<AsyncReservation ai_credit x1 company={company!r} state=held>"
+        )
+        await reservation.release()
+
+
+async def test_figures_are_asked_for_again_after_refresh(engine: LocalEngine) -> None:
+    now = [0.0]
+    options = ReservationOptions(refresh=10)
+    async with AsyncChatarminOS.local(engine, reservations=options) as client:
+        company = await company_with_limit(client, 2)
+        client._reservations().ledger.memory._clock = lambda: now[0]
+        first = await client.billing.reserve(company_id=company, feature_code="ai_credit")
+        assert first.remaining == 1
+        await client.features.set_access(
+            company_id=company, feature_code="ai_credit", quantity_limit=5
+        )
+        second = await client.billing.reserve(company_id=company, feature_code="ai_credit")
+        assert second.remaining == 0  # the ledger's figures: the old limit
+        now[0] = 10.0  # refresh passed: the next hold asks ChatarminOS (the new limit)
+        third = await client.billing.reserve(company_id=company, feature_code="ai_credit")
+        assert third.remaining == 2  # 5 - the two held - this one
+        for reservation in (first, second, third):
+            await reservation.release()

@@ -6,7 +6,8 @@ Outside ``tests.integrations`` (whose package imports pytest): a worker starts f
 
 Configured from the environment the test gives the worker: ``CELERY_TEST_BROKER`` (a Redis
 URL, also where tasks report), ``OS_API_KEY`` / ``CHATARMIN_OS_BASE_URL`` (the local server),
-``CELERY_TEST_SPOOL`` (a usage spool file, optional) and ``CELERY_TEST_FLUSH_INTERVAL``.
+``CELERY_TEST_SPOOL`` (a usage spool file, optional), ``CELERY_TEST_FLUSH_INTERVAL`` and
+``CELERY_TEST_LEDGER`` (a Redis URL for the quota ledger of ``gated``, optional).
 
 Each task meters one unit of ``ai_credit`` with ``usage_key("meter")`` as its idempotency key
 (``later``: through the usage buffer), may raise once after metering (``fail_once``: it is
@@ -22,10 +23,11 @@ from typing import Any
 import redis
 from celery import Celery, Task
 
-from chatarmin_os import UsageBufferOptions
-from chatarmin_os.celery import ChatarminOSCelery
+from chatarmin_os import CacheOptions, UsageBufferOptions
+from chatarmin_os.celery import ChatarminOSCelery, FeatureRefused
 
 BROKER = os.environ.get("CELERY_TEST_BROKER", "memory://")
+LEDGER = os.environ.get("CELERY_TEST_LEDGER")
 
 app = Celery("chatarmin_os_celery_tests", broker=BROKER)
 app.conf.update(
@@ -43,6 +45,8 @@ chatarmin = ChatarminOSCelery(
         close_timeout=30,
     ),
     shutdown_timeout=30,
+    # The quota ledger of require_feature in Redis (one quota for every child), when given.
+    cache=CacheOptions(redis_url=LEDGER) if LEDGER else None,
 )
 
 _reports: dict[int, redis.Redis] = {}
@@ -100,3 +104,25 @@ def meter_late(
 ) -> None:
     """Meter one unit, acknowledged only once done (redelivered after a lost worker)."""
     _meter(self, company_id, index, fail_once, later, to)
+
+
+@app.task(
+    bind=True,
+    autoretry_for=(Flaky,),
+    retry_backoff=False,
+    retry_kwargs={"countdown": 0, "max_retries": 3},
+)
+def gated(
+    self: Task[Any, Any], company_id: str, index: int, fail_once: bool, later: bool, to: str
+) -> None:
+    """One unit through ``require_feature`` (failing inside it once when ``fail_once``: the
+    hold is released and the task retried); reports ``ok`` or the refusal's reason in place
+    of the worker's name."""
+    try:
+        with chatarmin.require_feature("ai_credit", company_id=company_id):
+            if fail_once and self.request.retries == 0:
+                raise Flaky(index)
+        outcome = "ok"
+    except FeatureRefused as refused:
+        outcome = refused.reason
+    report(index, to, outcome)

@@ -59,7 +59,8 @@ class AsyncLedger(LedgerCore):
                 had = bool(reply)
         if had is None:
             self.flew(key, False)
-            had = self.memory.commit(slot, hold_id, quantity, key)
+            # A hold taken in Redis cannot be found here: unknown, not expired.
+            had = self.memory.commit(slot, hold_id, quantity, key) or in_redis
         early = self.committed(key)
         if early is not None:
             await self.answered(slot, key, early)

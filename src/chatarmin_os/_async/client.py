@@ -224,6 +224,18 @@ class AsyncChatarminOS(
             answer = answer_of(outcome)
             await flow.answered(event.company_id, event.feature_code, event.idempotency_key, answer)
 
+    async def _usage_tracked(
+        self, company_id: str, feature_code: str, key: str, outcome: object
+    ) -> None:
+        """The answer of a direct ``billing.track_usage``: a ledger of ``billing.reserve``
+        (if one was made) learns the server's usage, or asks again after a refusal."""
+        dest = product_key(str(self._config.base_url), self._config.api_key)
+        flow = self._reservation_flows.get(dest)
+        if flow is not None:
+            from .._ledger.registry import answer_of
+
+            await flow.answered(company_id, feature_code, key, answer_of(outcome))
+
     def _reservations(self) -> AsyncReservations:
         """The ``billing.reserve`` flow of this client's product (made on first use)."""
         dest = product_key(str(self._config.base_url), self._config.api_key)

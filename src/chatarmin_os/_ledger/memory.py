@@ -108,13 +108,14 @@ class MemoryLedger:
     def commit(self, slot: Slot, hold_id: str, quantity: int, key: str) -> bool:
         """Turn a hold into ``quantity`` in flight under the event's idempotency ``key``.
 
-        Returns whether the hold was still there (``False``: it had expired or was
+        Returns whether the hold was still live (``False``: it had expired or was
         released; the usage is in flight all the same, since it is being metered).
         """
         now = self._clock()
         with self._lock:
             entry = self._entries.setdefault(slot, _Entry())
-            had = entry.holds.pop(hold_id, None) is not None
+            hold = entry.holds.pop(hold_id, None)
+            had = hold is not None and hold[1] > now  # an expired one is not held any more
             if quantity > 0:
                 entry.flights[key] = (quantity, now + self.flight_timeout)
             return had

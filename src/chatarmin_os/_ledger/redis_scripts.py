@@ -108,8 +108,10 @@ return 1
 COMMIT = (
     _COMMON
     + """
--- ARGV: hold id, quantity, idempotency key, expires, idle ms
+-- ARGV: hold id, quantity, idempotency key, expires, idle ms, now
+local ends = redis.call('ZSCORE', h, ARGV[1])
 local had = forget(h, hq, 'held', ARGV[1])
+if ends and tonumber(ends) <= tonumber(ARGV[6]) then had = 0 end
 local qty = tonumber(ARGV[2])
 if qty > 0 then
   forget(f, fq, 'flying', ARGV[3])

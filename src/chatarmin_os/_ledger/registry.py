@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from .._fork import register as reset_after_fork
 from .options import ReservationOptions
 
 if TYPE_CHECKING:
@@ -22,6 +23,11 @@ class Flows(Generic[F]):
     def __init__(self, options: ReservationOptions) -> None:
         self.options = options
         self._flows: dict[str, F] = {}
+        self._lock = threading.Lock()
+        reset_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child gets a free lock (the flows reset themselves)."""
         self._lock = threading.Lock()
 
     def get(self, dest: str) -> F | None:

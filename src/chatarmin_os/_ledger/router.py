@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from .._fork import register as reset_after_fork
+from .._logs import logger
 from .memory import MemoryLedger, Slot
 from .redis_scripts import (
     ACKNOWLEDGE,
@@ -78,6 +80,8 @@ class LedgerCore:
         self._lock = threading.Lock()
         self._idle_ms = int(max(memory.hold_timeout, memory.flight_timeout, memory.refresh) * 1000)
         self._idle_ms += 60_000
+        self._warned_expired = False
+        reset_after_fork(self)  # a forked child drops the parent's connection and entries
 
     @classmethod
     def create(cls: type[_L], options: ReservationOptions, product: str, redis: Any = None) -> _L:
@@ -98,8 +102,9 @@ class LedgerCore:
         where = "redis" if self._keys is not None else "memory"
         return f"<{type(self).__name__} {where}>"
 
-    def after_fork_in_child(self) -> None:
-        """A forked child forgets the parent's connection and flights."""
+    def _after_fork_in_child(self) -> None:
+        """A forked child forgets the parent's connection, flights and in-process entries
+        (holds in Redis stay shared: they are the quota's, not the process's)."""
         self._scripts = None
         self._flights = {}
         self._committing = {}
@@ -132,6 +137,18 @@ class LedgerCore:
         if self._failed is not None:
             self._failed(f"ledger {what}", error)
 
+    def committed_without_hold(self, feature_code: str) -> None:
+        """A commit came after its hold expired (or was given back): it meters all the
+        same, but the quota was not held meanwhile. Logged once per ledger."""
+        if not self._warned_expired:
+            self._warned_expired = True
+            logger.warning(
+                "billing.reserve: a reservation of %s was committed after its hold expired "
+                "(hold_timeout %.0f s); metered anyway, the limit was not held for it",
+                feature_code,
+                self.memory.hold_timeout,
+            )
+
     # -- script arguments ------------------------------------------------------------------
 
     def hold_args(self, hold_id: str, quantity: int) -> list[Any]:
@@ -146,8 +163,8 @@ class LedgerCore:
         return [now, limit_text, usage, enabled_text, self.memory.refresh, self._idle_ms]
 
     def commit_args(self, hold_id: str, quantity: int, key: str) -> list[Any]:
-        expires = self._wall() + self.memory.flight_timeout
-        return [hold_id, quantity, key, expires, self._idle_ms]
+        now = self._wall()
+        return [hold_id, quantity, key, now + self.memory.flight_timeout, self._idle_ms, now]
 
     def figures_args(self) -> list[Any]:
         return [self._wall()]

@@ -24,11 +24,18 @@ __all__ = ["Reservation", "Reservations"]
 
 
 class Reservation(ReservationCore):
-    """A quantity of a feature held against its limit: :meth:`commit` meters it (or less),
-    :meth:`release` gives it back. Both are idempotent; a hold neither committed nor
-    released expires after the ledger's ``hold_timeout``.
+    """A quantity of a feature held against its limit (what ``billing.reserve`` returns):
+    :meth:`commit` meters it (or less), :meth:`release` gives it back. Both are idempotent.
 
-    As ``with`` it commits on normal exit and releases on an exception.
+    As ``with`` it commits on normal exit and releases on an exception. A hold
+    neither committed nor released expires after ``ReservationOptions.hold_timeout`` (so a
+    crashed process frees its quota); a commit after that still meters, and logs a warning
+    (once per client) that the limit was not held for it meanwhile.
+
+    Read :attr:`remaining` (left of the limit after this hold, ``None`` when unlimited),
+    :attr:`idempotency_key` (what the commit is metered with), :attr:`state` (``held``,
+    ``unlimited``, ``committed``, ``released``) and :attr:`committed_quantity`. Its
+    ``repr`` shows the feature, quantity, company and state, never the API key.
     """
 
     __slots__ = ("_ledger", "_meter")
@@ -58,7 +65,9 @@ class Reservation(ReservationCore):
             self._commit_failed()
             raise
         if not self._unlimited:
-            ledger.commit(self._slot, self._hold_id, amount, key, in_redis=self._in_redis)
+            slot, hold = self._slot, self._hold_id
+            if not ledger.commit(slot, hold, amount, key, in_redis=self._in_redis):
+                ledger.committed_without_hold(self.feature_code)
         self._committed(amount)
 
     def release(self) -> None:

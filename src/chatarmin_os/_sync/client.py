@@ -220,6 +220,16 @@ class ChatarminOS(CachedCalls, BaseClient, ChatarminOSCore[httpx.Client, Sleeper
             answer = answer_of(outcome)
             flow.answered(event.company_id, event.feature_code, event.idempotency_key, answer)
 
+    def _usage_tracked(self, company_id: str, feature_code: str, key: str, outcome: object) -> None:
+        """The answer of a direct ``billing.track_usage``: a ledger of ``billing.reserve``
+        (if one was made) learns the server's usage, or asks again after a refusal."""
+        dest = product_key(str(self._config.base_url), self._config.api_key)
+        flow = self._reservation_flows.get(dest)
+        if flow is not None:
+            from .._ledger.registry import answer_of
+
+            flow.answered(company_id, feature_code, key, answer_of(outcome))
+
     def _reservations(self) -> Reservations:
         """The ``billing.reserve`` flow of this client's product (made on first use)."""
         dest = product_key(str(self._config.base_url), self._config.api_key)

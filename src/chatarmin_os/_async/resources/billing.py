@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import httpx
 
 from ..._concurrency import awaitable_context
-from ..._exceptions import ChatarminOSError, NotFoundError
+from ..._exceptions import (
+    ChatarminOSError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+)
 from ..._models import BillingStatus, ClaimCheckoutResult, LinkSubscriptionResult, UsageResult
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import compact, optional_str, require_str, resolved_payload, show, usage_payload
@@ -45,6 +50,10 @@ class _BuffersUsage(Protocol):
     _closed: bool
 
     def _reservations(self) -> AsyncReservations: ...
+
+    async def _usage_tracked(
+        self, company_id: str, feature_code: str, key: str, outcome: object
+    ) -> None: ...
 
 
 class AsyncBilling(AsyncAPIResource):
@@ -92,9 +101,17 @@ class AsyncBilling(AsyncAPIResource):
             if linked is None:
                 raise unlinked_org(org)
             payload = resolved_payload(payload, linked.id)
-        return await self._client._call_cached(
-            "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
-        )
+        client = cast("_BuffersUsage", self._client)
+        where = (payload["companyId"], payload["featureCode"], payload["idempotencyKey"])
+        try:
+            result = await self._client._call_cached(
+                "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
+            )
+        except (PreconditionFailedError, PermissionDeniedError) as error:
+            await client._usage_tracked(*where, error)  # a reserve ledger asks again
+            raise
+        await client._usage_tracked(*where, result)  # a reserve ledger learns the usage
+        return result
 
     async def track_usage_later(
         self,

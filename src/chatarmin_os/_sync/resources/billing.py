@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import httpx
 
 from ..._concurrency import context_now
-from ..._exceptions import ChatarminOSError, NotFoundError
+from ..._exceptions import (
+    ChatarminOSError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+)
 from ..._models import BillingStatus, ClaimCheckoutResult, LinkSubscriptionResult, UsageResult
 from ..._types import NOT_GIVEN, NotGiven
 from ..._validate import compact, optional_str, require_str, resolved_payload, show, usage_payload
@@ -47,6 +52,10 @@ class _BuffersUsage(Protocol):
     _closed: bool
 
     def _reservations(self) -> Reservations: ...
+
+    def _usage_tracked(
+        self, company_id: str, feature_code: str, key: str, outcome: object
+    ) -> None: ...
 
 
 class Billing(APIResource):
@@ -94,9 +103,17 @@ class Billing(APIResource):
             if linked is None:
                 raise unlinked_org(org)
             payload = resolved_payload(payload, linked.id)
-        return self._client._call_cached(
-            "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
-        )
+        client = cast("_BuffersUsage", self._client)
+        where = (payload["companyId"], payload["featureCode"], payload["idempotencyKey"])
+        try:
+            result = self._client._call_cached(
+                "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
+            )
+        except (PreconditionFailedError, PermissionDeniedError) as error:
+            client._usage_tracked(*where, error)  # a reserve ledger asks again
+            raise
+        client._usage_tracked(*where, result)  # a reserve ledger learns the usage
+        return result
 
     def track_usage_later(
         self,
