@@ -29,9 +29,9 @@ from chatarmin_os import (
     PreconditionFailedError,
     ReservationOptions,
 )
-from tests.local_server.serve_process import ServeProcess
-from tests.redis_server import RedisServer
-from tests.reserve_process import FEATURE, Boom, hammer
+from tests.support.redis_server import RedisServer
+from tests.support.reserve_process import FEATURE, Boom, hammer
+from tests.support.serve_process import ServeProcess
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork and SIGKILL")
 
@@ -85,7 +85,7 @@ def worker(served: Served, *args: str, redis: bool = True) -> subprocess.Popen[s
         [
             sys.executable,
             "-m",
-            "tests.reserve_process",
+            "tests.support.reserve_process",
             mode,
             served.base_url,
             KEY,

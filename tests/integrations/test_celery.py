@@ -394,6 +394,7 @@ def test_acks_late_tasks_finish_in_a_new_worker_and_count_once(rig: Rig) -> None
     reports.wait_all(TASKS, second)
     second.warm_shutdown()
     counted_once(rig, company_id, TASKS)
+    reports.wait(TASKS, second)  # read every report line, not only one per task
     by_worker = reports.workers()
     assert by_worker["first"] >= TASKS // 3
     # Every task ran (a redelivered one may run twice, yet counts once: above). How many the

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.integrations import require
+from tests.support.needs import require
 
 require("celery", "celery")
 
@@ -28,8 +28,8 @@ from chatarmin_os.celery import (  # noqa: E402
 from chatarmin_os.local import LocalEngine  # noqa: E402
 from tests.integrations.test_celery import Rig as CeleryRig  # noqa: E402
 from tests.integrations.test_celery import services  # noqa: E402, F401 (a fixture)
-from tests.redis_server import RedisServer  # noqa: E402
-from tests.test_usage_buffer_processes import KEY, Served  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
+from tests.support.served import KEY, Served  # noqa: E402
 
 ORG = "org_gate"
 

@@ -1,7 +1,7 @@
 """Reservations from real threads and processes, for the process tests (not a test module).
 
-    python -m tests.reserve_process hammer BASE_URL API_KEY REDIS_URL COMPANY LIMIT THREADS
-    python -m tests.reserve_process hold BASE_URL API_KEY REDIS_URL COMPANY QUANTITY
+    python -m tests.support.reserve_process hammer BASE_URL API_KEY REDIS_URL COMPANY LIMIT THREADS
+    python -m tests.support.reserve_process hold BASE_URL API_KEY REDIS_URL COMPANY QUANTITY
 
 ``hammer``: ``THREADS`` threads reserve one ``ai_credit`` at a time until the quota is used
 up (every third hold of a thread raises inside ``with client.billing.reserve(...)`` and is
