@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._base import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
     from ._batching import BatchOptions
     from ._cache import CacheOptions, CacheStats, FallbackPolicy
+    from ._client.raw import APIResponse
     from ._exceptions import (
         APIConnectionError,
         APIResponseValidationError,
@@ -90,7 +91,7 @@ if TYPE_CHECKING:
     )
     from ._sync._cache import EntitlementCache
     from ._sync.client import ChatarminOS
-    from ._types import NOT_GIVEN, NotGiven, Timeout, Transformer
+    from ._types import NOT_GIVEN, NotGiven, RequestOptions, Timeout, Transformer
     from ._usage.errors import UnlinkedOrgError, UsageBufferFullError
     from ._usage.events import UsageEvent
     from ._usage.options import UsageBufferOptions
@@ -103,6 +104,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "NOT_GIVEN",
     "APIConnectionError",
+    "APIResponse",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
@@ -159,6 +161,7 @@ __all__ = [
     "ProductLink",
     "Provenance",
     "RateLimitError",
+    "RequestOptions",
     "ResetLinksResult",
     "SmartLinkInput",
     "SmartLinkResult",
@@ -196,6 +199,7 @@ _LAZY: dict[str, str] = {
     "DEFAULT_MAX_RETRIES": "._base",
     "DEFAULT_TIMEOUT": "._base",
     "BatchOptions": "._batching",
+    "APIResponse": "._client.raw",
     "APIConnectionError": "._exceptions",
     "APIResponseValidationError": "._exceptions",
     "APIStatusError": "._exceptions",
@@ -262,6 +266,7 @@ _LAZY: dict[str, str] = {
     "EntitlementCache": "._sync._cache",
     "NOT_GIVEN": "._types",
     "NotGiven": "._types",
+    "RequestOptions": "._types",
     "Timeout": "._types",
     "Transformer": "._types",
     "UnlinkedOrgError": "._usage.errors",

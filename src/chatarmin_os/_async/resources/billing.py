@@ -9,15 +9,18 @@ import httpx
 
 from ..._exceptions import ChatarminOSError, NotFoundError
 from ..._models import BillingStatus, ClaimCheckoutResult, LinkSubscriptionResult, UsageResult
-from ..._types import NOT_GIVEN, NotGiven
+from ..._types import NOT_GIVEN, NotGiven, RequestOptions
 from ..._validate import compact, optional_str, require_str, resolved_payload, show, usage_payload
+from .._raw import to_raw_response_wrapper
 from ._resource import AsyncAPIResource
 from .companies import AsyncCompanies
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .._usage_buffer import AsyncUsageBuffer
 
-__all__ = ["AsyncBilling", "unlinked_org"]
+__all__ = ["AsyncBilling", "AsyncBillingWithRawResponse", "unlinked_org"]
 
 
 def unlinked_org(external_org_id: str) -> NotFoundError:
@@ -54,6 +57,7 @@ class AsyncBilling(AsyncAPIResource):
         external_org_id: str | NotGiven | None = NOT_GIVEN,
         idempotency_key: str | NotGiven | None = NOT_GIVEN,
         metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
+        **options: Unpack[RequestOptions],
     ) -> UsageResult:
         """Count usage of a metered feature (``billing.trackUsage``).
 
@@ -83,12 +87,18 @@ class AsyncBilling(AsyncAPIResource):
         )
         org = payload.get("externalOrgId")
         if org is not None:
-            linked = await AsyncCompanies(self._client).get_by_product_link(external_org_id=org)
+            linked = await AsyncCompanies(self._client).get_by_product_link(
+                external_org_id=org, **options
+            )
             if linked is None:
                 raise unlinked_org(org)
             payload = resolved_payload(payload, linked.id)
         return await self._client._call_cached(
-            "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
+            "billing.trackUsage",
+            payload,
+            UsageResult.model_validate,
+            idempotent=True,
+            options=options,
         )
 
     async def track_usage_later(
@@ -134,7 +144,7 @@ class AsyncBilling(AsyncAPIResource):
         return await client.usage_buffer.put(payload)
 
     async def claim_checkout(
-        self, *, company_id: str, checkout_session_id: str
+        self, *, company_id: str, checkout_session_id: str, **options: Unpack[RequestOptions]
     ) -> ClaimCheckoutResult:
         """Claim the subscription of a completed Stripe Checkout Session (``billing.claimCheckout``).
 
@@ -145,7 +155,7 @@ class AsyncBilling(AsyncAPIResource):
             "checkoutSessionId": require_str("checkout_session_id", checkout_session_id),
         }
         return await self._client._call_cached(
-            "billing.claimCheckout", payload, ClaimCheckoutResult.model_validate
+            "billing.claimCheckout", payload, ClaimCheckoutResult.model_validate, options=options
         )
 
     async def link_subscription(
@@ -156,6 +166,7 @@ class AsyncBilling(AsyncAPIResource):
         stripe_customer_id: str | NotGiven | None = NOT_GIVEN,
         tier_code: str | NotGiven | None = NOT_GIVEN,
         display_name: str | NotGiven | None = NOT_GIVEN,
+        **options: Unpack[RequestOptions],
     ) -> LinkSubscriptionResult:
         """Link a Stripe subscription you created to a company (``billing.linkSubscription``).
 
@@ -173,10 +184,26 @@ class AsyncBilling(AsyncAPIResource):
             }
         )
         return await self._client._call_cached(
-            "billing.linkSubscription", payload, LinkSubscriptionResult.model_validate
+            "billing.linkSubscription",
+            payload,
+            LinkSubscriptionResult.model_validate,
+            options=options,
         )
 
-    async def get_status(self, company_id: str) -> BillingStatus:
+    async def get_status(self, company_id: str, **options: Unpack[RequestOptions]) -> BillingStatus:
         """A company's billing overview (``billing.getStatus``)."""
         payload = {"companyId": require_str("company_id", company_id)}
-        return await self._client._call("billing.getStatus", payload, BillingStatus.model_validate)
+        return await self._client._call(
+            "billing.getStatus", payload, BillingStatus.model_validate, options=options
+        )
+
+
+class AsyncBillingWithRawResponse:
+    """``client.with_raw_response.billing``: the methods of :class:`AsyncBilling`, each returning
+    an :class:`~chatarmin_os.APIResponse` whose ``parse()`` is the plain call's result."""
+
+    def __init__(self, billing: AsyncBilling) -> None:
+        self.track_usage = to_raw_response_wrapper(billing.track_usage)
+        self.claim_checkout = to_raw_response_wrapper(billing.claim_checkout)
+        self.link_subscription = to_raw_response_wrapper(billing.link_subscription)
+        self.get_status = to_raw_response_wrapper(billing.get_status)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ..._exceptions import ChatarminOSError, InvalidInputError
 from ..._inputs import FeatureCheckInput
 from ..._models import FeatureAccess, FeatureAccessDetail, FeatureSource, OrgFeatureAccess
-from ..._types import NOT_GIVEN, NotGiven
+from ..._types import NOT_GIVEN, NotGiven, RequestOptions
 from ..._validate import (
     compact,
     free_map,
@@ -21,10 +21,14 @@ from ..._validate import (
     timestamp,
 )
 from ..._wire import FEATURE_SOURCES
+from .._raw import to_raw_response_wrapper
 from ._resource import AsyncAPIResource, list_of
 from .companies import checked_org
 
-__all__ = ["AsyncFeatures"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["AsyncFeatures", "AsyncFeaturesWithRawResponse"]
 
 _list_details = list_of(FeatureAccessDetail)
 _parse_access = FeatureAccess.model_validate
@@ -69,7 +73,9 @@ def _check_input(name: str, check: Any) -> dict[str, str]:
 class AsyncFeatures(AsyncAPIResource):
     """Feature entitlements: ``check``, ``list_access``, ``set_access`` and by-org lookups."""
 
-    async def check(self, *, company_id: str, feature_code: str) -> FeatureAccess:
+    async def check(
+        self, *, company_id: str, feature_code: str, **options: Unpack[RequestOptions]
+    ) -> FeatureAccess:
         """Whether a company may use a feature now (``features.check``).
 
         Example::
@@ -86,6 +92,7 @@ class AsyncFeatures(AsyncAPIResource):
             {"companyId": company_id, "featureCode": feature_code},
             _parse_access,
             _checked_check,
+            options=options,
         )
 
     @overload
@@ -94,6 +101,7 @@ class AsyncFeatures(AsyncAPIResource):
         checks: Iterable[tuple[str, str] | FeatureCheckInput],
         *,
         return_exceptions: Literal[False] = False,
+        **options: Unpack[RequestOptions],
     ) -> list[FeatureAccess]: ...
 
     @overload
@@ -102,6 +110,7 @@ class AsyncFeatures(AsyncAPIResource):
         checks: Iterable[tuple[str, str] | FeatureCheckInput],
         *,
         return_exceptions: Literal[True],
+        **options: Unpack[RequestOptions],
     ) -> list[FeatureAccess | ChatarminOSError]: ...
 
     async def check_many(
@@ -109,6 +118,7 @@ class AsyncFeatures(AsyncAPIResource):
         checks: Iterable[tuple[str, str] | FeatureCheckInput],
         *,
         return_exceptions: bool = False,
+        **options: Unpack[RequestOptions],
     ) -> list[FeatureAccess] | list[FeatureAccess | ChatarminOSError]:
         """Many :meth:`check` calls in tRPC batch requests, results in the order given.
 
@@ -128,7 +138,7 @@ class AsyncFeatures(AsyncAPIResource):
         """
         payloads = [_check_input(f"checks[{i}]", check) for i, check in enumerate(checks)]
         results = await self._client._call_many(
-            "features.check", payloads, FeatureAccess.model_validate
+            "features.check", payloads, FeatureAccess.model_validate, options=options
         )
         if not return_exceptions:
             for result in results:
@@ -136,11 +146,17 @@ class AsyncFeatures(AsyncAPIResource):
                     raise result
         return results
 
-    async def list_access(self, company_id: str) -> list[FeatureAccessDetail]:
+    async def list_access(
+        self, company_id: str, **options: Unpack[RequestOptions]
+    ) -> list[FeatureAccessDetail]:
         """Every feature and the company's access to it (``features.listAccess``); cached
         with the client's ``cache=`` (each item's ``provenance`` says where it came from)."""
         return await self._client._call_cached(
-            "features.listAccess", {"companyId": company_id}, _list_details, check=_checked_company
+            "features.listAccess",
+            {"companyId": company_id},
+            _list_details,
+            check=_checked_company,
+            options=options,
         )
 
     async def set_access(
@@ -155,6 +171,7 @@ class AsyncFeatures(AsyncAPIResource):
         config: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
         source: FeatureSource | NotGiven | None = NOT_GIVEN,
         valid_until: datetime | str | NotGiven | None = NOT_GIVEN,
+        **options: Unpack[RequestOptions],
     ) -> FeatureAccessDetail:
         """Change a company's access to a feature (``features.setAccess``).
 
@@ -193,10 +210,12 @@ class AsyncFeatures(AsyncAPIResource):
             }
         )
         return await self._client._call_cached(
-            "features.setAccess", payload, FeatureAccessDetail.model_validate
+            "features.setAccess", payload, FeatureAccessDetail.model_validate, options=options
         )
 
-    async def get_access_by_external_org_id(self, external_org_id: str) -> OrgFeatureAccess:
+    async def get_access_by_external_org_id(
+        self, external_org_id: str, **options: Unpack[RequestOptions]
+    ) -> OrgFeatureAccess:
         """Every feature of the company linked to your org id
         (``features.getAccessByExternalOrgId``); cached with the client's ``cache=``."""
         return await self._client._call_cached(
@@ -204,10 +223,11 @@ class AsyncFeatures(AsyncAPIResource):
             {"externalOrgId": external_org_id},
             OrgFeatureAccess.model_validate,
             check=checked_org,
+            options=options,
         )
 
     async def check_by_external_org_id(
-        self, external_org_id: str, feature_code: str
+        self, external_org_id: str, feature_code: str, **options: Unpack[RequestOptions]
     ) -> FeatureAccess:
         """:meth:`check` by your org id instead of the company id (``features.checkByExternalOrgId``).
 
@@ -221,4 +241,20 @@ class AsyncFeatures(AsyncAPIResource):
             {"externalOrgId": external_org_id, "featureCode": feature_code},
             FeatureAccess.model_validate,
             check=_checked_org_check,
+            options=options,
         )
+
+
+class AsyncFeaturesWithRawResponse:
+    """``client.with_raw_response.features``: the methods of :class:`AsyncFeatures`, each returning
+    an :class:`~chatarmin_os.APIResponse` whose ``parse()`` is the plain call's result."""
+
+    def __init__(self, features: AsyncFeatures) -> None:
+        self.check = to_raw_response_wrapper(features.check)
+        self.check_many = to_raw_response_wrapper(features.check_many)
+        self.list_access = to_raw_response_wrapper(features.list_access)
+        self.set_access = to_raw_response_wrapper(features.set_access)
+        self.get_access_by_external_org_id = to_raw_response_wrapper(
+            features.get_access_by_external_org_id
+        )
+        self.check_by_external_org_id = to_raw_response_wrapper(features.check_by_external_org_id)

@@ -11,15 +11,18 @@ import httpx
 
 from ..._exceptions import ChatarminOSError, NotFoundError
 from ..._models import BillingStatus, ClaimCheckoutResult, LinkSubscriptionResult, UsageResult
-from ..._types import NOT_GIVEN, NotGiven
+from ..._types import NOT_GIVEN, NotGiven, RequestOptions
 from ..._validate import compact, optional_str, require_str, resolved_payload, show, usage_payload
+from .._raw import to_raw_response_wrapper
 from ._resource import APIResource
 from .companies import Companies
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .._usage_buffer import UsageBuffer
 
-__all__ = ["Billing", "unlinked_org"]
+__all__ = ["Billing", "BillingWithRawResponse", "unlinked_org"]
 
 
 def unlinked_org(external_org_id: str) -> NotFoundError:
@@ -56,6 +59,7 @@ class Billing(APIResource):
         external_org_id: str | NotGiven | None = NOT_GIVEN,
         idempotency_key: str | NotGiven | None = NOT_GIVEN,
         metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
+        **options: Unpack[RequestOptions],
     ) -> UsageResult:
         """Count usage of a metered feature (``billing.trackUsage``).
 
@@ -85,12 +89,16 @@ class Billing(APIResource):
         )
         org = payload.get("externalOrgId")
         if org is not None:
-            linked = Companies(self._client).get_by_product_link(external_org_id=org)
+            linked = Companies(self._client).get_by_product_link(external_org_id=org, **options)
             if linked is None:
                 raise unlinked_org(org)
             payload = resolved_payload(payload, linked.id)
         return self._client._call_cached(
-            "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
+            "billing.trackUsage",
+            payload,
+            UsageResult.model_validate,
+            idempotent=True,
+            options=options,
         )
 
     def track_usage_later(
@@ -135,7 +143,9 @@ class Billing(APIResource):
             raise ChatarminOSError("This client is closed; make a new one to go on.")
         return client.usage_buffer.put(payload)
 
-    def claim_checkout(self, *, company_id: str, checkout_session_id: str) -> ClaimCheckoutResult:
+    def claim_checkout(
+        self, *, company_id: str, checkout_session_id: str, **options: Unpack[RequestOptions]
+    ) -> ClaimCheckoutResult:
         """Claim the subscription of a completed Stripe Checkout Session (``billing.claimCheckout``).
 
         Claiming twice is safe: the second answer has ``already_claimed=True``.
@@ -145,7 +155,7 @@ class Billing(APIResource):
             "checkoutSessionId": require_str("checkout_session_id", checkout_session_id),
         }
         return self._client._call_cached(
-            "billing.claimCheckout", payload, ClaimCheckoutResult.model_validate
+            "billing.claimCheckout", payload, ClaimCheckoutResult.model_validate, options=options
         )
 
     def link_subscription(
@@ -156,6 +166,7 @@ class Billing(APIResource):
         stripe_customer_id: str | NotGiven | None = NOT_GIVEN,
         tier_code: str | NotGiven | None = NOT_GIVEN,
         display_name: str | NotGiven | None = NOT_GIVEN,
+        **options: Unpack[RequestOptions],
     ) -> LinkSubscriptionResult:
         """Link a Stripe subscription you created to a company (``billing.linkSubscription``).
 
@@ -173,10 +184,26 @@ class Billing(APIResource):
             }
         )
         return self._client._call_cached(
-            "billing.linkSubscription", payload, LinkSubscriptionResult.model_validate
+            "billing.linkSubscription",
+            payload,
+            LinkSubscriptionResult.model_validate,
+            options=options,
         )
 
-    def get_status(self, company_id: str) -> BillingStatus:
+    def get_status(self, company_id: str, **options: Unpack[RequestOptions]) -> BillingStatus:
         """A company's billing overview (``billing.getStatus``)."""
         payload = {"companyId": require_str("company_id", company_id)}
-        return self._client._call("billing.getStatus", payload, BillingStatus.model_validate)
+        return self._client._call(
+            "billing.getStatus", payload, BillingStatus.model_validate, options=options
+        )
+
+
+class BillingWithRawResponse:
+    """``client.with_raw_response.billing``: the methods of :class:`Billing`, each returning
+    an :class:`~chatarmin_os.APIResponse` whose ``parse()`` is the plain call's result."""
+
+    def __init__(self, billing: Billing) -> None:
+        self.track_usage = to_raw_response_wrapper(billing.track_usage)
+        self.claim_checkout = to_raw_response_wrapper(billing.claim_checkout)
+        self.link_subscription = to_raw_response_wrapper(billing.link_subscription)
+        self.get_status = to_raw_response_wrapper(billing.get_status)
