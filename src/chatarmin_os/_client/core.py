@@ -325,14 +325,15 @@ class ClientCore:
             return
         elapsed_ms = (time.perf_counter() - started) * 1000
         outcome = str(status) if status is not None else type(error).__name__
+        if request_id is not None:  # the server's name of the request: quote it to support
+            outcome = f"{outcome} [{request_id}]"
         logger.debug(
-            "%s %s -> %s in %.1f ms (retry %d, request_id %s)",
+            "%s %s -> %s in %.1f ms (retry %d)",
             method,
             path,
             outcome,
             elapsed_ms,
             retries_taken,
-            request_id or "-",
         )
 
     def _batch_refused(
