@@ -381,3 +381,24 @@ def test_options_reach_every_request_of_a_call(client: ChatarminOS, wire: Record
     assert usage.url.path.endswith("billing.trackUsage") and usage.headers["x-t"] == "5"
     assert many.url.params["batch"] == "1" and many.url.params["v"] == "2"
     assert len(results) == 2
+
+
+def test_options_through_your_own_http_client(engine: LocalEngine) -> None:
+    seen: list[httpx.Request] = []
+
+    def hook(request: httpx.Request) -> None:
+        seen.append(request)
+
+    transport = LocalTransport(engine)
+    with httpx.Client(transport=transport, event_hooks={"request": [hook]}) as http:
+        with ChatarminOS(api_key=DEFAULT_API_KEY, base_url=BASE_URL, http_client=http) as client:
+            response = client.with_raw_response.tiers.list(
+                extra_headers={"X-Trace": "t-6"}, timeout=4.0
+            )
+            client.tiers.list()
+    first, second = seen
+    assert first.headers["x-trace"] == "t-6"
+    assert first.extensions["timeout"] == httpx.Timeout(4.0).as_dict()
+    assert "x-trace" not in second.headers
+    assert second.extensions["timeout"] == DEFAULT_TIMEOUT
+    assert response.http_request is first

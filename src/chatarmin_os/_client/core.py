@@ -319,12 +319,13 @@ class ClientCore:
         started: float,
         retries_taken: int,
         error: Exception | None = None,
-        request_id: str | None = None,
+        answer: httpx.Response | None = None,
     ) -> None:
         if not logger.isEnabledFor(logging.DEBUG):
             return
         elapsed_ms = (time.perf_counter() - started) * 1000
         outcome = str(status) if status is not None else type(error).__name__
+        request_id = request_id_of(answer)
         if request_id is not None:  # the server's name of the request: quote it to support
             outcome = f"{outcome} [{request_id}]"
         logger.debug(
@@ -369,7 +370,7 @@ class ClientCore:
             started,
             retries_taken,
             first_failure.error if first_failure is not None else None,
-            request_id_of(answer),
+            answer,
         )
         elapsed = time.perf_counter() - started
         again: list[Call] = []

@@ -89,7 +89,11 @@ class RawCapture:
         if call is None or call.response is None or call.request is None:
             raise ChatarminOSError("This call sent no request, so it has no raw response.")
         elapsed = datetime.timedelta(seconds=call.elapsed)
-        return APIResponse(result, call.response, call.request.to_httpx(), elapsed)
+        try:  # what was sent (your http_client's defaults included)
+            request = call.response.request
+        except RuntimeError:  # an in-process answer: no httpx request was needed, make it
+            request = call.request.to_httpx()
+        return APIResponse(result, call.response, request, elapsed)
 
 
 _capture: ContextVar[RawCapture | None] = ContextVar("chatarmin_os_raw_capture", default=None)
