@@ -46,7 +46,8 @@ Timeout: TypeAlias = float | httpx.Timeout | None
 
 
 class RequestOptions(TypedDict, total=False):
-    """Per-call options every method takes as keyword arguments (openai-python's names).
+    """The per-call keyword arguments every method takes (openai-python's names), as one
+    ``TypedDict``: for wrappers of your own (``**options: Unpack[RequestOptions]``).
 
     They apply to the HTTP request(s) of that one call, never to later calls or to other
     calls of a batch (a call with options is sent on its own):

@@ -332,10 +332,15 @@ def test_a_call_with_options_leaves_the_batch_of_its_neighbours(wire: Recording)
         ({"extra_query": {"input": "{}"}}, "extra_query"),
         ({"extra_query": {"a": [1]}}, "extra_query['a']"),
         ({"extra_query": "a=1"}, "extra_query"),
+        ({"extra_query": {"a": "\ud800"}}, "extra_query"),
+        ({"extra_query": {"a": 10**5000}}, "extra_query"),
+        ({"extra_query": {"a": None}}, "extra_query['a']"),
+        ({"extra_headers": {"Content-Length": "1"}}, "extra_headers"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"timeout": True}, "timeout"),
         ({"timeout": -1}, "timeout"),
         ({"timeout": "5"}, "timeout"),
         ({"timeout": httpx.Timeout(5.0, read=-2.0)}, "timeout.read"),
-        ({"max_retries": 3}, "max_retries"),
     ],
 )
 def test_bad_options_are_refused_before_anything_is_sent(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -11,12 +12,13 @@ import httpx
 
 from .._base import MAX_TIMEOUT, product_key
 from .._batching import BatchOptions
+from .._client.options import request_options
 from .._client.public import ChatarminOSCore
 from .._concurrency import AsyncSleeper
 from .._exceptions import ChatarminOSError, InvalidInputError
 from .._inputs import Hints, HintsDict, hints_input
 from .._models import OnboardResult, UsageResult
-from .._types import NOT_GIVEN, NotGiven, RequestOptions
+from .._types import NOT_GIVEN, NotGiven, Timeout
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import AsyncBaseClient
 from ._cached_calls import AsyncCachedCalls
@@ -24,8 +26,6 @@ from ._raw import to_raw_response_wrapper
 from .resources._resource import namespace
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
-
     from .._models import Company
     from .._usage.options import UsageBufferOptions
     from .._usage.registry import UsageBuffers
@@ -247,7 +247,9 @@ class AsyncChatarminOS(
         contact_email: str | NotGiven | None = NOT_GIVEN,
         contact_name: str | NotGiven | None = NOT_GIVEN,
         created_at: datetime | str | NotGiven | None = NOT_GIVEN,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> OnboardResult:
         """Onboard a customer in one call (procedure ``onboard``).
 
@@ -283,7 +285,10 @@ class AsyncChatarminOS(
             }
         )
         return await self._call_cached(
-            "onboard", payload, OnboardResult.model_validate, options=options
+            "onboard",
+            payload,
+            OnboardResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
 

@@ -15,9 +15,9 @@ import httpx
 
 from .._base import _default_headers, _timeout_seconds
 from .._exceptions import InvalidInputError
-from .._types import NotGiven
+from .._types import NotGiven, RequestOptions, Timeout
 
-__all__ = ["CallOptions", "call_options"]
+__all__ = ["CallOptions", "call_options", "request_options"]
 
 _KNOWN = frozenset({"extra_headers", "extra_query", "timeout"})
 _RESERVED_QUERY = frozenset({"input", "batch"})  # tRPC's own parameters
@@ -52,6 +52,8 @@ class CallOptions:
 
 
 def _headers(value: object) -> dict[str, str]:
+    if isinstance(value, NotGiven):
+        return {}
     headers = _default_headers(value, "extra_headers", _refused)
     for name in headers:
         if name.lower() == "authorization":
@@ -62,7 +64,7 @@ def _headers(value: object) -> dict[str, str]:
 
 
 def _query(value: object) -> str:
-    if value is None:
+    if value is None or isinstance(value, NotGiven):
         return ""
     if not isinstance(value, Mapping):
         raise InvalidInputError(
@@ -80,7 +82,12 @@ def _query(value: object) -> str:
                 f"must be a string, number or bool, got {type(item).__name__}",
             )
         params.append((name, item))
-    return str(httpx.QueryParams(params))
+    try:
+        return str(httpx.QueryParams(params))
+    except (UnicodeError, ValueError):  # a lone surrogate; an int too long to write out
+        raise InvalidInputError(
+            "extra_query", "names and values must be text without lone surrogates, short numbers"
+        ) from None
 
 
 def _timeout(value: object) -> dict[str, Any] | None:
@@ -111,3 +118,19 @@ def call_options(options: Mapping[str, Any] | None) -> CallOptions | None:
     if not headers and not query and extensions is None:
         return None
     return CallOptions(headers, query, extensions)
+
+
+def request_options(
+    extra_headers: Mapping[str, str] | None,
+    extra_query: Mapping[str, object] | None,
+    timeout: Timeout | NotGiven,
+) -> RequestOptions | None:
+    """A method's per-call arguments as the mapping ``_call`` takes (``None``: none given;
+    ``NOT_GIVEN`` counts as not given, as for every argument)."""
+    if (
+        (extra_headers is None or isinstance(extra_headers, NotGiven))
+        and (extra_query is None or isinstance(extra_query, NotGiven))
+        and isinstance(timeout, NotGiven)
+    ):
+        return None
+    return {"extra_headers": extra_headers, "extra_query": extra_query, "timeout": timeout}

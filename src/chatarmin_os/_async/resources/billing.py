@@ -7,17 +7,16 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httpx
 
+from ..._client.options import request_options
 from ..._exceptions import ChatarminOSError, NotFoundError
 from ..._models import BillingStatus, ClaimCheckoutResult, LinkSubscriptionResult, UsageResult
-from ..._types import NOT_GIVEN, NotGiven, RequestOptions
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import compact, optional_str, require_str, resolved_payload, show, usage_payload
 from .._raw import to_raw_response_wrapper
 from ._resource import AsyncAPIResource
 from .companies import AsyncCompanies
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
-
     from .._usage_buffer import AsyncUsageBuffer
 
 __all__ = ["AsyncBilling", "AsyncBillingWithRawResponse", "unlinked_org"]
@@ -57,7 +56,9 @@ class AsyncBilling(AsyncAPIResource):
         external_org_id: str | NotGiven | None = NOT_GIVEN,
         idempotency_key: str | NotGiven | None = NOT_GIVEN,
         metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> UsageResult:
         """Count usage of a metered feature (``billing.trackUsage``).
 
@@ -88,7 +89,10 @@ class AsyncBilling(AsyncAPIResource):
         org = payload.get("externalOrgId")
         if org is not None:
             linked = await AsyncCompanies(self._client).get_by_product_link(
-                external_org_id=org, **options
+                external_org_id=org,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                timeout=timeout,
             )
             if linked is None:
                 raise unlinked_org(org)
@@ -98,7 +102,7 @@ class AsyncBilling(AsyncAPIResource):
             payload,
             UsageResult.model_validate,
             idempotent=True,
-            options=options,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     async def track_usage_later(
@@ -144,7 +148,13 @@ class AsyncBilling(AsyncAPIResource):
         return await client.usage_buffer.put(payload)
 
     async def claim_checkout(
-        self, *, company_id: str, checkout_session_id: str, **options: Unpack[RequestOptions]
+        self,
+        *,
+        company_id: str,
+        checkout_session_id: str,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ClaimCheckoutResult:
         """Claim the subscription of a completed Stripe Checkout Session (``billing.claimCheckout``).
 
@@ -155,7 +165,10 @@ class AsyncBilling(AsyncAPIResource):
             "checkoutSessionId": require_str("checkout_session_id", checkout_session_id),
         }
         return await self._client._call_cached(
-            "billing.claimCheckout", payload, ClaimCheckoutResult.model_validate, options=options
+            "billing.claimCheckout",
+            payload,
+            ClaimCheckoutResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     async def link_subscription(
@@ -166,7 +179,9 @@ class AsyncBilling(AsyncAPIResource):
         stripe_customer_id: str | NotGiven | None = NOT_GIVEN,
         tier_code: str | NotGiven | None = NOT_GIVEN,
         display_name: str | NotGiven | None = NOT_GIVEN,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> LinkSubscriptionResult:
         """Link a Stripe subscription you created to a company (``billing.linkSubscription``).
 
@@ -187,14 +202,24 @@ class AsyncBilling(AsyncAPIResource):
             "billing.linkSubscription",
             payload,
             LinkSubscriptionResult.model_validate,
-            options=options,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
-    async def get_status(self, company_id: str, **options: Unpack[RequestOptions]) -> BillingStatus:
+    async def get_status(
+        self,
+        company_id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> BillingStatus:
         """A company's billing overview (``billing.getStatus``)."""
         payload = {"companyId": require_str("company_id", company_id)}
         return await self._client._call(
-            "billing.getStatus", payload, BillingStatus.model_validate, options=options
+            "billing.getStatus",
+            payload,
+            BillingStatus.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
 

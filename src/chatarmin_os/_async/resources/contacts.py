@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..._client.options import request_options
 from ..._inputs import ContactInput, ContactInputDict
 from ..._models import BulkUpsertResult, Contact, UpsertedContact
-from ..._types import NOT_GIVEN, NotGiven, RequestOptions
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import (
     compact,
     free_map,
@@ -19,9 +20,6 @@ from ..._validate import (
 from ..._wire import MAX_BULK_CONTACTS
 from .._raw import to_raw_response_wrapper
 from ._resource import AsyncAPIResource, list_of
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
 
 __all__ = ["AsyncContacts", "AsyncContactsWithRawResponse"]
 
@@ -43,7 +41,9 @@ class AsyncContacts(AsyncAPIResource):
         is_primary: bool | NotGiven | None = NOT_GIVEN,
         avatar_url: str | NotGiven | None = NOT_GIVEN,
         metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> UpsertedContact:
         """Create a contact, or update the one with that e-mail; ``is_new`` tells which."""
         payload = compact(
@@ -58,7 +58,10 @@ class AsyncContacts(AsyncAPIResource):
             }
         )
         return await self._client._call(
-            "contacts.create", payload, UpsertedContact.model_validate, options=options
+            "contacts.create",
+            payload,
+            UpsertedContact.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     async def bulk_upsert(
@@ -66,7 +69,9 @@ class AsyncContacts(AsyncAPIResource):
         *,
         company_id: str,
         contacts: Sequence[ContactInput | ContactInputDict],
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> BulkUpsertResult:
         """Create or update up to 1000 contacts in one call (dicts or :class:`ContactInput`)."""
         items = model_list(
@@ -77,18 +82,30 @@ class AsyncContacts(AsyncAPIResource):
             "contacts": [item.to_wire() for item in items],
         }
         return await self._client._call(
-            "contacts.bulkUpsert", payload, BulkUpsertResult.model_validate, options=options
+            "contacts.bulkUpsert",
+            payload,
+            BulkUpsertResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     async def list(
-        self, company_id: str, primary_only: bool | None = False, **options: Unpack[RequestOptions]
+        self,
+        company_id: str,
+        primary_only: bool | None = False,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> list[Contact]:
         """A company's contacts, the primary one first; only it with ``primary_only=True``."""
         payload: dict[str, Any] = {"companyId": require_str("company_id", company_id)}
         if optional_bool("primary_only", primary_only):
             payload["primaryOnly"] = True
         result: list[Contact] = await self._client._call(
-            "contacts.list", payload, _list_contacts, options=options
+            "contacts.list",
+            payload,
+            _list_contacts,
+            options=request_options(extra_headers, extra_query, timeout),
         )
         return result
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
+from ..._client.options import request_options
 from ..._exceptions import ChatarminOSError, InvalidInputError
 from ..._inputs import FeatureCheckInput
 from ..._models import FeatureAccess, FeatureAccessDetail, FeatureSource, OrgFeatureAccess
-from ..._types import NOT_GIVEN, NotGiven, RequestOptions
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import (
     compact,
     free_map,
@@ -24,9 +25,6 @@ from ..._wire import FEATURE_SOURCES
 from .._raw import to_raw_response_wrapper
 from ._resource import AsyncAPIResource, list_of
 from .companies import checked_org
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
 
 __all__ = ["AsyncFeatures", "AsyncFeaturesWithRawResponse"]
 
@@ -74,7 +72,13 @@ class AsyncFeatures(AsyncAPIResource):
     """Feature entitlements: ``check``, ``list_access``, ``set_access`` and by-org lookups."""
 
     async def check(
-        self, *, company_id: str, feature_code: str, **options: Unpack[RequestOptions]
+        self,
+        *,
+        company_id: str,
+        feature_code: str,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> FeatureAccess:
         """Whether a company may use a feature now (``features.check``).
 
@@ -92,7 +96,7 @@ class AsyncFeatures(AsyncAPIResource):
             {"companyId": company_id, "featureCode": feature_code},
             _parse_access,
             _checked_check,
-            options=options,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     @overload
@@ -101,7 +105,9 @@ class AsyncFeatures(AsyncAPIResource):
         checks: Iterable[tuple[str, str] | FeatureCheckInput],
         *,
         return_exceptions: Literal[False] = False,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> list[FeatureAccess]: ...
 
     @overload
@@ -110,7 +116,9 @@ class AsyncFeatures(AsyncAPIResource):
         checks: Iterable[tuple[str, str] | FeatureCheckInput],
         *,
         return_exceptions: Literal[True],
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> list[FeatureAccess | ChatarminOSError]: ...
 
     async def check_many(
@@ -118,7 +126,9 @@ class AsyncFeatures(AsyncAPIResource):
         checks: Iterable[tuple[str, str] | FeatureCheckInput],
         *,
         return_exceptions: bool = False,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> list[FeatureAccess] | list[FeatureAccess | ChatarminOSError]:
         """Many :meth:`check` calls in tRPC batch requests, results in the order given.
 
@@ -138,7 +148,10 @@ class AsyncFeatures(AsyncAPIResource):
         """
         payloads = [_check_input(f"checks[{i}]", check) for i, check in enumerate(checks)]
         results = await self._client._call_many(
-            "features.check", payloads, FeatureAccess.model_validate, options=options
+            "features.check",
+            payloads,
+            FeatureAccess.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
         if not return_exceptions:
             for result in results:
@@ -147,7 +160,12 @@ class AsyncFeatures(AsyncAPIResource):
         return results
 
     async def list_access(
-        self, company_id: str, **options: Unpack[RequestOptions]
+        self,
+        company_id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> list[FeatureAccessDetail]:
         """Every feature and the company's access to it (``features.listAccess``); cached
         with the client's ``cache=`` (each item's ``provenance`` says where it came from)."""
@@ -156,7 +174,7 @@ class AsyncFeatures(AsyncAPIResource):
             {"companyId": company_id},
             _list_details,
             check=_checked_company,
-            options=options,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     async def set_access(
@@ -171,7 +189,9 @@ class AsyncFeatures(AsyncAPIResource):
         config: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
         source: FeatureSource | NotGiven | None = NOT_GIVEN,
         valid_until: datetime | str | NotGiven | None = NOT_GIVEN,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> FeatureAccessDetail:
         """Change a company's access to a feature (``features.setAccess``).
 
@@ -210,11 +230,19 @@ class AsyncFeatures(AsyncAPIResource):
             }
         )
         return await self._client._call_cached(
-            "features.setAccess", payload, FeatureAccessDetail.model_validate, options=options
+            "features.setAccess",
+            payload,
+            FeatureAccessDetail.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     async def get_access_by_external_org_id(
-        self, external_org_id: str, **options: Unpack[RequestOptions]
+        self,
+        external_org_id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> OrgFeatureAccess:
         """Every feature of the company linked to your org id
         (``features.getAccessByExternalOrgId``); cached with the client's ``cache=``."""
@@ -223,11 +251,17 @@ class AsyncFeatures(AsyncAPIResource):
             {"externalOrgId": external_org_id},
             OrgFeatureAccess.model_validate,
             check=checked_org,
-            options=options,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     async def check_by_external_org_id(
-        self, external_org_id: str, feature_code: str, **options: Unpack[RequestOptions]
+        self,
+        external_org_id: str,
+        feature_code: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> FeatureAccess:
         """:meth:`check` by your org id instead of the company id (``features.checkByExternalOrgId``).
 
@@ -241,7 +275,7 @@ class AsyncFeatures(AsyncAPIResource):
             {"externalOrgId": external_org_id, "featureCode": feature_code},
             FeatureAccess.model_validate,
             check=_checked_org_check,
-            options=options,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
+from ..._client.options import request_options
 from ..._models import ProductLink, ResetLinksResult
-from ..._types import NOT_GIVEN, NotGiven, RequestOptions
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import compact, optional_bool, optional_str, require_str
 from .._raw import to_raw_response_wrapper
 from ._resource import AsyncAPIResource
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
 
 __all__ = ["AsyncLinks", "AsyncLinksWithRawResponse"]
 
@@ -26,7 +25,9 @@ class AsyncLinks(AsyncAPIResource):
         external_org_id: str,
         label: str | NotGiven | None = NOT_GIVEN,
         external_user_id: str | NotGiven | None = NOT_GIVEN,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ProductLink:
         """Link your org id to an existing company (``links.create``)."""
         payload = compact(
@@ -38,7 +39,10 @@ class AsyncLinks(AsyncAPIResource):
             }
         )
         return await self._client._call_cached(
-            "links.create", payload, ProductLink.model_validate, options=options
+            "links.create",
+            payload,
+            ProductLink.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     async def reset(
@@ -46,7 +50,9 @@ class AsyncLinks(AsyncAPIResource):
         *,
         delete_contacts: bool | None = False,
         reset_mrr: bool | None = False,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ResetLinksResult:
         """Delete every link of your product, e.g. before a re-import (``links.reset``).
 
@@ -59,7 +65,10 @@ class AsyncLinks(AsyncAPIResource):
         if optional_bool("reset_mrr", reset_mrr):
             payload["resetMrr"] = True
         return await self._client._call_cached(
-            "links.reset", payload, ResetLinksResult.model_validate, options=options
+            "links.reset",
+            payload,
+            ResetLinksResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
 

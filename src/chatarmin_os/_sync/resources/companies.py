@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..._client.options import request_options
 from ..._exceptions import ChatarminOSError, InvalidInputError
 from ..._inputs import Hints, HintsDict, hints_input
 from ..._models import Company, SmartLinkResult
-from ..._types import NOT_GIVEN, NotGiven, RequestOptions
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import (
     compact,
     optional_str,
@@ -21,9 +22,6 @@ from ..._validate import (
 )
 from .._raw import to_raw_response_wrapper
 from ._resource import APIResource, optional
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
 
 __all__ = ["Companies", "CompaniesWithRawResponse", "checked_org"]
 
@@ -39,7 +37,12 @@ class Companies(APIResource):
     """Customer companies and their links to your product."""
 
     def get_by_product_link(
-        self, *, external_org_id: str, **options: Unpack[RequestOptions]
+        self,
+        *,
+        external_org_id: str,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Company | None:
         """The company linked to your org id, or ``None`` when it is not linked yet.
 
@@ -51,7 +54,7 @@ class Companies(APIResource):
             {"externalOrgId": external_org_id},
             _optional_company,
             check=checked_org,
-            options=options,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     def _get_many_by_product_link(
@@ -89,7 +92,9 @@ class Companies(APIResource):
         contact_email: str | NotGiven | None = NOT_GIVEN,
         contact_name: str | NotGiven | None = NOT_GIVEN,
         created_at: datetime | str | NotGiven | None = NOT_GIVEN,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Company:
         """Create a company and, with ``external_org_id``, link it to your product."""
         payload = compact(
@@ -104,7 +109,10 @@ class Companies(APIResource):
             }
         )
         return self._client._call_cached(
-            "companies.create", payload, Company.model_validate, options=options
+            "companies.create",
+            payload,
+            Company.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     def update(
@@ -114,7 +122,9 @@ class Companies(APIResource):
         name: str | NotGiven | None = NOT_GIVEN,
         domain: str | NotGiven | None = NOT_GIVEN,
         created_at: datetime | str | NotGiven | None = NOT_GIVEN,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Company:
         """Update a company's name, domain or creation date (e.g. to backfill history)."""
         payload = compact(
@@ -126,7 +136,10 @@ class Companies(APIResource):
             }
         )
         return self._client._call_cached(
-            "companies.update", payload, Company.model_validate, options=options
+            "companies.update",
+            payload,
+            Company.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     def smart_link(
@@ -136,7 +149,9 @@ class Companies(APIResource):
         label: str,
         hints: Hints | HintsDict | NotGiven | None = NOT_GIVEN,
         min_confidence: float | NotGiven | None = NOT_GIVEN,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> SmartLinkResult:
         """Find the company your org belongs to by domain, name or e-mail domain, and link it.
 
@@ -152,7 +167,10 @@ class Companies(APIResource):
             }
         )
         return self._client._call_cached(
-            "companies.smartLink", payload, SmartLinkResult.model_validate, options=options
+            "companies.smartLink",
+            payload,
+            SmartLinkResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
 

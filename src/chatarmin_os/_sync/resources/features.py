@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
+from ..._client.options import request_options
 from ..._exceptions import ChatarminOSError, InvalidInputError
 from ..._inputs import FeatureCheckInput
 from ..._models import FeatureAccess, FeatureAccessDetail, FeatureSource, OrgFeatureAccess
-from ..._types import NOT_GIVEN, NotGiven, RequestOptions
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import (
     compact,
     free_map,
@@ -26,9 +27,6 @@ from ..._wire import FEATURE_SOURCES
 from .._raw import to_raw_response_wrapper
 from ._resource import APIResource, list_of
 from .companies import checked_org
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
 
 __all__ = ["Features", "FeaturesWithRawResponse"]
 
@@ -76,7 +74,13 @@ class Features(APIResource):
     """Feature entitlements: ``check``, ``list_access``, ``set_access`` and by-org lookups."""
 
     def check(
-        self, *, company_id: str, feature_code: str, **options: Unpack[RequestOptions]
+        self,
+        *,
+        company_id: str,
+        feature_code: str,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> FeatureAccess:
         """Whether a company may use a feature now (``features.check``).
 
@@ -94,7 +98,7 @@ class Features(APIResource):
             {"companyId": company_id, "featureCode": feature_code},
             _parse_access,
             _checked_check,
-            options=options,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     @overload
@@ -103,7 +107,9 @@ class Features(APIResource):
         checks: Iterable[tuple[str, str] | FeatureCheckInput],
         *,
         return_exceptions: Literal[False] = False,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> list[FeatureAccess]: ...
 
     @overload
@@ -112,7 +118,9 @@ class Features(APIResource):
         checks: Iterable[tuple[str, str] | FeatureCheckInput],
         *,
         return_exceptions: Literal[True],
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> list[FeatureAccess | ChatarminOSError]: ...
 
     def check_many(
@@ -120,7 +128,9 @@ class Features(APIResource):
         checks: Iterable[tuple[str, str] | FeatureCheckInput],
         *,
         return_exceptions: bool = False,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> list[FeatureAccess] | list[FeatureAccess | ChatarminOSError]:
         """Many :meth:`check` calls in tRPC batch requests, results in the order given.
 
@@ -140,7 +150,10 @@ class Features(APIResource):
         """
         payloads = [_check_input(f"checks[{i}]", check) for i, check in enumerate(checks)]
         results = self._client._call_many(
-            "features.check", payloads, FeatureAccess.model_validate, options=options
+            "features.check",
+            payloads,
+            FeatureAccess.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
         if not return_exceptions:
             for result in results:
@@ -149,7 +162,12 @@ class Features(APIResource):
         return results
 
     def list_access(
-        self, company_id: str, **options: Unpack[RequestOptions]
+        self,
+        company_id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> list[FeatureAccessDetail]:
         """Every feature and the company's access to it (``features.listAccess``); cached
         with the client's ``cache=`` (each item's ``provenance`` says where it came from)."""
@@ -158,7 +176,7 @@ class Features(APIResource):
             {"companyId": company_id},
             _list_details,
             check=_checked_company,
-            options=options,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     def set_access(
@@ -173,7 +191,9 @@ class Features(APIResource):
         config: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
         source: FeatureSource | NotGiven | None = NOT_GIVEN,
         valid_until: datetime | str | NotGiven | None = NOT_GIVEN,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> FeatureAccessDetail:
         """Change a company's access to a feature (``features.setAccess``).
 
@@ -212,11 +232,19 @@ class Features(APIResource):
             }
         )
         return self._client._call_cached(
-            "features.setAccess", payload, FeatureAccessDetail.model_validate, options=options
+            "features.setAccess",
+            payload,
+            FeatureAccessDetail.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     def get_access_by_external_org_id(
-        self, external_org_id: str, **options: Unpack[RequestOptions]
+        self,
+        external_org_id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> OrgFeatureAccess:
         """Every feature of the company linked to your org id
         (``features.getAccessByExternalOrgId``); cached with the client's ``cache=``."""
@@ -225,11 +253,17 @@ class Features(APIResource):
             {"externalOrgId": external_org_id},
             OrgFeatureAccess.model_validate,
             check=checked_org,
-            options=options,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     def check_by_external_org_id(
-        self, external_org_id: str, feature_code: str, **options: Unpack[RequestOptions]
+        self,
+        external_org_id: str,
+        feature_code: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> FeatureAccess:
         """:meth:`check` by your org id instead of the company id (``features.checkByExternalOrgId``).
 
@@ -243,7 +277,7 @@ class Features(APIResource):
             {"externalOrgId": external_org_id, "featureCode": feature_code},
             FeatureAccess.model_validate,
             check=_checked_org_check,
-            options=options,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
 

@@ -5,17 +5,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..._client.options import request_options
 from ..._exceptions import InvalidInputError
 from ..._models import ApplyTierResult, Tier, TierSummary
-from ..._types import NOT_GIVEN, NotGiven, RequestOptions
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import compact, free_map, require_str, show
 from .._raw import to_raw_response_wrapper
 from ._resource import APIResource, list_of
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
 
 __all__ = ["Tiers", "TiersWithRawResponse", "apply_tier_input"]
 
@@ -58,17 +56,38 @@ def apply_tier_input(
 class Tiers(APIResource):
     """The tiers of your product."""
 
-    def list(self, **options: Unpack[RequestOptions]) -> list[TierSummary]:
+    def list(
+        self,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> list[TierSummary]:
         """Every tier (``tiers.list``)."""
         result: list[TierSummary] = self._client._call(
-            "tiers.list", None, _list_tiers, options=options
+            "tiers.list",
+            None,
+            _list_tiers,
+            options=request_options(extra_headers, extra_query, timeout),
         )
         return result
 
-    def get(self, tier_code: str, **options: Unpack[RequestOptions]) -> Tier:
+    def get(
+        self,
+        tier_code: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> Tier:
         """A tier with its base fee, features and Stripe price ids (``tiers.get``)."""
         payload = {"tierCode": require_str("tier_code", tier_code)}
-        return self._client._call("tiers.get", payload, Tier.model_validate, options=options)
+        return self._client._call(
+            "tiers.get",
+            payload,
+            Tier.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
 
     def apply(
         self,
@@ -76,7 +95,9 @@ class Tiers(APIResource):
         *,
         company_id: str,
         features: Mapping[str, Mapping[str, Any]] | NotGiven | None = NOT_GIVEN,
-        **options: Unpack[RequestOptions],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ApplyTierResult:
         """Apply a tier's features to a company, without Stripe (procedure ``tiers.applyTier``).
 
@@ -85,7 +106,10 @@ class Tiers(APIResource):
         """
         payload = apply_tier_input(tier_code, company_id, features)
         return self._client._call_cached(
-            "tiers.applyTier", payload, ApplyTierResult.model_validate, options=options
+            "tiers.applyTier",
+            payload,
+            ApplyTierResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
 
