@@ -443,10 +443,12 @@ def public_methods(client: Any) -> set[str]:
 def test_the_table_covers_every_public_method_and_signature() -> None:
     client = ChatarminOS(api_key=API_KEY, base_url=BASE_URL)
     # features.check_many sends many features.check calls: tests/_async/test_batching.py;
-    # billing.track_usage_later checks as track_usage does: tests/_async/test_usage_buffer.py
+    # billing.track_usage_later checks as track_usage does: tests/_async/test_usage_buffer.py;
+    # billing.reserve checks as track_usage does: tests/_async/test_reserve.py
     assert {m.name for m in METHODS} == public_methods(client) - {
         "features.check_many",
         "billing.track_usage_later",
+        "billing.reserve",
     }
     assert {m.procedure for m in METHODS} == set(PROCEDURES)
     for method in METHODS:

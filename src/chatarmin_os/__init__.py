@@ -16,6 +16,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from ._aiohttp_transport import DefaultAioHttpClient
     from ._async._cache import AsyncEntitlementCache
+    from ._async._reservation import AsyncReservation
     from ._async.client import AsyncChatarminOS
     from ._base import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
     from ._batching import BatchOptions
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         ChatarminOSError,
         ConfigurationError,
         ConflictError,
+        ForbiddenError,
         InternalServerError,
         InvalidInputError,
         NotFoundError,
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
         SmartLinkInput,
         TrackUsageInput,
     )
+    from ._ledger.options import ReservationOptions
     from ._models import (
         ApplyTierResult,
         BaseFee,
@@ -90,6 +93,7 @@ if TYPE_CHECKING:
         UsageResult,
     )
     from ._sync._cache import EntitlementCache
+    from ._sync._reservation import Reservation
     from ._sync.client import ChatarminOS
     from ._types import NOT_GIVEN, NotGiven, RequestOptions, Timeout, Transformer
     from ._usage.errors import UnlinkedOrgError, UsageBufferFullError
@@ -112,6 +116,7 @@ __all__ = [
     "ApplyTierResult",
     "AsyncChatarminOS",
     "AsyncEntitlementCache",
+    "AsyncReservation",
     "AuthenticationError",
     "BadRequestError",
     "BaseFee",
@@ -142,6 +147,7 @@ __all__ = [
     "FeatureCheckInput",
     "FeatureSetAccessInput",
     "FeatureSource",
+    "ForbiddenError",
     "Hints",
     "HintsDict",
     "InternalServerError",
@@ -162,6 +168,8 @@ __all__ = [
     "Provenance",
     "RateLimitError",
     "RequestOptions",
+    "Reservation",
+    "ReservationOptions",
     "ResetLinksResult",
     "SmartLinkInput",
     "SmartLinkResult",
@@ -192,6 +200,9 @@ _LAZY: dict[str, str] = {
     "DefaultAioHttpClient": "._aiohttp_transport",  # needs the aiohttp extra
     "AsyncChatarminOS": "._async.client",
     "AsyncEntitlementCache": "._async._cache",
+    "AsyncReservation": "._async._reservation",
+    "Reservation": "._sync._reservation",
+    "ReservationOptions": "._ledger.options",
     "CacheOptions": "._cache",
     "CacheStats": "._cache",
     "FallbackPolicy": "._cache",
@@ -209,6 +220,7 @@ _LAZY: dict[str, str] = {
     "ChatarminOSError": "._exceptions",
     "ConfigurationError": "._exceptions",
     "ConflictError": "._exceptions",
+    "ForbiddenError": "._exceptions",
     "InternalServerError": "._exceptions",
     "InvalidInputError": "._exceptions",
     "NotFoundError": "._exceptions",

@@ -46,8 +46,8 @@ except ImportError as _error:
         'DefaultAioHttpClient needs aiohttp: pip install "chatarmin-os[aiohttp]"'
     ) from _error
 
-from . import _fork
 from ._exceptions import ConfigurationError
+from ._fork import register as reset_after_fork
 
 __all__ = ["DEFAULT_LIMITS", "AioHttpTransport", "DefaultAioHttpClient"]
 
@@ -147,7 +147,7 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
         self._closer: AsyncGenerator[None, None] | None = None
         self._slots: asyncio.Semaphore | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
-        _fork.register(self)
+        reset_after_fork(self)
 
     def _after_fork_in_child(self) -> None:
         if self._session is not None:

@@ -212,6 +212,10 @@ class PermissionDeniedError(APIStatusError):
     """403: no access to this resource, e.g. a feature that is not enabled (``FORBIDDEN``)."""
 
 
+ForbiddenError = PermissionDeniedError
+"""Another name of :class:`PermissionDeniedError` (403, ``FORBIDDEN``), as tRPC calls it."""
+
+
 class NotFoundError(APIStatusError):
     """404: the company, feature, tier or procedure does not exist (``NOT_FOUND``)."""
 

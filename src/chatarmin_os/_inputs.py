@@ -19,6 +19,7 @@ from ._batching import BatchOptions
 
 if TYPE_CHECKING:
     from ._cache import CacheOptions
+    from ._ledger.options import ReservationOptions
     from ._usage.options import UsageBufferOptions
 
 from ._types import NOT_GIVEN, NotGiven, Timeout, Transformer
@@ -121,6 +122,7 @@ class ChatarminOSConfig(TypedDict, total=False):
     batching: bool | BatchOptions
     cache: bool | CacheOptions | None
     usage_buffer: UsageBufferOptions | None
+    reservations: ReservationOptions | None
 
 
 class _CreateCompanyRequired(TypedDict):

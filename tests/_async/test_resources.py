@@ -127,10 +127,12 @@ async def test_the_table_covers_every_public_method(http_client: httpx.AsyncClie
                 if not name.startswith("_") and callable(getattr(resource, name))
             }
     # features.check_many sends many features.check calls: tests/_async/test_batching.py;
-    # billing.track_usage_later and flush, the usage buffer: tests/_async/test_usage_buffer.py
+    # billing.track_usage_later and flush, the usage buffer: tests/_async/test_usage_buffer.py;
+    # billing.reserve, the quota ledger: tests/_async/test_reserve.py
     assert {case.id.split("-")[0] for case in CASES} == public - {
         "features.check_many",
         "billing.track_usage_later",
+        "billing.reserve",
     }
 
 

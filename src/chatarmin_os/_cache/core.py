@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, ClassVar, Final, Generic, TypeVar, cast
 
-from .. import _fork
 from .._base import ClientConfig, product_key
 from .._exceptions import ChatarminOSError
+from .._fork import register as reset_after_fork
 from .._logs import logger
 from .._models import UsageResult
 from .._procedure_cache import CACHE_RULES, MAPPING_PATH, MISS, Drops, Fills
@@ -90,7 +90,13 @@ class CacheCore:
                 missed=self._missed_messages,
                 background=background,
             )
-        _fork.register(self)
+        reset_after_fork(self)
+
+    @property
+    def redis(self) -> RedisLevelCore | None:
+        """The shared level in Redis (``None`` without ``redis_url``): its ``connection()``
+        serves others that keep state beside the cache (the quota ledger)."""
+        return self._redis
 
     def _start_fresh(self) -> None:
         self._counters.reset()

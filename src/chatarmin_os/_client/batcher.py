@@ -6,9 +6,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from .. import _fork
 from .._batching import BatchOptions, Call, plan_batches
 from .._exceptions import ChatarminOSError
+from .._fork import register as reset_after_fork
 from .._wire import Kind
 
 __all__ = ["BatcherCore"]
@@ -45,7 +45,7 @@ class BatcherCore:
         wait = type(self)._wait
         self._window: Callable[[], Any] = lambda: wait(options.wait)
         self._on_submit: Callable[[Call], None] | None = None
-        _fork.register(self)
+        reset_after_fork(self)
 
     def _reset(self) -> None:
         self._queues: dict[Kind, list[Call]] = {"query": [], "mutation": []}

@@ -12,8 +12,8 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import httpx
 
-from .. import _fork
 from .._exceptions import ChatarminOSError
+from .._fork import register as reset_after_fork
 from .._logs import logger
 
 __all__ = ["HTTPPoolCore", "InProcessAnswer", "InProcessResponse", "PoolCore", "is_plain"]
@@ -107,7 +107,7 @@ class HTTPPoolCore(PoolCore, Generic[_H]):
         self._loop: object | None = None
         self._closed = False
         self._lock = threading.Lock()
-        _fork.register(self)
+        reset_after_fork(self)
 
     @property
     def is_closed(self) -> bool:

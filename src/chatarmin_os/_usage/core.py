@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import httpx
 
-from .. import _fork
 from .._exceptions import (
     ChatarminOSError,
 )
+from .._fork import register as reset_after_fork
 from .._logs import logger
 from .._validate import resolved_payload
 from .errors import UnlinkedOrgError, UsageBufferFullError
@@ -99,7 +99,7 @@ class UsageBufferCore(Generic[E]):
         self._manual = False
         self._closed = False
         self._reset()
-        _fork.register(self)
+        reset_after_fork(self)
 
     def _reset(self) -> None:
         self._worker: _Handle | None = None

@@ -19,10 +19,10 @@ import json
 from typing import Any
 
 from ..._wire import MAX_SAFE_INTEGER, dumps
-from .. import _shapes
 from .._checks import ID, LABEL, OPTIONAL_ID, F, Obj, integer, json_object
 from .._errors import ProcedureError
 from .._registry import mutation, query
+from .._shapes import subscription as shape_subscription
 from .._store import Store, new_id, parse_ts
 from .features import all_access
 from .tiers import set_tier_features
@@ -417,7 +417,7 @@ def get_status(store: Store, args: dict[str, Any]) -> dict[str, Any]:
         "companyId": company["id"],
         "hasBillingProfile": company["stripe_customer_id"] is not None or bool(subscriptions),
         "activeSubscriptions": [
-            _shapes.subscription(row)
+            shape_subscription(row)
             for row in subscriptions
             if row["status"] in ACTIVE_SUBSCRIPTION_STATUSES
         ],

@@ -17,10 +17,10 @@ import unicodedata
 from datetime import datetime
 from typing import Any
 
-from .. import _shapes
 from .._checks import ID, LABEL, OPTIONAL_ID, F, Obj, array, email, ident, number, text, timestamp
 from .._errors import ProcedureError
 from .._registry import mutation, query
+from .._shapes import company as shape_company
 from .._store import Store, format_ts, new_id
 from .contacts import upsert_contact
 from .links import create_link
@@ -351,7 +351,7 @@ def smart_link_result(
 def get_by_product_link(store: Store, args: dict[str, Any]) -> dict[str, Any] | None:
     """``companies.getByProductLink``: the linked company or ``None``."""
     row = store.linked_company(args["externalOrgId"])
-    return _shapes.company(row) if row is not None else None
+    return shape_company(row) if row is not None else None
 
 
 @mutation(
@@ -383,7 +383,7 @@ def create(store: Store, args: dict[str, Any]) -> dict[str, Any]:
         if "contactName" in args:
             contact["name"] = args["contactName"]
         upsert_contact(store, row["id"], contact)
-    return _shapes.company(row)
+    return shape_company(row)
 
 
 @mutation(
@@ -409,7 +409,7 @@ def update(store: Store, args: dict[str, Any]) -> dict[str, Any]:
     )
     if "name_key" in changes:
         index_name(store.conn, row["seq"], row["name_key"], changes["name_key"])
-    return _shapes.company(store.company(row["id"]))
+    return shape_company(store.company(row["id"]))
 
 
 @mutation(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..._wire import MAX_BULK_CONTACTS, dumps
-from .. import _shapes
 from .._checks import ID, LABEL, F, Obj, array, boolean, email, json_object, text
 from .._registry import mutation, query
+from .._shapes import contact as shape_contact
 from .._store import Store, new_id
 
 __all__ = ["CONTACT_FIELDS", "bulk_upsert", "create", "has_primary", "list_", "upsert_contact"]
@@ -90,7 +90,7 @@ def has_primary(store: Store, company_id: str) -> bool:
 def _contact(store: Store, contact_id: str, is_new: bool) -> dict[str, Any]:
     row = store.one("SELECT * FROM contacts WHERE id = ?", (contact_id,))
     assert row is not None
-    return _shapes.contact(row, is_new)
+    return shape_contact(row, is_new)
 
 
 @mutation("contacts.create", input=Obj({"companyId": ID, **CONTACT_FIELDS}))
@@ -132,7 +132,7 @@ def list_(store: Store, args: dict[str, Any]) -> list[dict[str, Any]]:
     company = store.company(args["companyId"])
     where = " AND is_primary = 1" if args.get("primaryOnly", False) else ""
     return [
-        _shapes.contact(row)
+        shape_contact(row)
         for row in store.rows(
             f"SELECT * FROM contacts WHERE company_id = ?{where}"
             " ORDER BY is_primary DESC, created_at, seq",

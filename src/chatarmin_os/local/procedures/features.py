@@ -7,9 +7,9 @@ import sqlite3
 from typing import Any
 
 from ..._wire import FEATURE_SOURCES, dumps
-from .. import _shapes
 from .._checks import ID, OPTIONAL_ID, F, Obj, boolean, enum, integer, json_object, timestamp
 from .._registry import mutation, query
+from .._shapes import access as shape_access
 from .._store import Store, format_ts, parse_ts
 
 __all__ = [
@@ -84,7 +84,7 @@ def all_access(store: Store, company_id: str) -> list[dict[str, Any]]:
         for row in store.rows("SELECT * FROM feature_access WHERE company_id = ?", (company_id,))
     }
     return [
-        _shapes.access(feature, _state(stored.get(feature["code"])), store.now, detail=True)
+        shape_access(feature, _state(stored.get(feature["code"])), store.now, detail=True)
         for feature in store.rows("SELECT * FROM features ORDER BY code")
     ]
 
@@ -92,7 +92,7 @@ def all_access(store: Store, company_id: str) -> list[dict[str, Any]]:
 def _check(store: Store, company_id: str, feature_code: str) -> dict[str, Any]:
     feature = store.feature(feature_code)
     state = load_access(store, company_id, feature["code"])
-    return _shapes.access(feature, state, store.now, detail=False)
+    return shape_access(feature, state, store.now, detail=False)
 
 
 @query("features.check", input=Obj({"companyId": ID, "featureCode": ID}))
@@ -154,7 +154,7 @@ def set_access(store: Store, args: dict[str, Any]) -> dict[str, Any]:
         state["config_values"] = {**state["config_values"], **args["config"]}
     state["source"] = args.get("source", "manual")
     save_access(store, company["id"], feature["code"], state)
-    return _shapes.access(feature, state, store.now, detail=True)
+    return shape_access(feature, state, store.now, detail=True)
 
 
 @query("features.getAccessByExternalOrgId", input=Obj({"externalOrgId": ID}))

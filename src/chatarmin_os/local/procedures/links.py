@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import _shapes
 from .._checks import ID, LABEL, OPTIONAL_ID, F, Obj, boolean
 from .._errors import ProcedureError
 from .._registry import mutation
+from .._shapes import link as shape_link
 from .._store import Store, new_id
 
 __all__ = ["create", "create_link", "reset"]
@@ -33,7 +33,7 @@ def create_link(
     )
     row = store.one("SELECT * FROM product_links WHERE id = ?", (link_id,))
     assert row is not None
-    return _shapes.link(row)
+    return shape_link(row)
 
 
 @mutation(

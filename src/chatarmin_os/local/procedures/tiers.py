@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import _shapes
 from .._checks import ID, F, Invalid, Obj, integer, json_object, mapping
 from .._errors import ProcedureError
 from .._registry import mutation, query
+from .._shapes import tier as shape_tier
+from .._shapes import tier_summary as shape_tier_summary
 from .._store import Store
 from .features import load_access, save_access
 
@@ -80,9 +81,7 @@ def _override(value: Any, path: str) -> dict[str, Any]:
 @query("tiers.list", input=None)
 def list_(store: Store, args: dict[str, Any]) -> list[dict[str, Any]]:
     """``tiers.list``: in catalog order."""
-    return [
-        _shapes.tier_summary(row) for row in store.rows("SELECT * FROM tiers ORDER BY position")
-    ]
+    return [shape_tier_summary(row) for row in store.rows("SELECT * FROM tiers ORDER BY position")]
 
 
 @query("tiers.get", input=Obj({"tierCode": ID}))
@@ -95,7 +94,7 @@ def get(store: Store, args: dict[str, Any]) -> dict[str, Any]:
         " ORDER BY tf.position",
         (tier["code"],),
     )
-    return _shapes.tier(tier, features)
+    return shape_tier(tier, features)
 
 
 @mutation(
