@@ -651,7 +651,11 @@ async def test_a_refused_api_key_stops_the_import(engine: LocalEngine, recorder:
         rows = [org_row(n) for n in range(1, 41)]
         summary = await import_organisations(client, rows, concurrency=4)
     assert summary.stopped_by is not None
-    assert str(summary.stopped_by) == "401 UNAUTHORIZED on onboard: Invalid API key"
+    request_id = getattr(summary.stopped_by, "request_id", None)
+    assert request_id is not None  # the answer's x-request-id, to quote to support
+    assert str(summary.stopped_by) == (
+        f"401 UNAUTHORIZED on onboard: Invalid API key [request_id: {request_id}]"
+    )
     assert summary.failed == len(recorder.calls) <= 4
     assert summary.not_started == 40 - summary.failed
     assert {f.report_line()["error"] for f in summary.failures} == {"AuthenticationError"}

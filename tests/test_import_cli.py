@@ -503,8 +503,10 @@ def test_a_refused_key_stops_the_command(
     path = write_jsonl(tmp_path / "orgs.jsonl", GOOD)
     result = run([str(path), "--concurrency", "1"], engine)
     assert result.status == 1
-    assert result.out == (
-        f"Stopped after 1 of 4 rows of {path}: 401 UNAUTHORIZED on onboard: Invalid API key\n"
+    out = re.sub(r" \[request_id: req_[0-9a-f]{24}\]\n", " [request_id: ID]\n", result.out)
+    assert out == (
+        f"Stopped after 1 of 4 rows of {path}: 401 UNAUTHORIZED on onboard: Invalid API key"
+        " [request_id: ID]\n"
         "  created              0\n"
         "  linked               0\n"
         "  already linked       0\n"

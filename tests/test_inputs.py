@@ -48,16 +48,18 @@ def _method(client: Client, dotted: str) -> Callable[..., Any]:
 
 
 # TypedDict -> (method, positional arguments the TypedDict leaves out)
+# Every method's per-call options (``RequestOptions``) are not part of its input.
+OPTIONS = ("extra_headers", "extra_query", "timeout")
 METHODS: dict[type, tuple[str, tuple[str, ...]]] = {
-    CreateCompanyInput: ("companies.create", ()),
-    SmartLinkInput: ("companies.smart_link", ()),
-    FeatureCheckInput: ("features.check", ()),
-    FeatureSetAccessInput: ("features.set_access", ()),
-    TrackUsageInput: ("billing.track_usage", ()),
-    ClaimCheckoutInput: ("billing.claim_checkout", ()),
-    LinkSubscriptionInput: ("billing.link_subscription", ()),
-    OnboardInput: ("onboard", ()),
-    ApplyTierInput: ("tiers.apply", ("tier_code",)),
+    CreateCompanyInput: ("companies.create", OPTIONS),
+    SmartLinkInput: ("companies.smart_link", OPTIONS),
+    FeatureCheckInput: ("features.check", OPTIONS),
+    FeatureSetAccessInput: ("features.set_access", OPTIONS),
+    TrackUsageInput: ("billing.track_usage", OPTIONS),
+    ClaimCheckoutInput: ("billing.claim_checkout", OPTIONS),
+    LinkSubscriptionInput: ("billing.link_subscription", OPTIONS),
+    OnboardInput: ("onboard", OPTIONS),
+    ApplyTierInput: ("tiers.apply", ("tier_code", *OPTIONS)),
 }
 
 

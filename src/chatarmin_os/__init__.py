@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._base import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
     from ._batching import BatchOptions
     from ._cache import CacheOptions, CacheStats, FallbackPolicy
+    from ._client.raw import APIResponse
     from ._exceptions import (
         APIConnectionError,
         APIResponseValidationError,
@@ -94,7 +95,7 @@ if TYPE_CHECKING:
     from ._sync._cache import EntitlementCache
     from ._sync._reservation import Reservation
     from ._sync.client import ChatarminOS
-    from ._types import NOT_GIVEN, NotGiven, Timeout, Transformer
+    from ._types import NOT_GIVEN, NotGiven, RequestOptions, Timeout, Transformer
     from ._usage.errors import UnlinkedOrgError, UsageBufferFullError
     from ._usage.events import UsageEvent
     from ._usage.options import UsageBufferOptions
@@ -107,6 +108,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "NOT_GIVEN",
     "APIConnectionError",
+    "APIResponse",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
@@ -165,6 +167,7 @@ __all__ = [
     "ProductLink",
     "Provenance",
     "RateLimitError",
+    "RequestOptions",
     "Reservation",
     "ReservationOptions",
     "ResetLinksResult",
@@ -207,6 +210,7 @@ _LAZY: dict[str, str] = {
     "DEFAULT_MAX_RETRIES": "._base",
     "DEFAULT_TIMEOUT": "._base",
     "BatchOptions": "._batching",
+    "APIResponse": "._client.raw",
     "APIConnectionError": "._exceptions",
     "APIResponseValidationError": "._exceptions",
     "APIStatusError": "._exceptions",
@@ -274,6 +278,7 @@ _LAZY: dict[str, str] = {
     "EntitlementCache": "._sync._cache",
     "NOT_GIVEN": "._types",
     "NotGiven": "._types",
+    "RequestOptions": "._types",
     "Timeout": "._types",
     "Transformer": "._types",
     "UnlinkedOrgError": "._usage.errors",

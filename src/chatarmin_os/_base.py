@@ -211,47 +211,50 @@ def _timeout(value: object) -> Timeout:
     return _timeout_seconds(value, "timeout")
 
 
-def _timeout_seconds(value: object, name: str) -> float:
+def _timeout_seconds(
+    value: object, name: str, error: Callable[[str], Exception] = ConfigurationError
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(
+        raise error(
             f"{name} must be seconds (a number), an httpx.Timeout or None, "
             f"got {type(value).__name__}"
         )
     if not 0 < value <= MAX_TIMEOUT:  # also refuses nan
         shown = repr(value) if isinstance(value, float) or abs(value) < 10**15 else "a huge int"
-        raise ConfigurationError(
+        raise error(
             f"{name} must be more than 0 and at most {MAX_TIMEOUT:,.0f} seconds, got {shown} "
             "(None means no timeout)"
         )
     return float(value)
 
 
-def _default_headers(value: object) -> dict[str, str]:
+def _default_headers(
+    value: object,
+    name: str = "default_headers",
+    error: Callable[[str], Exception] = ConfigurationError,
+) -> dict[str, str]:
     """The caller's extra headers, checked; values are never quoted (they may be secrets)."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ConfigurationError(
-            f"default_headers must be a dict of header name to value, got {type(value).__name__}"
-        )
+        raise error(f"{name} must be a dict of header name to value, got {type(value).__name__}")
     headers: dict[str, str] = {}
-    for name, header_value in value.items():
-        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
-            shown = _show(name, 40) if isinstance(name, str) else f"a {type(name).__name__}"
-            raise ConfigurationError(f"default_headers: {shown} is not a valid HTTP header name")
-        if name.lower() in _FRAMING_HEADERS:
-            raise ConfigurationError(f"default_headers: {name} is set by the SDK for each request")
+    for key, header_value in value.items():
+        if not isinstance(key, str) or not _HEADER_NAME.fullmatch(key):
+            shown = _show(key, 40) if isinstance(key, str) else f"a {type(key).__name__}"
+            raise error(f"{name}: {shown} is not a valid HTTP header name")
+        if key.lower() in _FRAMING_HEADERS:
+            raise error(f"{name}: {key} is set by the SDK for each request")
         if not isinstance(header_value, str):
-            raise ConfigurationError(
-                f"default_headers[{_show(name, 40)}] must be a string, "
-                f"got {type(header_value).__name__}"
+            raise error(
+                f"{name}[{_show(key, 40)}] must be a string, got {type(header_value).__name__}"
             )
         if not _HEADER_VALUE.fullmatch(header_value):
-            raise ConfigurationError(
-                f"default_headers[{_show(name, 40)}] must be printable ASCII without line breaks or "
+            raise error(
+                f"{name}[{_show(key, 40)}] must be printable ASCII without line breaks or "
                 "surrounding whitespace (the value is not shown: it may be a secret)"
             )
-        headers[name] = header_value
+        headers[key] = header_value
     return headers
 
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._exceptions import APIStatusError, ChatarminOSError, ConfigurationError
 from ._wire import Kind, batch_query_length_of, item_query_length
+
+if TYPE_CHECKING:
+    from ._client.options import CallOptions
+    from ._client.request import WireRequest
 
 __all__ = ["BatchOptions", "Call", "plan_batches", "refuses_batching"]
 
@@ -72,20 +76,25 @@ class Call:
 
     ``value`` is its input as JSON text (``None``: the procedure takes none), ``quoted`` the
     same percent-encoded for a query URL. Identical queries in flight share one ``Call``
-    (``key``). The sending side sets ``output`` and ``response``, or ``error``, then ``done``.
+    (``key``). The sending side sets ``output`` and ``response``, or ``error``, then ``done``;
+    ``request`` and ``elapsed`` are the last attempt's request and its seconds. ``options``
+    are the call's own (``extra_headers=``, ...): such a call goes alone, never shared.
     """
 
     __slots__ = (
         "batch_size",
         "cause",
         "done",
+        "elapsed",
         "error",
         "idempotent",
         "key",
         "kind",
+        "options",
         "output",
         "path",
         "quoted",
+        "request",
         "response",
         "retries",
         "value",
@@ -99,13 +108,16 @@ class Call:
         quoted: str | None,
         *,
         idempotent: bool,
+        options: CallOptions | None = None,
     ) -> None:
         self.path = path
         self.kind = kind
         self.value = value
         self.quoted = quoted
         self.idempotent = idempotent
-        self.key: tuple[str, str | None] | None = (path, value) if kind == "query" else None
+        self.options = options
+        shareable = kind == "query" and options is None
+        self.key: tuple[str, str | None] | None = (path, value) if shareable else None
         self.output: Any = None
         self.response: httpx.Response | None = None
         self.error: ChatarminOSError | None = None
@@ -113,6 +125,8 @@ class Call:
         self.done: Any = None  # the waiting primitive of the client variant
         self.retries = 0  # times sent again
         self.batch_size = 1  # calls in the last request that carried it
+        self.request: WireRequest | None = None
+        self.elapsed = 0.0
 
     @property
     def finished(self) -> bool:

@@ -23,11 +23,13 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 _U = TypeVar("_U")
+_P = ParamSpec("_P")
 
 __all__ = [
     "AsyncBackground",
     "AsyncEvent",
     "AsyncFetch",
+    "AsyncMethod",
     "AsyncSleeper",
     "AsyncWork",
     "AwaitableContext",
@@ -35,6 +37,7 @@ __all__ = [
     "Event",
     "Fetch",
     "Latch",
+    "Method",
     "Sleeper",
     "Work",
     "agather",
@@ -73,6 +76,12 @@ AsyncFetch: TypeAlias = Callable[[], Awaitable[_T]]
 
 Fetch: TypeAlias = Callable[[], _T]
 """A function without arguments that answers a ``_T`` (a request to make later)."""
+
+AsyncMethod: TypeAlias = Callable[_P, Awaitable[_T]]
+"""An async function taking ``_P`` and answering a ``_T`` (a client method)."""
+
+Method: TypeAlias = Callable[_P, _T]
+"""A function taking ``_P`` and answering a ``_T`` (a client method)."""
 
 
 async def asleep(seconds: float) -> None:
@@ -414,7 +423,6 @@ class Background:
 
 
 _Entered = TypeVar("_Entered")
-_P = ParamSpec("_P")
 
 
 class AwaitableContext(Generic[_Entered]):

@@ -129,7 +129,8 @@ class APITimeoutError(APIConnectionError):
 class APIResponseValidationError(ChatarminOSError):
     """A successful answer did not have the shape the SDK expects for that procedure.
 
-    ``message`` says what was wrong, ``path`` is the procedure, ``response`` the answer.
+    ``message`` says what was wrong, ``path`` is the procedure, ``response`` the answer,
+    ``request_id`` its ``x-request-id`` header (or ``None``).
     """
 
     def __init__(self, message: str, *, path: str, response: httpx.Response) -> None:
@@ -138,10 +139,23 @@ class APIResponseValidationError(ChatarminOSError):
         self.path = path
         self.response = response
         self.status_code = response.status_code
+        self.request_id = request_id_of(response)
 
 
 _CODE_CHARS = 64
 _PATH_CHARS = 200
+_REQUEST_ID_CHARS = 64
+
+REQUEST_ID_HEADER = "x-request-id"
+"""The header the server names each HTTP request with (``req_`` and 24 hex digits)."""
+
+
+def request_id_of(response: httpx.Response | None) -> str | None:
+    """The ``x-request-id`` of an answer (at most 64 characters), or ``None``."""
+    if response is None:
+        return None
+    value = response.headers.get(REQUEST_ID_HEADER)
+    return value[:_REQUEST_ID_CHARS] if value else None
 
 
 class APIStatusError(ChatarminOSError):
@@ -156,6 +170,8 @@ class APIStatusError(ChatarminOSError):
         path: the procedure that was called, e.g. ``"billing.trackUsage"``.
         response: the :class:`httpx.Response`.
         body: the decoded error object when there was one, else ``None``.
+        request_id: the answer's ``x-request-id`` header (``"req_..."``), or ``None`` when it
+            had none; quote it to support. ``str(error)`` ends with ``[request_id: ...]``.
     """
 
     def __init__(
@@ -174,11 +190,14 @@ class APIStatusError(ChatarminOSError):
         self.path = path
         self.code = code
         self.body = body
+        self.request_id = request_id_of(response)
 
     def __str__(self) -> str:
         code = f" {shorten(self.code, _CODE_CHARS)}" if self.code else ""
         head = f"{self.status_code}{code} on {shorten(self.path, _PATH_CHARS)}: "
-        return head + shorten(self.message, MAX_MESSAGE_CHARS - len(head))
+        request_id = getattr(self, "request_id", None)
+        tail = f" [request_id: {request_id}]" if request_id else ""
+        return head + shorten(self.message, MAX_MESSAGE_CHARS - len(head) - len(tail)) + tail
 
 
 class BadRequestError(APIStatusError):

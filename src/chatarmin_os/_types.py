@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias, final
+from collections.abc import Mapping
+from typing import Literal, TypeAlias, TypedDict, final
 
 import httpx
 
-__all__ = ["NOT_GIVEN", "NotGiven", "Timeout", "Transformer"]
+__all__ = ["NOT_GIVEN", "NotGiven", "RequestOptions", "Timeout", "Transformer"]
 
 
 @final
@@ -42,3 +43,25 @@ Transformer: TypeAlias = Literal["json", "superjson"]
 
 Timeout: TypeAlias = float | httpx.Timeout | None
 """Seconds for every phase, an :class:`httpx.Timeout`, or ``None`` for no timeout."""
+
+
+class RequestOptions(TypedDict, total=False):
+    """The per-call keyword arguments every method takes (openai-python's names), as one
+    ``TypedDict``: for wrappers of your own (``**options: Unpack[RequestOptions]``).
+
+    They apply to the HTTP request(s) of that one call, never to later calls or to other
+    calls of a batch (a call with options is sent on its own):
+
+    * ``extra_headers``: headers to add (or override, except ``Authorization``);
+    * ``extra_query``: query parameters to add (not ``input`` or ``batch``, which tRPC uses);
+    * ``timeout``: seconds, an :class:`httpx.Timeout`, or ``None`` for no timeout, instead of
+      the client's.
+
+    Example::
+
+        tiers = client.tiers.list(extra_headers={"X-Trace": "abc"}, timeout=5)
+    """
+
+    extra_headers: Mapping[str, str] | None
+    extra_query: Mapping[str, object] | None
+    timeout: float | httpx.Timeout | NotGiven | None

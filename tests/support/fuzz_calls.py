@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import httpx
 import pytest
 
 from chatarmin_os import NOT_GIVEN, ContactInput, Hints, InvalidInputError
@@ -189,6 +190,11 @@ OVERRIDES: list[Any] = [
     [("ai", {"x": 1})],
     {"ai": Evil()},
 ]
+# A few per option (every method has them: more would crowd out the calls that are sent);
+# tests/_async/test_operate.py tries the rest.
+HEADERS: list[Any] = [{"bad name": "x"}, {"Authorization": "Bearer os_sk_other"}, Evil()]
+QUERIES: list[Any] = [{"input": "{}"}, {"a": Evil()}, "a=1"]
+TIMEOUTS: list[Any] = [-1, float("nan"), "5", Evil()]
 HOSTILE_BY_KIND: dict[str, list[Any]] = {
     "id": STRINGS,
     "str?": STRINGS,
@@ -202,6 +208,9 @@ HOSTILE_BY_KIND: dict[str, list[Any]] = {
     "contacts": CONTACTS,
     "overrides?": OVERRIDES,
     "source?": ["MANUAL", "", " manual", LONG, 1, ["manual"], Evil()],
+    "headers?": HEADERS,
+    "query?": QUERIES,
+    "timeout?": TIMEOUTS,
 }
 HOSTILE: list[Any] = [value for values in HOSTILE_BY_KIND.values() for value in values]
 """Every hostile value, offered to every argument now and then (a map as an id, ...)."""
@@ -220,6 +229,9 @@ VALID: dict[str, list[Any]] = {
     "contacts": [[{"email": "a@b.c", "metadata": {"k": "v"}}], [ContactInput(email="b@c.d")]],
     "overrides?": [NOT_GIVEN, None, {"ai_credit": {"included_quantity": 1, "x": {"y": [1]}}}],
     "source?": [NOT_GIVEN, None, "manual", "trial"],
+    "headers?": [NOT_GIVEN, None, {}, {"X-Trace": "t-1", "Accept-Language": "de"}],
+    "query?": [NOT_GIVEN, None, {}, {"debug": "1", "n": 2, "f": 0.5, "b": True}],
+    "timeout?": [NOT_GIVEN, None, 5, 0.5, httpx.Timeout(3.0, connect=1.0)],
 }
 
 
@@ -243,6 +255,10 @@ class Method:
 
 def P(name: str, kind: str, positional: bool = False) -> Param:
     return Param(name, kind, positional)
+
+
+# The per-call options every method ends with (``RequestOptions``), checked like its input.
+OPTIONS = (P("extra_headers", "headers?"), P("extra_query", "query?"), P("timeout", "timeout?"))
 
 
 ONBOARD_OPTIONAL = ("tier_code", "checkout_session_id", "stripe_subscription_id")
@@ -390,6 +406,9 @@ METHODS = [
         ),
     ),
 ]
+
+
+METHODS = [Method(m.name, m.procedure, (*m.params, *OPTIONS)) for m in METHODS]
 
 
 def public_methods(client: Any) -> set[str]:

@@ -8,7 +8,7 @@ error mapping) is in :class:`chatarmin_os._client.core.ClientCore`. Hand-written
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -97,15 +97,18 @@ class AsyncBaseClient(ClientCore):
         parse: Callable[[Any], _T],
         *,
         idempotent: bool = False,
+        options: Mapping[str, Any] | None = None,
     ) -> _T:
         """Call a procedure; return its output passed through ``parse``, or raise its error.
 
         ``idempotent`` marks a mutation that may safely be sent twice (it carries an
         idempotency key); queries always may. With batching on, the call may travel in a
         batch with others made at the same time; its result and error are its own.
+        ``options`` are the caller's per-call options (``RequestOptions``): such a call is
+        sent on its own.
         """
         self._check_open()
-        call = self._prepare(path, input, idempotent=idempotent)
+        call = self._prepare(path, input, idempotent=idempotent, options=options)
         tracer = current_tracer()
         if tracer is None:
             return await self._complete(call, parse)
@@ -118,7 +121,7 @@ class AsyncBaseClient(ClientCore):
     async def _complete(self, call: Call, parse: Callable[[Any], _T]) -> _T:
         """Send ``call`` (alone or batched), then parse its output or raise its error."""
         batcher = self._batcher
-        if batcher is None or self._pool.batching_refused:
+        if batcher is None or call.options is not None or self._pool.batching_refused:
             await self._send([call])
             return self._outcome(call, parse)
         call = await batcher.submit(call)
@@ -132,16 +135,19 @@ class AsyncBaseClient(ClientCore):
         *,
         idempotent: bool = False,
         max_retries: int | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> list[_T | ChatarminOSError]:
         """Call one procedure with many inputs, in tRPC batches; each call's result or error.
 
         Every input is checked before anything is sent. Batches follow the client's
         ``BatchOptions`` (the defaults when batching is off) and are sent one after the
         other; errors are returned in place, not raised. ``max_retries`` overrides the
-        client's for these calls.
+        client's for these calls; ``options`` (the same for all) apply to each batch.
         """
         self._check_open()
-        calls = [self._prepare(path, input, idempotent=idempotent) for input in inputs]
+        calls = [
+            self._prepare(path, input, idempotent=idempotent, options=options) for input in inputs
+        ]
         for batch in self._batches(calls):
             await self._send(batch, max_retries=max_retries)
         return self._results(calls, parse)

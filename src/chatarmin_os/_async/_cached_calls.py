@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
+from .._client.options import call_options
+from .._client.raw import raw_call_active
 from .._exceptions import ChatarminOSError
 from .._models import Company
 from .._procedure_cache import CACHE_RULES, MAPPING_PATH, MISS, Fills
@@ -51,7 +53,13 @@ class AsyncCachedCalls:
     if TYPE_CHECKING:  # the client's calls (AsyncBaseClient's)
 
         async def _call(
-            self, path: str, input: Any, parse: Callable[[Any], _T], *, idempotent: bool = False
+            self,
+            path: str,
+            input: Any,
+            parse: Callable[[Any], _T],
+            *,
+            idempotent: bool = False,
+            options: Mapping[str, Any] | None = None,
         ) -> _T: ...
 
         async def _call_many(
@@ -62,6 +70,7 @@ class AsyncCachedCalls:
             *,
             idempotent: bool = False,
             max_retries: int | None = None,
+            options: Mapping[str, Any] | None = None,
         ) -> list[_T | ChatarminOSError]: ...
 
     async def _call_cached(
@@ -72,6 +81,7 @@ class AsyncCachedCalls:
         check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
         *,
         idempotent: bool = False,
+        options: Mapping[str, Any] | None = None,
     ) -> _T:
         """Call ``path`` as its rule in :data:`CACHE_RULES` says.
 
@@ -81,16 +91,25 @@ class AsyncCachedCalls:
         A mutation: sent, then what it changed is dropped (in a ``finally``: an unanswered
         write may have been applied). A usage call: sent; its answer updates cached quotas,
         a refusal expires them. Without a cache: ``_call`` of the checked input.
+
+        Per-call ``options`` are checked first (even for an answer from the cache: they only
+        change how a request is sent, so a fresh cached answer still answers). A raw call
+        (``with_raw_response``) is never answered by the cache: a query is sent past it.
         """
         cache = self._cache
         if cache is not None:
+            if options:
+                call_options(options)  # refused before the cache answers
             query = _QUERIES.get(path)
             if query is not None:
+                if raw_call_active():
+                    checked = payload if check is None else check(payload)
+                    return await self._call(path, checked, parse, options=options)
                 found = cache.hit(query, payload)
                 if found is not MISS:
                     hit: _T = found
                     return hit
-        return await self._call_through_cache(path, payload, parse, check, idempotent)
+        return await self._call_through_cache(path, payload, parse, check, idempotent, options)
 
     async def _call_through_cache(
         self,
@@ -99,15 +118,16 @@ class AsyncCachedCalls:
         parse: Callable[[Any], _T],
         check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None,
         idempotent: bool,
+        options: Mapping[str, Any] | None,
     ) -> _T:
         """:meth:`_call_cached` when no fresh answer is cached (the hit path holds no cells)."""
         checked = payload if check is None else check(payload)
         cache = self._cache
         if cache is None:
-            return await self._call(path, checked, parse, idempotent=idempotent)
+            return await self._call(path, checked, parse, idempotent=idempotent, options=options)
 
         async def send() -> _T:
-            return await self._call(path, checked, parse, idempotent=idempotent)
+            return await self._call(path, checked, parse, idempotent=idempotent, options=options)
 
         return await cache.call(CACHE_RULES[path], checked, send, self._find_company)
 
@@ -122,16 +142,19 @@ class AsyncCachedCalls:
         parse: Callable[[Any], _T],
         *,
         check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> list[_T | ChatarminOSError]:
         """Many calls of a query: without a cache, in tRPC batches (``_call_many``, which
         checks every input first); with one, one by one through :meth:`_call_cached`
         (fresh answers at once, misses with its Redis level and outage rules)."""
         if self._cache is None:
-            return await self._call_many(path, inputs, parse)
+            return await self._call_many(path, inputs, parse, options=options)
         answers: list[_T | ChatarminOSError] = []
         for payload in inputs:
             try:
-                answers.append(await self._call_cached(path, payload, parse, check=check))
+                answers.append(
+                    await self._call_cached(path, payload, parse, check=check, options=options)
+                )
             except ChatarminOSError as exc:
                 answers.append(exc)
         return answers

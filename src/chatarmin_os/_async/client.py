@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from .._base import MAX_TIMEOUT, product_key
 from .._batching import BatchOptions
+from .._client.options import request_options
 from .._client.public import ChatarminOSCore
 from .._concurrency import AsyncSleeper
 from .._exceptions import ChatarminOSError, InvalidInputError
 from .._inputs import Hints, HintsDict, hints_input
 from .._models import FeatureAccess, OnboardResult, UsageResult
-from .._types import NOT_GIVEN, NotGiven
+from .._types import NOT_GIVEN, NotGiven, Timeout
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import AsyncBaseClient
 from ._cached_calls import AsyncCachedCalls
+from ._raw import to_raw_response_wrapper
 from .resources._resource import namespace
 
 if TYPE_CHECKING:
@@ -32,15 +36,15 @@ if TYPE_CHECKING:
     from ._cache import AsyncCacheGroup, AsyncEntitlementCache
     from ._reservation import AsyncReservations
     from ._usage_buffer import AsyncUsageBuffer
-    from .resources.billing import AsyncBilling
-    from .resources.companies import AsyncCompanies
-    from .resources.contacts import AsyncContacts
-    from .resources.features import AsyncFeatures
-    from .resources.links import AsyncLinks
-    from .resources.subscriptions import AsyncSubscriptions
-    from .resources.tiers import AsyncTiers
+    from .resources.billing import AsyncBilling, AsyncBillingWithRawResponse
+    from .resources.companies import AsyncCompanies, AsyncCompaniesWithRawResponse
+    from .resources.contacts import AsyncContacts, AsyncContactsWithRawResponse
+    from .resources.features import AsyncFeatures, AsyncFeaturesWithRawResponse
+    from .resources.links import AsyncLinks, AsyncLinksWithRawResponse
+    from .resources.subscriptions import AsyncSubscriptions, AsyncSubscriptionsWithRawResponse
+    from .resources.tiers import AsyncTiers, AsyncTiersWithRawResponse
 
-__all__ = ["AsyncChatarminOS"]
+__all__ = ["AsyncChatarminOS", "AsyncChatarminOSWithRawResponse"]
 
 _C = TypeVar("_C", bound="AsyncChatarminOS")
 
@@ -100,6 +104,21 @@ class AsyncChatarminOS(
         "Alias of ``tiers.apply`` as ``subscriptions.create``.",
     )
     links: namespace[AsyncLinks] = namespace(".links", "AsyncLinks", "Manual product links.")
+
+    @cached_property
+    def with_raw_response(self) -> AsyncChatarminOSWithRawResponse:
+        """Every method, returning the HTTP answer: an :class:`~chatarmin_os.APIResponse`
+        with ``status_code``, ``headers``, ``http_request``, ``elapsed``, ``request_id`` and
+        ``parse()`` (the plain call's result). Raw calls always ask the server (never the
+        entitlement cache).
+
+        Example::
+
+            response = await client.with_raw_response.tiers.list()
+            print(response.status_code, response.request_id)
+            tiers = response.parse()
+        """
+        return AsyncChatarminOSWithRawResponse(self)
 
     def _init_cache(self) -> None:
         group = self._cache_group
@@ -287,6 +306,9 @@ class AsyncChatarminOS(
         contact_email: str | NotGiven | None = NOT_GIVEN,
         contact_name: str | NotGiven | None = NOT_GIVEN,
         created_at: datetime | str | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> OnboardResult:
         """Onboard a customer in one call (procedure ``onboard``).
 
@@ -321,4 +343,71 @@ class AsyncChatarminOS(
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return await self._call_cached("onboard", payload, OnboardResult.model_validate)
+        return await self._call_cached(
+            "onboard",
+            payload,
+            OnboardResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
+
+
+class AsyncChatarminOSWithRawResponse:
+    """``client.with_raw_response``: the client's namespaces and ``onboard``, each method
+    returning an :class:`~chatarmin_os.APIResponse` (see :attr:`AsyncChatarminOS.with_raw_response`).
+    """
+
+    def __init__(self, client: AsyncChatarminOS) -> None:
+        self._client = client
+        self.onboard = to_raw_response_wrapper(client.onboard)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self._client!r}>"
+
+    @cached_property
+    def companies(self) -> AsyncCompaniesWithRawResponse:
+        """``client.companies``, raw."""
+        from .resources.companies import AsyncCompaniesWithRawResponse
+
+        return AsyncCompaniesWithRawResponse(self._client.companies)
+
+    @cached_property
+    def contacts(self) -> AsyncContactsWithRawResponse:
+        """``client.contacts``, raw."""
+        from .resources.contacts import AsyncContactsWithRawResponse
+
+        return AsyncContactsWithRawResponse(self._client.contacts)
+
+    @cached_property
+    def features(self) -> AsyncFeaturesWithRawResponse:
+        """``client.features``, raw."""
+        from .resources.features import AsyncFeaturesWithRawResponse
+
+        return AsyncFeaturesWithRawResponse(self._client.features)
+
+    @cached_property
+    def billing(self) -> AsyncBillingWithRawResponse:
+        """``client.billing``, raw (not ``track_usage_later``: it sends nothing itself)."""
+        from .resources.billing import AsyncBillingWithRawResponse
+
+        return AsyncBillingWithRawResponse(self._client.billing)
+
+    @cached_property
+    def tiers(self) -> AsyncTiersWithRawResponse:
+        """``client.tiers``, raw."""
+        from .resources.tiers import AsyncTiersWithRawResponse
+
+        return AsyncTiersWithRawResponse(self._client.tiers)
+
+    @cached_property
+    def subscriptions(self) -> AsyncSubscriptionsWithRawResponse:
+        """``client.subscriptions``, raw."""
+        from .resources.subscriptions import AsyncSubscriptionsWithRawResponse
+
+        return AsyncSubscriptionsWithRawResponse(self._client.subscriptions)
+
+    @cached_property
+    def links(self) -> AsyncLinksWithRawResponse:
+        """``client.links``, raw."""
+        from .resources.links import AsyncLinksWithRawResponse
+
+        return AsyncLinksWithRawResponse(self._client.links)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,15 +20,17 @@ import httpx
 
 from .._base import ClientConfig, retry_delay, should_retry
 from .._batching import BatchOptions, Call, plan_batches, refuses_batching
-from .._exceptions import ChatarminOSError, ConfigurationError, InvalidInputError
+from .._exceptions import ChatarminOSError, ConfigurationError, InvalidInputError, request_id_of
 from .._logs import logger, setup_logging
 from .._procedures import NO_INPUT, PROCEDURES
 from .._response import decode_batch, decode_response
 from .._urls import url_joiner
 from .._validate import check_url_length
 from .._wire import encode_batch, encode_call, encode_input, encode_uri_component
+from .options import call_options
 from .outcomes import Failure, Success, parse_output
 from .pool import InProcessAnswer, PoolCore
+from .raw import record, with_request_id
 from .request import WireRequest
 
 __all__ = ["OWN_POOL_HEADERS", "ClientCore", "ClientIO", "paths_of"]
@@ -222,8 +224,17 @@ class ClientCore:
         if self._closed:
             raise ChatarminOSError("This client is closed; make a new one to go on.")
 
-    def _prepare(self, path: str, input: Any, *, idempotent: bool = False) -> Call:
-        """Encode one call (bad input is refused here, before anything is sent)."""
+    def _prepare(
+        self,
+        path: str,
+        input: Any,
+        *,
+        idempotent: bool = False,
+        options: Mapping[str, Any] | None = None,
+    ) -> Call:
+        """Encode one call (bad input and bad per-call ``options`` are refused here, before
+        anything is sent)."""
+        checked = call_options(options)
         kind = PROCEDURES[path]
         value = quoted = None
         if path not in NO_INPUT:
@@ -235,7 +246,7 @@ class ClientCore:
                 quoted = encode_uri_component(value)
                 url_length = len(self._base_url_text) + len(path) + len("?input=") + len(quoted)
                 check_url_length(url_length)
-        return Call(path, kind, value, quoted, idempotent=idempotent)
+        return Call(path, kind, value, quoted, idempotent=idempotent, options=checked)
 
     def _request_for(self, calls: list[Call]) -> WireRequest:
         """The request of one call, or of a tRPC batch of calls of one kind: the one place a
@@ -255,9 +266,12 @@ class ClientCore:
         defaults = self._pool.callers_default_headers()
         if defaults is not None:
             headers = self._under_callers_defaults(headers, defaults)
-        return WireRequest(
-            encoded.method, encoded.url, self._url, headers, content, self._extensions
-        )
+        target, extensions = encoded.url, self._extensions
+        options = first.options  # a call with options goes alone (or with its twins)
+        if options is not None:
+            headers, target = options.apply(headers, target)
+            extensions = options.extensions or extensions
+        return WireRequest(encoded.method, target, self._url, headers, content, extensions)
 
     def _under_callers_defaults(
         self, headers: httpx.Headers, defaults: list[tuple[bytes, bytes]]
@@ -305,11 +319,15 @@ class ClientCore:
         started: float,
         retries_taken: int,
         error: Exception | None = None,
+        answer: httpx.Response | None = None,
     ) -> None:
         if not logger.isEnabledFor(logging.DEBUG):
             return
         elapsed_ms = (time.perf_counter() - started) * 1000
         outcome = str(status) if status is not None else type(error).__name__
+        request_id = request_id_of(answer)
+        if request_id is not None:  # the server's name of the request: quote it to support
+            outcome = f"{outcome} [{request_id}]"
         logger.debug(
             "%s %s -> %s in %.1f ms (retry %d)",
             method,
@@ -352,10 +370,13 @@ class ClientCore:
             started,
             retries_taken,
             first_failure.error if first_failure is not None else None,
+            answer,
         )
+        elapsed = time.perf_counter() - started
         again: list[Call] = []
         for call, outcome in zip(pending, outcomes, strict=True):
             call.retries, call.batch_size = retries_taken, len(pending)
+            call.request, call.elapsed = request, elapsed
             if isinstance(outcome, Success):
                 call.succeed(outcome.output, outcome.response)
             elif (
@@ -395,24 +416,29 @@ class ClientCore:
 
     @staticmethod
     def _outcome(call: Call, parse: Callable[[Any], _T], *, shared: bool = False) -> _T:
-        """A sent call's parsed output, or its error raised (a copy when the call may be
-        shared by several callers)."""
+        """A sent call's parsed output with its request id, or its error raised (a copy when
+        the call may be shared by several callers); noted for a raw call in progress."""
+        record(call)
         if call.error is not None:
             raise (copy.copy(call.error) if shared else call.error) from call.cause
-        assert call.response is not None
-        return parse_output(parse, call.output, call.path, call.response)
+        response = call.response
+        assert response is not None
+        return with_request_id(parse_output(parse, call.output, call.path, response), response)
 
     @staticmethod
     def _results(calls: list[Call], parse: Callable[[Any], _T]) -> list[_T | ChatarminOSError]:
-        """Each sent call's parsed output, or its error in place."""
+        """Each sent call's parsed output (with its request id), or its error in place."""
         results: list[_T | ChatarminOSError] = []
         for call in calls:
+            record(call)
             if call.error is not None:
                 results.append(call.error)
                 continue
-            assert call.response is not None
+            response = call.response
+            assert response is not None
             try:
-                results.append(parse_output(parse, call.output, call.path, call.response))
+                parsed = parse_output(parse, call.output, call.path, response)
+                results.append(with_request_id(parsed, response))
             except ChatarminOSError as exc:
                 results.append(exc)
         return results

@@ -26,7 +26,13 @@ its TTL during an outage, or your fallback policy during an outage."""
 
 
 class BaseModel(pydantic.BaseModel):
-    """Base of every result model: snake_case attributes, camelCase on the wire, extras kept."""
+    """Base of every result model: snake_case attributes, camelCase on the wire, extras kept.
+
+    ``_request_id`` is the ``x-request-id`` of the HTTP answer the result came from
+    (``"req_..."``; shared by the calls of one batch), or ``None`` (no such header, or a
+    result the SDK made itself). A private attribute: not a field, not in ``model_dump()``,
+    not compared by ``==``. Quote it to support (see the guide "Debugging and support").
+    """
 
     model_config = ConfigDict(
         extra="allow",
@@ -36,6 +42,17 @@ class BaseModel(pydantic.BaseModel):
         # Validators are built on a model's first use, not when the SDK is imported.
         defer_build=True,
     )
+
+    _request_id: str | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, pydantic.BaseModel):
+            return NotImplemented
+        return (
+            type(self) is type(other)
+            and self.__dict__ == other.__dict__
+            and self.__pydantic_extra__ == other.__pydantic_extra__
+        )
 
     def to_dict(self, *, by_alias: bool = False) -> dict[str, Any]:
         """The model as a plain dict (snake_case keys; wire names with ``by_alias=True``)."""

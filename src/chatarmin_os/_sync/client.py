@@ -6,22 +6,26 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from .._base import MAX_TIMEOUT, product_key
 from .._batching import BatchOptions
+from .._client.options import request_options
 from .._client.public import ChatarminOSCore
 from .._concurrency import Sleeper
 from .._exceptions import ChatarminOSError, InvalidInputError
 from .._inputs import Hints, HintsDict, hints_input
 from .._models import FeatureAccess, OnboardResult, UsageResult
-from .._types import NOT_GIVEN, NotGiven
+from .._types import NOT_GIVEN, NotGiven, Timeout
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import BaseClient
 from ._cached_calls import CachedCalls
+from ._raw import to_raw_response_wrapper
 from .resources._resource import namespace
 
 if TYPE_CHECKING:
@@ -34,15 +38,15 @@ if TYPE_CHECKING:
     from ._cache import CacheGroup, EntitlementCache
     from ._reservation import Reservations
     from ._usage_buffer import UsageBuffer
-    from .resources.billing import Billing
-    from .resources.companies import Companies
-    from .resources.contacts import Contacts
-    from .resources.features import Features
-    from .resources.links import Links
-    from .resources.subscriptions import Subscriptions
-    from .resources.tiers import Tiers
+    from .resources.billing import Billing, BillingWithRawResponse
+    from .resources.companies import Companies, CompaniesWithRawResponse
+    from .resources.contacts import Contacts, ContactsWithRawResponse
+    from .resources.features import Features, FeaturesWithRawResponse
+    from .resources.links import Links, LinksWithRawResponse
+    from .resources.subscriptions import Subscriptions, SubscriptionsWithRawResponse
+    from .resources.tiers import Tiers, TiersWithRawResponse
 
-__all__ = ["ChatarminOS"]
+__all__ = ["ChatarminOS", "ChatarminOSWithRawResponse"]
 
 _C = TypeVar("_C", bound="ChatarminOS")
 
@@ -98,6 +102,21 @@ class ChatarminOS(CachedCalls, BaseClient, ChatarminOSCore[httpx.Client, Sleeper
         "Alias of ``tiers.apply`` as ``subscriptions.create``.",
     )
     links: namespace[Links] = namespace(".links", "Links", "Manual product links.")
+
+    @cached_property
+    def with_raw_response(self) -> ChatarminOSWithRawResponse:
+        """Every method, returning the HTTP answer: an :class:`~chatarmin_os.APIResponse`
+        with ``status_code``, ``headers``, ``http_request``, ``elapsed``, ``request_id`` and
+        ``parse()`` (the plain call's result). Raw calls always ask the server (never the
+        entitlement cache).
+
+        Example::
+
+            response = client.with_raw_response.tiers.list()
+            print(response.status_code, response.request_id)
+            tiers = response.parse()
+        """
+        return ChatarminOSWithRawResponse(self)
 
     def _init_cache(self) -> None:
         group = self._cache_group
@@ -281,6 +300,9 @@ class ChatarminOS(CachedCalls, BaseClient, ChatarminOSCore[httpx.Client, Sleeper
         contact_email: str | NotGiven | None = NOT_GIVEN,
         contact_name: str | NotGiven | None = NOT_GIVEN,
         created_at: datetime | str | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> OnboardResult:
         """Onboard a customer in one call (procedure ``onboard``).
 
@@ -315,4 +337,71 @@ class ChatarminOS(CachedCalls, BaseClient, ChatarminOSCore[httpx.Client, Sleeper
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return self._call_cached("onboard", payload, OnboardResult.model_validate)
+        return self._call_cached(
+            "onboard",
+            payload,
+            OnboardResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
+
+
+class ChatarminOSWithRawResponse:
+    """``client.with_raw_response``: the client's namespaces and ``onboard``, each method
+    returning an :class:`~chatarmin_os.APIResponse` (see :attr:`ChatarminOS.with_raw_response`).
+    """
+
+    def __init__(self, client: ChatarminOS) -> None:
+        self._client = client
+        self.onboard = to_raw_response_wrapper(client.onboard)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self._client!r}>"
+
+    @cached_property
+    def companies(self) -> CompaniesWithRawResponse:
+        """``client.companies``, raw."""
+        from .resources.companies import CompaniesWithRawResponse
+
+        return CompaniesWithRawResponse(self._client.companies)
+
+    @cached_property
+    def contacts(self) -> ContactsWithRawResponse:
+        """``client.contacts``, raw."""
+        from .resources.contacts import ContactsWithRawResponse
+
+        return ContactsWithRawResponse(self._client.contacts)
+
+    @cached_property
+    def features(self) -> FeaturesWithRawResponse:
+        """``client.features``, raw."""
+        from .resources.features import FeaturesWithRawResponse
+
+        return FeaturesWithRawResponse(self._client.features)
+
+    @cached_property
+    def billing(self) -> BillingWithRawResponse:
+        """``client.billing``, raw (not ``track_usage_later``: it sends nothing itself)."""
+        from .resources.billing import BillingWithRawResponse
+
+        return BillingWithRawResponse(self._client.billing)
+
+    @cached_property
+    def tiers(self) -> TiersWithRawResponse:
+        """``client.tiers``, raw."""
+        from .resources.tiers import TiersWithRawResponse
+
+        return TiersWithRawResponse(self._client.tiers)
+
+    @cached_property
+    def subscriptions(self) -> SubscriptionsWithRawResponse:
+        """``client.subscriptions``, raw."""
+        from .resources.subscriptions import SubscriptionsWithRawResponse
+
+        return SubscriptionsWithRawResponse(self._client.subscriptions)
+
+    @cached_property
+    def links(self) -> LinksWithRawResponse:
+        """``client.links``, raw."""
+        from .resources.links import LinksWithRawResponse
+
+        return LinksWithRawResponse(self._client.links)

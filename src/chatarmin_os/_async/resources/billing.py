@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httpx
 
+from ..._client.options import request_options
 from ..._concurrency import awaitable_context
 from ..._exceptions import (
     ChatarminOSError,
@@ -15,8 +16,9 @@ from ..._exceptions import (
     PreconditionFailedError,
 )
 from ..._models import BillingStatus, ClaimCheckoutResult, LinkSubscriptionResult, UsageResult
-from ..._types import NOT_GIVEN, NotGiven
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import compact, optional_str, require_str, resolved_payload, show, usage_payload
+from .._raw import to_raw_response_wrapper
 from ._resource import AsyncAPIResource
 from .companies import AsyncCompanies
 
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from .._reservation import AsyncReservation, AsyncReservations
     from .._usage_buffer import AsyncUsageBuffer
 
-__all__ = ["AsyncBilling", "unlinked_org"]
+__all__ = ["AsyncBilling", "AsyncBillingWithRawResponse", "unlinked_org"]
 
 
 def unlinked_org(external_org_id: str) -> NotFoundError:
@@ -68,6 +70,9 @@ class AsyncBilling(AsyncAPIResource):
         external_org_id: str | NotGiven | None = NOT_GIVEN,
         idempotency_key: str | NotGiven | None = NOT_GIVEN,
         metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> UsageResult:
         """Count usage of a metered feature (``billing.trackUsage``).
 
@@ -97,7 +102,12 @@ class AsyncBilling(AsyncAPIResource):
         )
         org = payload.get("externalOrgId")
         if org is not None:
-            linked = await AsyncCompanies(self._client).get_by_product_link(external_org_id=org)
+            linked = await AsyncCompanies(self._client).get_by_product_link(
+                external_org_id=org,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                timeout=timeout,
+            )
             if linked is None:
                 raise unlinked_org(org)
             payload = resolved_payload(payload, linked.id)
@@ -105,7 +115,11 @@ class AsyncBilling(AsyncAPIResource):
         where = (payload["companyId"], payload["featureCode"], payload["idempotencyKey"])
         try:
             result = await self._client._call_cached(
-                "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
+                "billing.trackUsage",
+                payload,
+                UsageResult.model_validate,
+                idempotent=True,
+                options=request_options(extra_headers, extra_query, timeout),
             )
         except (PreconditionFailedError, PermissionDeniedError) as error:
             await client._usage_tracked(*where, error)  # a reserve ledger asks again
@@ -223,7 +237,13 @@ class AsyncBilling(AsyncAPIResource):
         )
 
     async def claim_checkout(
-        self, *, company_id: str, checkout_session_id: str
+        self,
+        *,
+        company_id: str,
+        checkout_session_id: str,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ClaimCheckoutResult:
         """Claim the subscription of a completed Stripe Checkout Session (``billing.claimCheckout``).
 
@@ -234,7 +254,10 @@ class AsyncBilling(AsyncAPIResource):
             "checkoutSessionId": require_str("checkout_session_id", checkout_session_id),
         }
         return await self._client._call_cached(
-            "billing.claimCheckout", payload, ClaimCheckoutResult.model_validate
+            "billing.claimCheckout",
+            payload,
+            ClaimCheckoutResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     async def link_subscription(
@@ -245,6 +268,9 @@ class AsyncBilling(AsyncAPIResource):
         stripe_customer_id: str | NotGiven | None = NOT_GIVEN,
         tier_code: str | NotGiven | None = NOT_GIVEN,
         display_name: str | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> LinkSubscriptionResult:
         """Link a Stripe subscription you created to a company (``billing.linkSubscription``).
 
@@ -262,10 +288,36 @@ class AsyncBilling(AsyncAPIResource):
             }
         )
         return await self._client._call_cached(
-            "billing.linkSubscription", payload, LinkSubscriptionResult.model_validate
+            "billing.linkSubscription",
+            payload,
+            LinkSubscriptionResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
-    async def get_status(self, company_id: str) -> BillingStatus:
+    async def get_status(
+        self,
+        company_id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> BillingStatus:
         """A company's billing overview (``billing.getStatus``)."""
         payload = {"companyId": require_str("company_id", company_id)}
-        return await self._client._call("billing.getStatus", payload, BillingStatus.model_validate)
+        return await self._client._call(
+            "billing.getStatus",
+            payload,
+            BillingStatus.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
+
+
+class AsyncBillingWithRawResponse:
+    """``client.with_raw_response.billing``: the methods of :class:`AsyncBilling`, each returning
+    an :class:`~chatarmin_os.APIResponse` whose ``parse()`` is the plain call's result."""
+
+    def __init__(self, billing: AsyncBilling) -> None:
+        self.track_usage = to_raw_response_wrapper(billing.track_usage)
+        self.claim_checkout = to_raw_response_wrapper(billing.claim_checkout)
+        self.link_subscription = to_raw_response_wrapper(billing.link_subscription)
+        self.get_status = to_raw_response_wrapper(billing.get_status)

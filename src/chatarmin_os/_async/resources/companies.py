@@ -6,10 +6,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from ..._client.options import request_options
 from ..._exceptions import ChatarminOSError, InvalidInputError
 from ..._inputs import Hints, HintsDict, hints_input
 from ..._models import Company, SmartLinkResult
-from ..._types import NOT_GIVEN, NotGiven
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import (
     compact,
     optional_str,
@@ -17,9 +18,10 @@ from ..._validate import (
     require_str,
     unit_interval,
 )
+from .._raw import to_raw_response_wrapper
 from ._resource import AsyncAPIResource, optional
 
-__all__ = ["AsyncCompanies", "checked_org"]
+__all__ = ["AsyncCompanies", "AsyncCompaniesWithRawResponse", "checked_org"]
 
 _optional_company = optional(Company)
 
@@ -32,7 +34,14 @@ def checked_org(raw: Mapping[str, Any]) -> dict[str, str]:
 class AsyncCompanies(AsyncAPIResource):
     """Customer companies and their links to your product."""
 
-    async def get_by_product_link(self, *, external_org_id: str) -> Company | None:
+    async def get_by_product_link(
+        self,
+        *,
+        external_org_id: str,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> Company | None:
         """The company linked to your org id, or ``None`` when it is not linked yet.
 
         Cached with the client's ``cache=`` (``None`` too: an org linked later by this SDK is
@@ -43,6 +52,7 @@ class AsyncCompanies(AsyncAPIResource):
             {"externalOrgId": external_org_id},
             _optional_company,
             check=checked_org,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     async def _get_many_by_product_link(
@@ -80,6 +90,9 @@ class AsyncCompanies(AsyncAPIResource):
         contact_email: str | NotGiven | None = NOT_GIVEN,
         contact_name: str | NotGiven | None = NOT_GIVEN,
         created_at: datetime | str | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Company:
         """Create a company and, with ``external_org_id``, link it to your product."""
         payload = compact(
@@ -93,7 +106,12 @@ class AsyncCompanies(AsyncAPIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return await self._client._call_cached("companies.create", payload, Company.model_validate)
+        return await self._client._call_cached(
+            "companies.create",
+            payload,
+            Company.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
 
     async def update(
         self,
@@ -102,6 +120,9 @@ class AsyncCompanies(AsyncAPIResource):
         name: str | NotGiven | None = NOT_GIVEN,
         domain: str | NotGiven | None = NOT_GIVEN,
         created_at: datetime | str | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Company:
         """Update a company's name, domain or creation date (e.g. to backfill history)."""
         payload = compact(
@@ -112,7 +133,12 @@ class AsyncCompanies(AsyncAPIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return await self._client._call_cached("companies.update", payload, Company.model_validate)
+        return await self._client._call_cached(
+            "companies.update",
+            payload,
+            Company.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
 
     async def smart_link(
         self,
@@ -121,6 +147,9 @@ class AsyncCompanies(AsyncAPIResource):
         label: str,
         hints: Hints | HintsDict | NotGiven | None = NOT_GIVEN,
         min_confidence: float | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> SmartLinkResult:
         """Find the company your org belongs to by domain, name or e-mail domain, and link it.
 
@@ -136,5 +165,19 @@ class AsyncCompanies(AsyncAPIResource):
             }
         )
         return await self._client._call_cached(
-            "companies.smartLink", payload, SmartLinkResult.model_validate
+            "companies.smartLink",
+            payload,
+            SmartLinkResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
+
+
+class AsyncCompaniesWithRawResponse:
+    """``client.with_raw_response.companies``: the methods of :class:`AsyncCompanies`, each returning
+    an :class:`~chatarmin_os.APIResponse` whose ``parse()`` is the plain call's result."""
+
+    def __init__(self, companies: AsyncCompanies) -> None:
+        self.get_by_product_link = to_raw_response_wrapper(companies.get_by_product_link)
+        self.create = to_raw_response_wrapper(companies.create)
+        self.update = to_raw_response_wrapper(companies.update)
+        self.smart_link = to_raw_response_wrapper(companies.smart_link)

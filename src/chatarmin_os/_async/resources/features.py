@@ -6,10 +6,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal, overload
 
+from ..._client.options import request_options
 from ..._exceptions import ChatarminOSError, InvalidInputError
 from ..._inputs import FeatureCheckInput
 from ..._models import FeatureAccess, FeatureAccessDetail, FeatureSource, OrgFeatureAccess
-from ..._types import NOT_GIVEN, NotGiven
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import (
     compact,
     free_map,
@@ -21,10 +22,11 @@ from ..._validate import (
     timestamp,
 )
 from ..._wire import FEATURE_SOURCES
+from .._raw import to_raw_response_wrapper
 from ._resource import AsyncAPIResource, list_of
 from .companies import checked_org
 
-__all__ = ["AsyncFeatures"]
+__all__ = ["AsyncFeatures", "AsyncFeaturesWithRawResponse"]
 
 _list_details = list_of(FeatureAccessDetail)
 _parse_access = FeatureAccess.model_validate
@@ -69,7 +71,15 @@ def _check_input(name: str, check: Any) -> dict[str, str]:
 class AsyncFeatures(AsyncAPIResource):
     """Feature entitlements: ``check``, ``list_access``, ``set_access`` and by-org lookups."""
 
-    async def check(self, *, company_id: str, feature_code: str) -> FeatureAccess:
+    async def check(
+        self,
+        *,
+        company_id: str,
+        feature_code: str,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> FeatureAccess:
         """Whether a company may use a feature now (``features.check``).
 
         Example::
@@ -86,6 +96,7 @@ class AsyncFeatures(AsyncAPIResource):
             {"companyId": company_id, "featureCode": feature_code},
             _parse_access,
             _checked_check,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     @overload
@@ -94,6 +105,9 @@ class AsyncFeatures(AsyncAPIResource):
         checks: Iterable[tuple[str, str] | FeatureCheckInput],
         *,
         return_exceptions: Literal[False] = False,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> list[FeatureAccess]: ...
 
     @overload
@@ -102,6 +116,9 @@ class AsyncFeatures(AsyncAPIResource):
         checks: Iterable[tuple[str, str] | FeatureCheckInput],
         *,
         return_exceptions: Literal[True],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> list[FeatureAccess | ChatarminOSError]: ...
 
     async def check_many(
@@ -109,6 +126,9 @@ class AsyncFeatures(AsyncAPIResource):
         checks: Iterable[tuple[str, str] | FeatureCheckInput],
         *,
         return_exceptions: bool = False,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> list[FeatureAccess] | list[FeatureAccess | ChatarminOSError]:
         """Many :meth:`check` calls in tRPC batch requests, results in the order given.
 
@@ -128,7 +148,10 @@ class AsyncFeatures(AsyncAPIResource):
         """
         payloads = [_check_input(f"checks[{i}]", check) for i, check in enumerate(checks)]
         results = await self._client._call_many(
-            "features.check", payloads, FeatureAccess.model_validate
+            "features.check",
+            payloads,
+            FeatureAccess.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
         if not return_exceptions:
             for result in results:
@@ -136,11 +159,22 @@ class AsyncFeatures(AsyncAPIResource):
                     raise result
         return results
 
-    async def list_access(self, company_id: str) -> list[FeatureAccessDetail]:
+    async def list_access(
+        self,
+        company_id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> list[FeatureAccessDetail]:
         """Every feature and the company's access to it (``features.listAccess``); cached
         with the client's ``cache=`` (each item's ``provenance`` says where it came from)."""
         return await self._client._call_cached(
-            "features.listAccess", {"companyId": company_id}, _list_details, check=_checked_company
+            "features.listAccess",
+            {"companyId": company_id},
+            _list_details,
+            check=_checked_company,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     async def set_access(
@@ -155,6 +189,9 @@ class AsyncFeatures(AsyncAPIResource):
         config: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
         source: FeatureSource | NotGiven | None = NOT_GIVEN,
         valid_until: datetime | str | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> FeatureAccessDetail:
         """Change a company's access to a feature (``features.setAccess``).
 
@@ -193,10 +230,20 @@ class AsyncFeatures(AsyncAPIResource):
             }
         )
         return await self._client._call_cached(
-            "features.setAccess", payload, FeatureAccessDetail.model_validate
+            "features.setAccess",
+            payload,
+            FeatureAccessDetail.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
-    async def get_access_by_external_org_id(self, external_org_id: str) -> OrgFeatureAccess:
+    async def get_access_by_external_org_id(
+        self,
+        external_org_id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> OrgFeatureAccess:
         """Every feature of the company linked to your org id
         (``features.getAccessByExternalOrgId``); cached with the client's ``cache=``."""
         return await self._client._call_cached(
@@ -204,10 +251,17 @@ class AsyncFeatures(AsyncAPIResource):
             {"externalOrgId": external_org_id},
             OrgFeatureAccess.model_validate,
             check=checked_org,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     async def check_by_external_org_id(
-        self, external_org_id: str, feature_code: str
+        self,
+        external_org_id: str,
+        feature_code: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> FeatureAccess:
         """:meth:`check` by your org id instead of the company id (``features.checkByExternalOrgId``).
 
@@ -221,4 +275,20 @@ class AsyncFeatures(AsyncAPIResource):
             {"externalOrgId": external_org_id, "featureCode": feature_code},
             FeatureAccess.model_validate,
             check=_checked_org_check,
+            options=request_options(extra_headers, extra_query, timeout),
         )
+
+
+class AsyncFeaturesWithRawResponse:
+    """``client.with_raw_response.features``: the methods of :class:`AsyncFeatures`, each returning
+    an :class:`~chatarmin_os.APIResponse` whose ``parse()`` is the plain call's result."""
+
+    def __init__(self, features: AsyncFeatures) -> None:
+        self.check = to_raw_response_wrapper(features.check)
+        self.check_many = to_raw_response_wrapper(features.check_many)
+        self.list_access = to_raw_response_wrapper(features.list_access)
+        self.set_access = to_raw_response_wrapper(features.set_access)
+        self.get_access_by_external_org_id = to_raw_response_wrapper(
+            features.get_access_by_external_org_id
+        )
+        self.check_by_external_org_id = to_raw_response_wrapper(features.check_by_external_org_id)

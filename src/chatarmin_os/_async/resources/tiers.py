@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..._client.options import request_options
 from ..._exceptions import InvalidInputError
 from ..._models import ApplyTierResult, Tier, TierSummary
-from ..._types import NOT_GIVEN, NotGiven
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import compact, free_map, require_str, show
+from .._raw import to_raw_response_wrapper
 from ._resource import AsyncAPIResource, list_of
 
-__all__ = ["AsyncTiers", "apply_tier_input"]
+__all__ = ["AsyncTiers", "AsyncTiersWithRawResponse", "apply_tier_input"]
 
 _list_tiers = list_of(TierSummary)
 
@@ -52,15 +54,38 @@ def apply_tier_input(
 class AsyncTiers(AsyncAPIResource):
     """The tiers of your product."""
 
-    async def list(self) -> list[TierSummary]:
+    async def list(
+        self,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> list[TierSummary]:
         """Every tier (``tiers.list``)."""
-        result: list[TierSummary] = await self._client._call("tiers.list", None, _list_tiers)
+        result: list[TierSummary] = await self._client._call(
+            "tiers.list",
+            None,
+            _list_tiers,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
         return result
 
-    async def get(self, tier_code: str) -> Tier:
+    async def get(
+        self,
+        tier_code: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> Tier:
         """A tier with its base fee, features and Stripe price ids (``tiers.get``)."""
         payload = {"tierCode": require_str("tier_code", tier_code)}
-        return await self._client._call("tiers.get", payload, Tier.model_validate)
+        return await self._client._call(
+            "tiers.get",
+            payload,
+            Tier.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
 
     async def apply(
         self,
@@ -68,6 +93,9 @@ class AsyncTiers(AsyncAPIResource):
         *,
         company_id: str,
         features: Mapping[str, Mapping[str, Any]] | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ApplyTierResult:
         """Apply a tier's features to a company, without Stripe (procedure ``tiers.applyTier``).
 
@@ -76,5 +104,18 @@ class AsyncTiers(AsyncAPIResource):
         """
         payload = apply_tier_input(tier_code, company_id, features)
         return await self._client._call_cached(
-            "tiers.applyTier", payload, ApplyTierResult.model_validate
+            "tiers.applyTier",
+            payload,
+            ApplyTierResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
+
+
+class AsyncTiersWithRawResponse:
+    """``client.with_raw_response.tiers``: the methods of :class:`AsyncTiers`, each returning
+    an :class:`~chatarmin_os.APIResponse` whose ``parse()`` is the plain call's result."""
+
+    def __init__(self, tiers: AsyncTiers) -> None:
+        self.list = to_raw_response_wrapper(tiers.list)
+        self.get = to_raw_response_wrapper(tiers.get)
+        self.apply = to_raw_response_wrapper(tiers.apply)

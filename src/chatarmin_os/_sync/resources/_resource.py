@@ -23,15 +23,27 @@ class ClientCalls(Protocol):
 
     ``_call`` sends a procedure; ``_call_cached`` sends one that has a caching rule beside
     the procedure table (a query may be answered without a request; ``check`` turns the
-    caller's values into the input to send, only when one is sent).
+    caller's values into the input to send, only when one is sent). ``options`` are the
+    caller's per-call options (:class:`~chatarmin_os.RequestOptions`), passed through as given.
     """
 
     def _call(
-        self, path: str, input: Any, parse: Callable[[Any], _T], *, idempotent: bool = False
+        self,
+        path: str,
+        input: Any,
+        parse: Callable[[Any], _T],
+        *,
+        idempotent: bool = False,
+        options: Mapping[str, Any] | None = None,
     ) -> _T: ...
 
     def _call_many(
-        self, path: str, inputs: Sequence[Any], parse: Callable[[Any], _T]
+        self,
+        path: str,
+        inputs: Sequence[Any],
+        parse: Callable[[Any], _T],
+        *,
+        options: Mapping[str, Any] | None = None,
     ) -> list[_T | ChatarminOSError]: ...
 
     def _call_cached(
@@ -42,6 +54,7 @@ class ClientCalls(Protocol):
         check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
         *,
         idempotent: bool = False,
+        options: Mapping[str, Any] | None = None,
     ) -> _T: ...
 
     def _call_many_cached(
@@ -51,6 +64,7 @@ class ClientCalls(Protocol):
         parse: Callable[[Any], _T],
         *,
         check: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> list[_T | ChatarminOSError]: ...
 
 

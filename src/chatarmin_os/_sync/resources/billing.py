@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httpx
 
+from ..._client.options import request_options
 from ..._concurrency import context_now
 from ..._exceptions import (
     ChatarminOSError,
@@ -17,8 +18,9 @@ from ..._exceptions import (
     PreconditionFailedError,
 )
 from ..._models import BillingStatus, ClaimCheckoutResult, LinkSubscriptionResult, UsageResult
-from ..._types import NOT_GIVEN, NotGiven
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import compact, optional_str, require_str, resolved_payload, show, usage_payload
+from .._raw import to_raw_response_wrapper
 from ._resource import APIResource
 from .companies import Companies
 
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from .._reservation import Reservation, Reservations
     from .._usage_buffer import UsageBuffer
 
-__all__ = ["Billing", "unlinked_org"]
+__all__ = ["Billing", "BillingWithRawResponse", "unlinked_org"]
 
 
 def unlinked_org(external_org_id: str) -> NotFoundError:
@@ -70,6 +72,9 @@ class Billing(APIResource):
         external_org_id: str | NotGiven | None = NOT_GIVEN,
         idempotency_key: str | NotGiven | None = NOT_GIVEN,
         metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> UsageResult:
         """Count usage of a metered feature (``billing.trackUsage``).
 
@@ -99,7 +104,12 @@ class Billing(APIResource):
         )
         org = payload.get("externalOrgId")
         if org is not None:
-            linked = Companies(self._client).get_by_product_link(external_org_id=org)
+            linked = Companies(self._client).get_by_product_link(
+                external_org_id=org,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                timeout=timeout,
+            )
             if linked is None:
                 raise unlinked_org(org)
             payload = resolved_payload(payload, linked.id)
@@ -107,7 +117,11 @@ class Billing(APIResource):
         where = (payload["companyId"], payload["featureCode"], payload["idempotencyKey"])
         try:
             result = self._client._call_cached(
-                "billing.trackUsage", payload, UsageResult.model_validate, idempotent=True
+                "billing.trackUsage",
+                payload,
+                UsageResult.model_validate,
+                idempotent=True,
+                options=request_options(extra_headers, extra_query, timeout),
             )
         except (PreconditionFailedError, PermissionDeniedError) as error:
             client._usage_tracked(*where, error)  # a reserve ledger asks again
@@ -223,7 +237,15 @@ class Billing(APIResource):
             external_org_id=org,
         )
 
-    def claim_checkout(self, *, company_id: str, checkout_session_id: str) -> ClaimCheckoutResult:
+    def claim_checkout(
+        self,
+        *,
+        company_id: str,
+        checkout_session_id: str,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> ClaimCheckoutResult:
         """Claim the subscription of a completed Stripe Checkout Session (``billing.claimCheckout``).
 
         Claiming twice is safe: the second answer has ``already_claimed=True``.
@@ -233,7 +255,10 @@ class Billing(APIResource):
             "checkoutSessionId": require_str("checkout_session_id", checkout_session_id),
         }
         return self._client._call_cached(
-            "billing.claimCheckout", payload, ClaimCheckoutResult.model_validate
+            "billing.claimCheckout",
+            payload,
+            ClaimCheckoutResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     def link_subscription(
@@ -244,6 +269,9 @@ class Billing(APIResource):
         stripe_customer_id: str | NotGiven | None = NOT_GIVEN,
         tier_code: str | NotGiven | None = NOT_GIVEN,
         display_name: str | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> LinkSubscriptionResult:
         """Link a Stripe subscription you created to a company (``billing.linkSubscription``).
 
@@ -261,10 +289,36 @@ class Billing(APIResource):
             }
         )
         return self._client._call_cached(
-            "billing.linkSubscription", payload, LinkSubscriptionResult.model_validate
+            "billing.linkSubscription",
+            payload,
+            LinkSubscriptionResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
-    def get_status(self, company_id: str) -> BillingStatus:
+    def get_status(
+        self,
+        company_id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> BillingStatus:
         """A company's billing overview (``billing.getStatus``)."""
         payload = {"companyId": require_str("company_id", company_id)}
-        return self._client._call("billing.getStatus", payload, BillingStatus.model_validate)
+        return self._client._call(
+            "billing.getStatus",
+            payload,
+            BillingStatus.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
+
+
+class BillingWithRawResponse:
+    """``client.with_raw_response.billing``: the methods of :class:`Billing`, each returning
+    an :class:`~chatarmin_os.APIResponse` whose ``parse()`` is the plain call's result."""
+
+    def __init__(self, billing: Billing) -> None:
+        self.track_usage = to_raw_response_wrapper(billing.track_usage)
+        self.claim_checkout = to_raw_response_wrapper(billing.claim_checkout)
+        self.link_subscription = to_raw_response_wrapper(billing.link_subscription)
+        self.get_status = to_raw_response_wrapper(billing.get_status)

@@ -8,10 +8,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from ..._client.options import request_options
 from ..._exceptions import ChatarminOSError, InvalidInputError
 from ..._inputs import Hints, HintsDict, hints_input
 from ..._models import Company, SmartLinkResult
-from ..._types import NOT_GIVEN, NotGiven
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import (
     compact,
     optional_str,
@@ -19,9 +20,10 @@ from ..._validate import (
     require_str,
     unit_interval,
 )
+from .._raw import to_raw_response_wrapper
 from ._resource import APIResource, optional
 
-__all__ = ["Companies", "checked_org"]
+__all__ = ["Companies", "CompaniesWithRawResponse", "checked_org"]
 
 _optional_company = optional(Company)
 
@@ -34,7 +36,14 @@ def checked_org(raw: Mapping[str, Any]) -> dict[str, str]:
 class Companies(APIResource):
     """Customer companies and their links to your product."""
 
-    def get_by_product_link(self, *, external_org_id: str) -> Company | None:
+    def get_by_product_link(
+        self,
+        *,
+        external_org_id: str,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> Company | None:
         """The company linked to your org id, or ``None`` when it is not linked yet.
 
         Cached with the client's ``cache=`` (``None`` too: an org linked later by this SDK is
@@ -45,6 +54,7 @@ class Companies(APIResource):
             {"externalOrgId": external_org_id},
             _optional_company,
             check=checked_org,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     def _get_many_by_product_link(
@@ -82,6 +92,9 @@ class Companies(APIResource):
         contact_email: str | NotGiven | None = NOT_GIVEN,
         contact_name: str | NotGiven | None = NOT_GIVEN,
         created_at: datetime | str | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Company:
         """Create a company and, with ``external_org_id``, link it to your product."""
         payload = compact(
@@ -95,7 +108,12 @@ class Companies(APIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return self._client._call_cached("companies.create", payload, Company.model_validate)
+        return self._client._call_cached(
+            "companies.create",
+            payload,
+            Company.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
 
     def update(
         self,
@@ -104,6 +122,9 @@ class Companies(APIResource):
         name: str | NotGiven | None = NOT_GIVEN,
         domain: str | NotGiven | None = NOT_GIVEN,
         created_at: datetime | str | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Company:
         """Update a company's name, domain or creation date (e.g. to backfill history)."""
         payload = compact(
@@ -114,7 +135,12 @@ class Companies(APIResource):
                 "createdAt": optional_timestamp("created_at", created_at),
             }
         )
-        return self._client._call_cached("companies.update", payload, Company.model_validate)
+        return self._client._call_cached(
+            "companies.update",
+            payload,
+            Company.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
 
     def smart_link(
         self,
@@ -123,6 +149,9 @@ class Companies(APIResource):
         label: str,
         hints: Hints | HintsDict | NotGiven | None = NOT_GIVEN,
         min_confidence: float | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> SmartLinkResult:
         """Find the company your org belongs to by domain, name or e-mail domain, and link it.
 
@@ -138,5 +167,19 @@ class Companies(APIResource):
             }
         )
         return self._client._call_cached(
-            "companies.smartLink", payload, SmartLinkResult.model_validate
+            "companies.smartLink",
+            payload,
+            SmartLinkResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
+
+
+class CompaniesWithRawResponse:
+    """``client.with_raw_response.companies``: the methods of :class:`Companies`, each returning
+    an :class:`~chatarmin_os.APIResponse` whose ``parse()`` is the plain call's result."""
+
+    def __init__(self, companies: Companies) -> None:
+        self.get_by_product_link = to_raw_response_wrapper(companies.get_by_product_link)
+        self.create = to_raw_response_wrapper(companies.create)
+        self.update = to_raw_response_wrapper(companies.update)
+        self.smart_link = to_raw_response_wrapper(companies.smart_link)

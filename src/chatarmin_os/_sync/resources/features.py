@@ -8,10 +8,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal, overload
 
+from ..._client.options import request_options
 from ..._exceptions import ChatarminOSError, InvalidInputError
 from ..._inputs import FeatureCheckInput
 from ..._models import FeatureAccess, FeatureAccessDetail, FeatureSource, OrgFeatureAccess
-from ..._types import NOT_GIVEN, NotGiven
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import (
     compact,
     free_map,
@@ -23,10 +24,11 @@ from ..._validate import (
     timestamp,
 )
 from ..._wire import FEATURE_SOURCES
+from .._raw import to_raw_response_wrapper
 from ._resource import APIResource, list_of
 from .companies import checked_org
 
-__all__ = ["Features"]
+__all__ = ["Features", "FeaturesWithRawResponse"]
 
 _list_details = list_of(FeatureAccessDetail)
 _parse_access = FeatureAccess.model_validate
@@ -71,7 +73,15 @@ def _check_input(name: str, check: Any) -> dict[str, str]:
 class Features(APIResource):
     """Feature entitlements: ``check``, ``list_access``, ``set_access`` and by-org lookups."""
 
-    def check(self, *, company_id: str, feature_code: str) -> FeatureAccess:
+    def check(
+        self,
+        *,
+        company_id: str,
+        feature_code: str,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> FeatureAccess:
         """Whether a company may use a feature now (``features.check``).
 
         Example::
@@ -88,6 +98,7 @@ class Features(APIResource):
             {"companyId": company_id, "featureCode": feature_code},
             _parse_access,
             _checked_check,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     @overload
@@ -96,6 +107,9 @@ class Features(APIResource):
         checks: Iterable[tuple[str, str] | FeatureCheckInput],
         *,
         return_exceptions: Literal[False] = False,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> list[FeatureAccess]: ...
 
     @overload
@@ -104,6 +118,9 @@ class Features(APIResource):
         checks: Iterable[tuple[str, str] | FeatureCheckInput],
         *,
         return_exceptions: Literal[True],
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> list[FeatureAccess | ChatarminOSError]: ...
 
     def check_many(
@@ -111,6 +128,9 @@ class Features(APIResource):
         checks: Iterable[tuple[str, str] | FeatureCheckInput],
         *,
         return_exceptions: bool = False,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> list[FeatureAccess] | list[FeatureAccess | ChatarminOSError]:
         """Many :meth:`check` calls in tRPC batch requests, results in the order given.
 
@@ -129,18 +149,34 @@ class Features(APIResource):
                 print(access.feature_code, access.can_use)
         """
         payloads = [_check_input(f"checks[{i}]", check) for i, check in enumerate(checks)]
-        results = self._client._call_many("features.check", payloads, FeatureAccess.model_validate)
+        results = self._client._call_many(
+            "features.check",
+            payloads,
+            FeatureAccess.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
         if not return_exceptions:
             for result in results:
                 if isinstance(result, ChatarminOSError):
                     raise result
         return results
 
-    def list_access(self, company_id: str) -> list[FeatureAccessDetail]:
+    def list_access(
+        self,
+        company_id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> list[FeatureAccessDetail]:
         """Every feature and the company's access to it (``features.listAccess``); cached
         with the client's ``cache=`` (each item's ``provenance`` says where it came from)."""
         return self._client._call_cached(
-            "features.listAccess", {"companyId": company_id}, _list_details, check=_checked_company
+            "features.listAccess",
+            {"companyId": company_id},
+            _list_details,
+            check=_checked_company,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
     def set_access(
@@ -155,6 +191,9 @@ class Features(APIResource):
         config: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
         source: FeatureSource | NotGiven | None = NOT_GIVEN,
         valid_until: datetime | str | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> FeatureAccessDetail:
         """Change a company's access to a feature (``features.setAccess``).
 
@@ -193,10 +232,20 @@ class Features(APIResource):
             }
         )
         return self._client._call_cached(
-            "features.setAccess", payload, FeatureAccessDetail.model_validate
+            "features.setAccess",
+            payload,
+            FeatureAccessDetail.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
-    def get_access_by_external_org_id(self, external_org_id: str) -> OrgFeatureAccess:
+    def get_access_by_external_org_id(
+        self,
+        external_org_id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> OrgFeatureAccess:
         """Every feature of the company linked to your org id
         (``features.getAccessByExternalOrgId``); cached with the client's ``cache=``."""
         return self._client._call_cached(
@@ -204,9 +253,18 @@ class Features(APIResource):
             {"externalOrgId": external_org_id},
             OrgFeatureAccess.model_validate,
             check=checked_org,
+            options=request_options(extra_headers, extra_query, timeout),
         )
 
-    def check_by_external_org_id(self, external_org_id: str, feature_code: str) -> FeatureAccess:
+    def check_by_external_org_id(
+        self,
+        external_org_id: str,
+        feature_code: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> FeatureAccess:
         """:meth:`check` by your org id instead of the company id (``features.checkByExternalOrgId``).
 
         With the client's ``cache=``, a miss also learns the org's company (through the
@@ -219,4 +277,20 @@ class Features(APIResource):
             {"externalOrgId": external_org_id, "featureCode": feature_code},
             FeatureAccess.model_validate,
             check=_checked_org_check,
+            options=request_options(extra_headers, extra_query, timeout),
         )
+
+
+class FeaturesWithRawResponse:
+    """``client.with_raw_response.features``: the methods of :class:`Features`, each returning
+    an :class:`~chatarmin_os.APIResponse` whose ``parse()`` is the plain call's result."""
+
+    def __init__(self, features: Features) -> None:
+        self.check = to_raw_response_wrapper(features.check)
+        self.check_many = to_raw_response_wrapper(features.check_many)
+        self.list_access = to_raw_response_wrapper(features.list_access)
+        self.set_access = to_raw_response_wrapper(features.set_access)
+        self.get_access_by_external_org_id = to_raw_response_wrapper(
+            features.get_access_by_external_org_id
+        )
+        self.check_by_external_org_id = to_raw_response_wrapper(features.check_by_external_org_id)

@@ -4,14 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from ..._client.options import request_options
 from ..._models import ProductLink, ResetLinksResult
-from ..._types import NOT_GIVEN, NotGiven
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import compact, optional_bool, optional_str, require_str
+from .._raw import to_raw_response_wrapper
 from ._resource import APIResource
 
-__all__ = ["Links"]
+__all__ = ["Links", "LinksWithRawResponse"]
 
 
 class Links(APIResource):
@@ -24,6 +27,9 @@ class Links(APIResource):
         external_org_id: str,
         label: str | NotGiven | None = NOT_GIVEN,
         external_user_id: str | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ProductLink:
         """Link your org id to an existing company (``links.create``)."""
         payload = compact(
@@ -34,10 +40,21 @@ class Links(APIResource):
                 "externalUserId": optional_str("external_user_id", external_user_id),
             }
         )
-        return self._client._call_cached("links.create", payload, ProductLink.model_validate)
+        return self._client._call_cached(
+            "links.create",
+            payload,
+            ProductLink.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
 
     def reset(
-        self, *, delete_contacts: bool | None = False, reset_mrr: bool | None = False
+        self,
+        *,
+        delete_contacts: bool | None = False,
+        reset_mrr: bool | None = False,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ResetLinksResult:
         """Delete every link of your product, e.g. before a re-import (``links.reset``).
 
@@ -49,4 +66,18 @@ class Links(APIResource):
             payload["deleteContacts"] = True
         if optional_bool("reset_mrr", reset_mrr):
             payload["resetMrr"] = True
-        return self._client._call_cached("links.reset", payload, ResetLinksResult.model_validate)
+        return self._client._call_cached(
+            "links.reset",
+            payload,
+            ResetLinksResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
+
+
+class LinksWithRawResponse:
+    """``client.with_raw_response.links``: the methods of :class:`Links`, each returning
+    an :class:`~chatarmin_os.APIResponse` whose ``parse()`` is the plain call's result."""
+
+    def __init__(self, links: Links) -> None:
+        self.create = to_raw_response_wrapper(links.create)
+        self.reset = to_raw_response_wrapper(links.reset)

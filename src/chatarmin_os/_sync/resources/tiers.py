@@ -7,13 +7,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..._client.options import request_options
 from ..._exceptions import InvalidInputError
 from ..._models import ApplyTierResult, Tier, TierSummary
-from ..._types import NOT_GIVEN, NotGiven
+from ..._types import NOT_GIVEN, NotGiven, Timeout
 from ..._validate import compact, free_map, require_str, show
+from .._raw import to_raw_response_wrapper
 from ._resource import APIResource, list_of
 
-__all__ = ["Tiers", "apply_tier_input"]
+__all__ = ["Tiers", "TiersWithRawResponse", "apply_tier_input"]
 
 _list_tiers = list_of(TierSummary)
 
@@ -54,15 +56,38 @@ def apply_tier_input(
 class Tiers(APIResource):
     """The tiers of your product."""
 
-    def list(self) -> list[TierSummary]:
+    def list(
+        self,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> list[TierSummary]:
         """Every tier (``tiers.list``)."""
-        result: list[TierSummary] = self._client._call("tiers.list", None, _list_tiers)
+        result: list[TierSummary] = self._client._call(
+            "tiers.list",
+            None,
+            _list_tiers,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
         return result
 
-    def get(self, tier_code: str) -> Tier:
+    def get(
+        self,
+        tier_code: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
+    ) -> Tier:
         """A tier with its base fee, features and Stripe price ids (``tiers.get``)."""
         payload = {"tierCode": require_str("tier_code", tier_code)}
-        return self._client._call("tiers.get", payload, Tier.model_validate)
+        return self._client._call(
+            "tiers.get",
+            payload,
+            Tier.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
 
     def apply(
         self,
@@ -70,6 +95,9 @@ class Tiers(APIResource):
         *,
         company_id: str,
         features: Mapping[str, Mapping[str, Any]] | NotGiven | None = NOT_GIVEN,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, object] | None = None,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> ApplyTierResult:
         """Apply a tier's features to a company, without Stripe (procedure ``tiers.applyTier``).
 
@@ -77,4 +105,19 @@ class Tiers(APIResource):
         (the limit) and any config key, e.g. ``{"ai_credit": {"included_quantity": 100}}``.
         """
         payload = apply_tier_input(tier_code, company_id, features)
-        return self._client._call_cached("tiers.applyTier", payload, ApplyTierResult.model_validate)
+        return self._client._call_cached(
+            "tiers.applyTier",
+            payload,
+            ApplyTierResult.model_validate,
+            options=request_options(extra_headers, extra_query, timeout),
+        )
+
+
+class TiersWithRawResponse:
+    """``client.with_raw_response.tiers``: the methods of :class:`Tiers`, each returning
+    an :class:`~chatarmin_os.APIResponse` whose ``parse()`` is the plain call's result."""
+
+    def __init__(self, tiers: Tiers) -> None:
+        self.list = to_raw_response_wrapper(tiers.list)
+        self.get = to_raw_response_wrapper(tiers.get)
+        self.apply = to_raw_response_wrapper(tiers.apply)
