@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from chatarmin_os._client.library import ENV_VAR as HTTP_LIBRARY_VAR
 from tests.conformance.reference_server import (
     NodeUnavailable,
     ReferenceServer,
@@ -24,6 +25,13 @@ def start_reference_server(mode: str, options: tuple[str, ...] = ()) -> Referenc
         pytest.skip(str(error))
     except ReferenceServerError as error:
         pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def respx_pins_httpx(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """respx mocks httpx only: a test that uses it makes its clients' own pools with httpx."""
+    if "respx_mock" in request.fixturenames:
+        monkeypatch.setenv(HTTP_LIBRARY_VAR, "httpx")
 
 
 @pytest.fixture(scope="session", params=["json", "superjson"], ids=["json", "superjson"])
