@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests._async.test_conformance import *  # noqa: F403
 from chatarmin_os import APIStatusError
+from tests._async.test_conformance import *  # noqa: F403
 from tests._async.test_conformance import SSL_CONTEXT
 
 httpx2 = pytest.importorskip("httpx2", reason="httpx2 is not installed (Python 3.11+)")
