@@ -9,8 +9,10 @@ one HTTP request per call (no batching), each wave awaited before the next. Roun
 interleaved and the medians compared with the official ``@trpc/client`` ``httpLink`` (Node,
 measured inside its own process):
 
-* ``AsyncChatarminOS`` on its default pool (httpx) and through ``DefaultAioHttpClient``
-  (target >= 2x the official httpLink);
+* ``AsyncChatarminOS`` on its default pool with httpx2 (the default when installed; target
+  >= 1x the official httpLink), on its default pool forced to httpx
+  (``CHATARMIN_OS_HTTP_LIBRARY=httpx``), and through ``DefaultAioHttpClient`` (target >= 2x
+  the official httpLink);
 * the same GET sent raw (no SDK) with aiohttp, httpx and, when installed, httpx2: what each
   library costs by itself.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -39,6 +42,7 @@ import httpx  # noqa: E402
 from bench_batching import CONCURRENT, KEY, node_rate  # noqa: E402
 
 from chatarmin_os import AsyncChatarminOS, DefaultAioHttpClient  # noqa: E402
+from chatarmin_os._client.library import ENV_VAR  # noqa: E402
 from tests.support.reference_server import ReferenceServer  # noqa: E402
 
 try:
@@ -82,8 +86,25 @@ async def sdk_rate(base_url: str, waves: int, http_client: Any = None) -> float:
                 await http_client.aclose()
 
 
-async def sdk_default(base_url: str, waves: int) -> float:
-    return await sdk_rate(base_url, waves)
+async def sdk_default(base_url: str, waves: int, library: str) -> float:
+    """The SDK on its own pool, made with ``library`` (forced as a user would: the variable)."""
+    before = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = library
+    try:
+        return await sdk_rate(base_url, waves)
+    finally:
+        if before is None:
+            del os.environ[ENV_VAR]
+        else:
+            os.environ[ENV_VAR] = before
+
+
+async def sdk_httpx(base_url: str, waves: int) -> float:
+    return await sdk_default(base_url, waves, "httpx")
+
+
+async def sdk_httpx2(base_url: str, waves: int) -> float:
+    return await sdk_default(base_url, waves, "httpx2")
 
 
 async def sdk_aiohttp(base_url: str, waves: int) -> float:
@@ -128,12 +149,14 @@ async def raw_httpx2(base_url: str, waves: int) -> float:
     return await raw_httpx_like(base_url, waves, httpx2)
 
 
-RUNNERS: dict[str, Callable[[str, int], Awaitable[float]]] = {
-    "AsyncChatarminOS, default pool (httpx)": sdk_default,
-    "AsyncChatarminOS, DefaultAioHttpClient": sdk_aiohttp,
-    "raw aiohttp": raw_aiohttp,
-    "raw httpx": raw_httpx,
-}
+SDK_HTTPX2 = "SDK through httpx2 (default pool)"
+RUNNERS: dict[str, Callable[[str, int], Awaitable[float]]] = {}
+if httpx2 is not None:
+    RUNNERS[SDK_HTTPX2] = sdk_httpx2
+RUNNERS["SDK through httpx (default pool, forced)"] = sdk_httpx
+RUNNERS["AsyncChatarminOS, DefaultAioHttpClient"] = sdk_aiohttp
+RUNNERS["raw aiohttp"] = raw_aiohttp
+RUNNERS["raw httpx"] = raw_httpx
 if httpx2 is not None:
     RUNNERS["raw httpx2"] = raw_httpx2
 OFFICIAL = "@trpc/client httpLink (Node)"
@@ -163,6 +186,9 @@ def main() -> None:
         print(f"  {name:40} {rate:8.0f} calls/s  {rate / baseline:5.2f}x official")
     if httpx2 is None:
         print("  (httpx2 not installed: not measured)")
+    if httpx2 is not None:
+        through = medians[SDK_HTTPX2] / baseline
+        print(f"  SDK through httpx2 / official httpLink: {through:5.2f}x  (target >= 1)")
     aio = medians["AsyncChatarminOS, DefaultAioHttpClient"] / baseline
     print(f"  SDK through aiohttp / official httpLink: {aio:5.2f}x  (target >= 2)")
 

@@ -95,6 +95,7 @@ REPLACEMENTS: dict[str, str] = {
     "at_exit_async": "at_exit",
     "agather": "gather",
     # httpx
+    "AsyncHTTPClient": "HTTPClient",
     "AsyncClient": "Client",
     "AsyncBaseTransport": "BaseTransport",
     "AsyncLocalTransport": "LocalTransport",

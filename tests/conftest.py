@@ -6,8 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from chatarmin_os._client.library import ENV_VAR as HTTP_LIBRARY_VAR
 from tests.support.needs import start_reference_server
 from tests.support.reference_server import ReferenceServer
+
+
+@pytest.fixture(autouse=True)
+def respx_pins_httpx(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """respx mocks httpx only: a test that uses it makes its clients' own pools with httpx."""
+    if "respx_mock" in request.fixturenames:
+        monkeypatch.setenv(HTTP_LIBRARY_VAR, "httpx")
 
 
 @pytest.fixture(scope="session", params=["json", "superjson"], ids=["json", "superjson"])

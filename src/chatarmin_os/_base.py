@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -197,11 +198,16 @@ def _base_url(value: object) -> httpx.URL:
     return joined
 
 
-def _timeout(value: object) -> Timeout:
+def _timeout(value: object) -> float | httpx.Timeout | None:
     if isinstance(value, NotGiven):
         return DEFAULT_TIMEOUT
     if value is None:
         return None
+    httpx2 = sys.modules.get("httpx2")  # an httpx2.Timeout: httpx2 is imported already
+    if httpx2 is not None and isinstance(value, httpx2.Timeout):
+        value = httpx.Timeout(
+            connect=value.connect, read=value.read, write=value.write, pool=value.pool
+        )
     if isinstance(value, httpx.Timeout):
         for phase in ("connect", "read", "write", "pool"):
             seconds = getattr(value, phase)
@@ -272,7 +278,7 @@ class ClientConfig:
     secret: _Secret = field(repr=False)
     """The API key, in a box whose ``repr`` hides it (:attr:`api_key` reads it)."""
     base_url: httpx.URL
-    timeout: Timeout
+    timeout: float | httpx.Timeout | None
     max_retries: int
     transformer: Transformer
     default_headers: Mapping[str, str]
@@ -401,7 +407,7 @@ def should_retry(error: Exception, *, is_query: bool, was_sent: bool, idempotent
     return False
 
 
-def _retry_after_seconds(headers: httpx.Headers | None, now: float) -> float | None:
+def _retry_after_seconds(headers: Mapping[str, str] | None, now: float) -> float | None:
     if headers is None:
         return None
     raw_ms = headers.get("retry-after-ms")
@@ -432,7 +438,7 @@ def product_key(base_url: str, api_key: str) -> str:
 
 
 def retry_after(
-    headers: httpx.Headers | None, *, now: Callable[[], float] = time.time
+    headers: Mapping[str, str] | None, *, now: Callable[[], float] = time.time
 ) -> float | None:
     """The wait a ``retry-after-ms`` / ``Retry-After`` header asks for, when it is usable
     (between 0 and 60 s); else ``None``."""
@@ -445,7 +451,7 @@ def retry_after(
 
 def retry_delay(
     retries_taken: int,
-    headers: httpx.Headers | None,
+    headers: Mapping[str, str] | None,
     *,
     now: Callable[[], float] = time.time,
     jitter: Callable[[], float] | None = None,

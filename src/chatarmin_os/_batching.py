@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from ._exceptions import APIStatusError, ChatarminOSError, ConfigurationError
+from ._types import HTTPResponse
 from ._wire import Kind, batch_query_length_of, item_query_length
 
 if TYPE_CHECKING:
@@ -119,7 +118,7 @@ class Call:
         shareable = kind == "query" and options is None
         self.key: tuple[str, str | None] | None = (path, value) if shareable else None
         self.output: Any = None
-        self.response: httpx.Response | None = None
+        self.response: HTTPResponse | None = None
         self.error: ChatarminOSError | None = None
         self.cause: BaseException | None = None
         self.done: Any = None  # the waiting primitive of the client variant
@@ -133,7 +132,7 @@ class Call:
         """Whether an outcome (output or error) was set."""
         return self.response is not None or self.error is not None
 
-    def succeed(self, output: Any, response: httpx.Response) -> None:
+    def succeed(self, output: Any, response: HTTPResponse) -> None:
         """Record the call's output."""
         self.output, self.response = output, response
 

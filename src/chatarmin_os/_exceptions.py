@@ -19,10 +19,12 @@ headers and body, the method and the URL, but without the request's headers: the
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import httpx
 
+from ._types import HTTPRequest, HTTPResponse
 from ._wire import TRPC_CODE_STATUS
 
 __all__ = [
@@ -110,10 +112,11 @@ class InvalidInputError(ChatarminOSError, ValueError):
 class APIConnectionError(ChatarminOSError):
     """The request could not be completed: DNS, refused connection, reset, TLS, ...
 
-    ``request`` is the :class:`httpx.Request` that failed.
+    ``request`` is the request that failed: an :class:`httpx.Request`, or an
+    ``httpx2.Request`` when it went through an httpx2 client.
     """
 
-    def __init__(self, message: str = "Connection error.", *, request: httpx.Request) -> None:
+    def __init__(self, message: str = "Connection error.", *, request: HTTPRequest) -> None:
         super().__init__(message)
         self.message = message
         self.request = request
@@ -122,7 +125,7 @@ class APIConnectionError(ChatarminOSError):
 class APITimeoutError(APIConnectionError):
     """The request timed out (connect, read, write or pool timeout)."""
 
-    def __init__(self, request: httpx.Request, message: str = "Request timed out.") -> None:
+    def __init__(self, request: HTTPRequest, message: str = "Request timed out.") -> None:
         super().__init__(message, request=request)
 
 
@@ -133,7 +136,7 @@ class APIResponseValidationError(ChatarminOSError):
     ``request_id`` its ``x-request-id`` header (or ``None``).
     """
 
-    def __init__(self, message: str, *, path: str, response: httpx.Response) -> None:
+    def __init__(self, message: str, *, path: str, response: HTTPResponse) -> None:
         super().__init__(message)
         self.message = message
         self.path = path
@@ -150,7 +153,7 @@ REQUEST_ID_HEADER = "x-request-id"
 """The header the server names each HTTP request with (``req_`` and 24 hex digits)."""
 
 
-def request_id_of(response: httpx.Response | None) -> str | None:
+def request_id_of(response: HTTPResponse | None) -> str | None:
     """The ``x-request-id`` of an answer (at most 64 characters), or ``None``."""
     if response is None:
         return None
@@ -168,7 +171,8 @@ class APIStatusError(ChatarminOSError):
         message: the server's message, whole (``str(error)`` shows at most 1000 characters
             of it), or a short description with a snippet of the body.
         path: the procedure that was called, e.g. ``"billing.trackUsage"``.
-        response: the :class:`httpx.Response`.
+        response: the :class:`httpx.Response` (an ``httpx2.Response`` when the answer came
+            through an httpx2 client).
         body: the decoded error object when there was one, else ``None``.
         request_id: the answer's ``x-request-id`` header (``"req_..."``), or ``None`` when it
             had none; quote it to support. ``str(error)`` ends with ``[request_id: ...]``.
@@ -178,7 +182,7 @@ class APIStatusError(ChatarminOSError):
         self,
         message: str,
         *,
-        response: httpx.Response,
+        response: HTTPResponse,
         path: str,
         code: str | None,
         body: Any = None,
@@ -272,25 +276,42 @@ def error_class_for(status_code: int, code: str | None) -> type[APIStatusError]:
 _DROPPED_RESPONSE_HEADERS = frozenset({b"content-encoding", b"transfer-encoding"})
 
 
-class _PortableRequest:
-    __slots__ = ("method", "url")
+def _library_name(value: Any) -> str:
+    return "httpx2" if type(value).__module__.startswith("httpx2") else "httpx"
 
-    def __init__(self, request: httpx.Request) -> None:
+
+def _library(name: str) -> Any:
+    """httpx, or httpx2 for what was httpx2's (httpx when httpx2 cannot be imported here)."""
+    if name == "httpx2":
+        try:
+            import httpx2
+        except ImportError:
+            return httpx
+        return httpx2
+    return httpx
+
+
+class _PortableRequest:
+    __slots__ = ("library", "method", "url")
+
+    def __init__(self, request: HTTPRequest) -> None:
         self.method = request.method
         self.url = str(request.url)
+        self.library = _library_name(request)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_portable_request, (self.method, self.url))
+        return (_portable_request, (self.method, self.url, self.library))
 
-    def revive(self) -> httpx.Request:
-        return httpx.Request(self.method, self.url)
+    def revive(self) -> Any:
+        return _library(self.library).Request(self.method, self.url)
 
 
 class _PortableResponse:
-    __slots__ = ("content", "headers", "request", "status_code")
+    __slots__ = ("content", "headers", "library", "request", "status_code")
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: HTTPResponse) -> None:
         self.status_code = response.status_code
+        self.library = _library_name(response)
         # The body is already decoded: its Content-Encoding no longer applies.
         self.headers = [
             (name, value)
@@ -299,7 +320,7 @@ class _PortableResponse:
         ]
         try:
             self.content = response.content
-        except httpx.ResponseNotRead:
+        except Exception:  # ResponseNotRead, of httpx or httpx2
             self.content = b""
         try:
             self.request: _PortableRequest | None = _PortableRequest(response.request)
@@ -308,10 +329,13 @@ class _PortableResponse:
 
     def __reduce__(self) -> tuple[Any, ...]:
         request = (self.request.method, self.request.url) if self.request else None
-        return (_portable_response, (self.status_code, self.headers, self.content, request))
+        return (
+            _portable_response,
+            (self.status_code, self.headers, self.content, request, self.library),
+        )
 
-    def revive(self) -> httpx.Response:
-        return httpx.Response(
+    def revive(self) -> Any:
+        return _library(self.library).Response(
             self.status_code,
             headers=self.headers,
             content=self.content,
@@ -319,9 +343,9 @@ class _PortableResponse:
         )
 
 
-def _portable_request(method: str, url: str) -> _PortableRequest:
+def _portable_request(method: str, url: str, library: str = "httpx") -> _PortableRequest:
     portable = object.__new__(_PortableRequest)
-    portable.method, portable.url = method, url
+    portable.method, portable.url, portable.library = method, url, library
     return portable
 
 
@@ -330,10 +354,12 @@ def _portable_response(
     headers: list[tuple[bytes, bytes]],
     content: bytes,
     request: tuple[str, str] | None,
+    library: str = "httpx",
 ) -> _PortableResponse:
     portable = object.__new__(_PortableResponse)
     portable.status_code, portable.headers, portable.content = status_code, headers, content
-    portable.request = _portable_request(*request) if request is not None else None
+    portable.library = library
+    portable.request = _portable_request(*request, library) if request is not None else None
     return portable
 
 
@@ -354,10 +380,13 @@ def _nested_deeper_than(value: Any, limit: int) -> bool:
 
 
 def _portable(value: Any) -> Any:
-    if isinstance(value, httpx.Response):
-        return _PortableResponse(value)
-    if isinstance(value, httpx.Request):
-        return _PortableRequest(value)
+    for library in (httpx, sys.modules.get("httpx2")):
+        if library is None:
+            continue
+        if isinstance(value, library.Response):
+            return _PortableResponse(value)
+        if isinstance(value, library.Request):
+            return _PortableRequest(value)
     if isinstance(value, (dict, list)) and _nested_deeper_than(value, _MAX_PICKLED_DEPTH):
         return None  # pickle recurses once a level: a hostile body could not travel
     return value

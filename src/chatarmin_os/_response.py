@@ -16,8 +16,6 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from ._exceptions import (
     APIResponseValidationError,
     APIStatusError,
@@ -25,7 +23,7 @@ from ._exceptions import (
     error_class_for,
     shorten,
 )
-from ._types import Transformer
+from ._types import HTTPResponse, Transformer
 from ._wire import MAX_INT_DIGITS, is_superjson_shaped, superjson_deserialize
 
 __all__ = ["decode_batch", "decode_response", "unusable_answer"]
@@ -45,7 +43,7 @@ def _parse_int(text: str) -> int:
 _JSON_OPTIONS: dict[str, Any] = {} if sys.version_info >= (3, 11) else {"parse_int": _parse_int}
 
 
-def _charset(response: httpx.Response) -> str:
+def _charset(response: HTTPResponse) -> str:
     """The answer's declared charset when Python has a text codec for it, else UTF-8."""
     _, _, params = response.headers.get("content-type", "").partition(";")
     for param in params.split(";"):
@@ -61,7 +59,7 @@ def _charset(response: httpx.Response) -> str:
     return "utf-8"
 
 
-def _snippet(response: httpx.Response) -> str:
+def _snippet(response: HTTPResponse) -> str:
     """The start of the body as text, on one line: never a decoding error, never long."""
     raw = response.content[:_SNIPPET_BYTES]
     try:
@@ -75,7 +73,7 @@ def _snippet(response: httpx.Response) -> str:
     return text[:_SNIPPET_CHARS] + "…" if cut else text
 
 
-def _not_trpc(response: httpx.Response, path: str, why: str) -> ChatarminOSError:
+def _not_trpc(response: HTTPResponse, path: str, why: str) -> ChatarminOSError:
     content_type = shorten(
         response.headers.get("content-type", "no content-type"), _CONTENT_TYPE_CHARS
     )
@@ -86,7 +84,7 @@ def _not_trpc(response: httpx.Response, path: str, why: str) -> ChatarminOSError
     return unusable_answer(response, path, message)
 
 
-def unusable_answer(response: httpx.Response, path: str, message: str) -> ChatarminOSError:
+def unusable_answer(response: HTTPResponse, path: str, message: str) -> ChatarminOSError:
     """The error for an answer that carries no tRPC result or error: a 2xx one is
     :class:`APIResponseValidationError`, any other the error of its status (no tRPC code)."""
     if response.is_success:
@@ -96,7 +94,7 @@ def unusable_answer(response: httpx.Response, path: str, message: str) -> Chatar
 
 
 def _error_from_envelope(
-    response: httpx.Response, path: str, error: Mapping[str, Any], *, in_batch: bool = False
+    response: HTTPResponse, path: str, error: Mapping[str, Any], *, in_batch: bool = False
 ) -> APIStatusError:
     data = error.get("data")
     data = data if isinstance(data, Mapping) else {}
@@ -118,7 +116,7 @@ def _error_from_envelope(
     return exc
 
 
-def decode_response(response: httpx.Response, *, path: str, transformer: Transformer) -> Any:
+def decode_response(response: HTTPResponse, *, path: str, transformer: Transformer) -> Any:
     """The output of a call, or the typed error its answer stands for (raised).
 
     Anything that is not a tRPC envelope (HTML from a proxy, an empty or invalid body, a
@@ -135,7 +133,7 @@ def decode_response(response: httpx.Response, *, path: str, transformer: Transfo
         ) from exc
 
 
-def _json(response: httpx.Response, path: str) -> Any:
+def _json(response: HTTPResponse, path: str) -> Any:
     content = response.content
     try:
         return json.loads(content, **_JSON_OPTIONS) if content else None
@@ -145,7 +143,7 @@ def _json(response: httpx.Response, path: str) -> Any:
         raise _not_trpc(response, path, "a body that is not JSON") from exc
 
 
-def _decode(response: httpx.Response, path: str, transformer: Transformer) -> Any:
+def _decode(response: HTTPResponse, path: str, transformer: Transformer) -> Any:
     body = _json(response, path)
     if not isinstance(body, Mapping):
         raise _not_trpc(response, path, "an empty body" if body is None else "unexpected JSON")
@@ -153,7 +151,7 @@ def _decode(response: httpx.Response, path: str, transformer: Transformer) -> An
 
 
 def decode_batch(
-    response: httpx.Response, *, paths: list[str], transformer: Transformer
+    response: HTTPResponse, *, paths: list[str], transformer: Transformer
 ) -> list[Any]:
     """Each call's output, or the SDK error it ended in (returned, not raised), in order.
 
@@ -202,7 +200,7 @@ def decode_batch(
 
 def _decode_envelope(
     body: Mapping[str, Any],
-    response: httpx.Response,
+    response: HTTPResponse,
     path: str,
     transformer: Transformer,
     *,

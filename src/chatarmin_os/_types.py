@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, TypeAlias, TypedDict, final
+from typing import TYPE_CHECKING, Literal, TypeAlias, TypedDict, final
 
 import httpx
 
-__all__ = ["NOT_GIVEN", "NotGiven", "RequestOptions", "Timeout", "Transformer"]
+__all__ = [
+    "NOT_GIVEN",
+    "AsyncHTTPClient",
+    "HTTPClient",
+    "HTTPRequest",
+    "HTTPResponse",
+    "NotGiven",
+    "RequestOptions",
+    "Timeout",
+    "Transformer",
+]
 
 
 @final
@@ -41,8 +51,26 @@ NOT_GIVEN = NotGiven()
 Transformer: TypeAlias = Literal["json", "superjson"]
 """How the server encodes values: plain JSON (the default) or superjson."""
 
-Timeout: TypeAlias = float | httpx.Timeout | None
-"""Seconds for every phase, an :class:`httpx.Timeout`, or ``None`` for no timeout."""
+if TYPE_CHECKING:
+    import httpx2
+
+    Timeout: TypeAlias = float | httpx.Timeout | httpx2.Timeout | None
+    """Seconds for every phase, an :class:`httpx.Timeout` or ``httpx2.Timeout``, or ``None``
+    for no timeout."""
+    HTTPClient: TypeAlias = httpx.Client | httpx2.Client
+    """A blocking client of httpx or of httpx2 (``http_client=``)."""
+    AsyncHTTPClient: TypeAlias = httpx.AsyncClient | httpx2.AsyncClient
+    """An async client of httpx or of httpx2 (``http_client=``)."""
+    HTTPRequest: TypeAlias = httpx.Request | httpx2.Request
+    """A request of httpx or httpx2: the library of the client that sent it."""
+    HTTPResponse: TypeAlias = httpx.Response | httpx2.Response
+    """A response of httpx or httpx2: the library of the client that received it."""
+else:  # httpx2 is imported only when used: at runtime the aliases name httpx's classes
+    Timeout = float | httpx.Timeout | None
+    HTTPClient = httpx.Client
+    AsyncHTTPClient = httpx.AsyncClient
+    HTTPRequest = httpx.Request
+    HTTPResponse = httpx.Response
 
 
 class RequestOptions(TypedDict, total=False):
@@ -64,4 +92,4 @@ class RequestOptions(TypedDict, total=False):
 
     extra_headers: Mapping[str, str] | None
     extra_query: Mapping[str, object] | None
-    timeout: float | httpx.Timeout | NotGiven | None
+    timeout: Timeout | NotGiven

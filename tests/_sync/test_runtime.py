@@ -49,9 +49,15 @@ def client_over(handler: Recorder, **options: object) -> ChatarminOS:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """One time line for httpcore's pool expiry and the fake server's idle timeout."""
+    """One time line for the pool's expiry (httpcore's, or httpcore2's under httpx2) and the
+    fake server's idle timeout."""
     fake = FakeClock()
     monkeypatch.setattr(http11_module, "time", fake)
+    try:
+        from httpcore2._sync import http11 as http11_module2  # our pool's under httpx2
+    except ImportError:  # pragma: no cover - httpx2 is not installed
+        return fake
+    monkeypatch.setattr(http11_module2, "time", fake)
     return fake
 
 

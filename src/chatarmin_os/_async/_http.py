@@ -2,10 +2,13 @@
 
 Hand-written; ``scripts/gen_sync.py`` turns it into ``_sync/_http.py``.
 
-* **Ours or yours.** Without ``http_client`` the pool is ours: an :class:`httpx.AsyncClient`
-  made on first use (proxies and certificates from the environment, as httpx does), with
-  idle connections kept :data:`KEEPALIVE_EXPIRY` seconds. An ``http_client`` you pass is
-  yours: we send through it and never close, replace or reconfigure it.
+* **Ours or yours.** Without ``http_client`` the pool is ours: an ``httpx2.AsyncClient`` when
+  httpx2 is installed, else an :class:`httpx.AsyncClient` (``CHATARMIN_OS_HTTP_LIBRARY``
+  forces one; see ``_client.library``), made on first use (proxies and certificates from the
+  environment, as the library does), with idle connections kept :data:`KEEPALIVE_EXPIRY`
+  seconds. An ``http_client`` you pass (httpx's or httpx2's) is yours: we send through it
+  and never close, replace or reconfigure it. Each request is built with the library of the
+  client it goes through.
 * **Fork.** In a child made by ``os.fork()`` our pool is dropped (not closed: its sockets
   are the parent's) and a fresh one is made on first use; the parent's pool is untouched.
   Your own client is yours after a fork too: make it in the child (or let us own the pool).
@@ -24,15 +27,18 @@ from __future__ import annotations
 
 import ssl
 import threading
-from typing import Protocol
+from types import ModuleType
+from typing import Any, Protocol
 
 import httpx
 
+from .._client import library
 from .._client.outcomes import BodyDecodingError
 from .._client.pool import HTTPPoolCore, InProcessAnswer, PoolCore, is_plain
 from .._client.request import WireRequest
 from .._concurrency import current_loop
 from .._exceptions import ChatarminOSError
+from .._types import AsyncHTTPClient, HTTPResponse
 
 __all__ = [
     "KEEPALIVE_EXPIRY",
@@ -52,27 +58,30 @@ server saw it).
 """
 
 
-_ssl_context: ssl.SSLContext | None = None
+_ssl_contexts: dict[str, ssl.SSLContext] = {}
 _ssl_lock = threading.Lock()
 
 
-def _shared_ssl_context() -> ssl.SSLContext:
-    """One SSL context per process (loading the CA bundle costs ~15 ms), shared by our pools."""
-    global _ssl_context
+def _shared_ssl_context(lib: ModuleType) -> ssl.SSLContext:
+    """One SSL context per process and library (loading the CA bundle costs ~15 ms), shared
+    by our pools."""
     with _ssl_lock:
-        if _ssl_context is None:
-            _ssl_context = httpx.create_ssl_context()
-        return _ssl_context
+        context = _ssl_contexts.get(lib.__name__)
+        if context is None:
+            context = _ssl_contexts[lib.__name__] = lib.create_ssl_context()
+        return context
 
 
-def default_async_client() -> httpx.AsyncClient:
-    """The pool we make when the caller gives no ``http_client``."""
-    return httpx.AsyncClient(
-        verify=_shared_ssl_context(),
-        limits=httpx.Limits(
+def default_async_client() -> AsyncHTTPClient:
+    """The pool we make when the caller gives no ``http_client``: httpx2's when installed."""
+    lib = library.preferred()
+    client: AsyncHTTPClient = lib.AsyncClient(
+        verify=_shared_ssl_context(lib),
+        limits=lib.Limits(
             max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_EXPIRY
         ),
     )
+    return client
 
 
 class AsyncPool(Protocol):
@@ -90,7 +99,7 @@ class AsyncPool(Protocol):
 
     def callers_default_headers(self) -> list[tuple[bytes, bytes]] | None: ...
 
-    async def send(self, request: WireRequest) -> httpx.Response:
+    async def send(self, request: WireRequest) -> HTTPResponse:
         """Send ``request`` and read the whole answer (raises what the transport raises)."""
         ...
 
@@ -123,20 +132,22 @@ class AsyncInProcessPool(PoolCore):
         self._closed = True
 
 
-class AsyncHTTPPool(HTTPPoolCore[httpx.AsyncClient]):
-    """The httpx client one API client (and its ``with_options`` copies) sends through."""
+class AsyncHTTPPool(HTTPPoolCore[AsyncHTTPClient]):
+    """The httpx or httpx2 client one API client (and its ``with_options`` copies) sends
+    through."""
 
     _default_client = staticmethod(default_async_client)
     _current_loop = staticmethod(current_loop)
 
-    async def send(self, wire: WireRequest) -> httpx.Response:
+    async def send(self, wire: WireRequest) -> HTTPResponse:
         """Send ``wire`` and read the whole answer.
 
-        Raises httpx's exceptions, :class:`BodyDecodingError` for a body that cannot be
-        decoded, and :class:`ChatarminOSError` when the pool is closed.
+        Raises the client library's exceptions, :class:`BodyDecodingError` for a body that
+        cannot be decoded, and :class:`ChatarminOSError` when the pool is closed.
         """
         client = self.client()
-        request = wire.to_httpx()
+        lib = library.of(client) or httpx
+        request: Any = wire.build(lib)
         if self._owned or is_plain(client):
             transport = client._transport_for_url(request.url)
             response = await transport.handle_async_request(request)
@@ -153,7 +164,7 @@ class AsyncHTTPPool(HTTPPoolCore[httpx.AsyncClient]):
             response = await client.send(request, stream=True)
         try:
             await response.aread()
-        except httpx.DecodingError as exc:
+        except lib.DecodingError as exc:
             raise BodyDecodingError(response) from exc
         finally:
             await response.aclose()

@@ -9,8 +9,6 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
-
 from .._base import MAX_TIMEOUT, product_key
 from .._batching import BatchOptions
 from .._client.options import request_options
@@ -19,7 +17,7 @@ from .._concurrency import AsyncSleeper
 from .._exceptions import ChatarminOSError, InvalidInputError
 from .._inputs import Hints, HintsDict, hints_input
 from .._models import FeatureAccess, OnboardResult, UsageResult
-from .._types import NOT_GIVEN, NotGiven, Timeout
+from .._types import NOT_GIVEN, AsyncHTTPClient, NotGiven, Timeout
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import AsyncBaseClient
 from ._cached_calls import AsyncCachedCalls
@@ -50,7 +48,7 @@ _C = TypeVar("_C", bound="AsyncChatarminOS")
 
 
 class AsyncChatarminOS(
-    AsyncCachedCalls, AsyncBaseClient, ChatarminOSCore[httpx.AsyncClient, AsyncSleeper]
+    AsyncCachedCalls, AsyncBaseClient, ChatarminOSCore[AsyncHTTPClient, AsyncSleeper]
 ):
     """The ChatarminOS API client for async code.
 
@@ -58,12 +56,14 @@ class AsyncChatarminOS(
         api_key: your ``os_sk_...`` key; defaults to the ``OS_API_KEY`` environment variable.
         base_url: defaults to ``CHATARMIN_OS_BASE_URL``, else
             ``https://os.chatarmin.com/api/v1``. A path prefix such as ``/api/v1`` is kept.
-        timeout: seconds, an :class:`httpx.Timeout`, or ``None`` for none; default 30 s
-            (5 s to connect).
+        timeout: seconds, an :class:`httpx.Timeout` or ``httpx2.Timeout``, or ``None`` for
+            none; default 30 s (5 s to connect).
         max_retries: retries of a failed call (default 2); see the README for what retries.
         transformer: ``"json"`` (default) or ``"superjson"``, as the server is set up.
-        http_client: your own :class:`httpx.AsyncClient` (proxies, custom transport, ...).
-            It is yours: closing this client leaves it open.
+        http_client: your own ``httpx2.AsyncClient`` or :class:`httpx.AsyncClient` (proxies,
+            custom transport, ...). It is yours: closing this client leaves it open. Without
+            it the client makes its own pool: with httpx2 when installed (the ``httpx2``
+            extra), else with httpx; ``CHATARMIN_OS_HTTP_LIBRARY=httpx|httpx2`` forces one.
         default_headers: extra headers sent with every request.
         sleep: how to wait between retries (default: really wait); inject a fake in tests.
         batching: ``True`` or a :class:`~chatarmin_os.BatchOptions` to send calls made at the

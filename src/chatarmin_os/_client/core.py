@@ -24,9 +24,11 @@ from .._exceptions import ChatarminOSError, ConfigurationError, InvalidInputErro
 from .._logs import logger, setup_logging
 from .._procedures import NO_INPUT, PROCEDURES
 from .._response import decode_batch, decode_response
-from .._urls import url_joiner
+from .._types import HTTPResponse
+from .._urls import URLJoiner
 from .._validate import check_url_length
 from .._wire import encode_batch, encode_call, encode_input, encode_uri_component
+from . import library
 from .options import call_options
 from .outcomes import Failure, Success, parse_output
 from .pool import InProcessAnswer, PoolCore
@@ -68,7 +70,7 @@ class ClientIO:
     ``http_pool(http_client, factory=...)`` and ``in_process_pool(answer)`` make pools;
     ``batcher(options, send, background, base_url_length)`` a batcher; ``background()`` the
     place background work runs; ``sleep`` waits between retries; ``http_client`` is the
-    httpx client class a caller may pass; ``cache_group(options, background)`` makes the
+    httpx client class a caller may pass (or httpx2's of the same name); ``cache_group(options, background)`` makes the
     entitlement cache (imported only when used) and returns it with its closing step.
     """
 
@@ -101,7 +103,7 @@ class ClientCore:
     _headers: httpx.Headers
     _post_headers: httpx.Headers
     _extensions: dict[str, Any]
-    _url: Callable[[str], httpx.URL]
+    _url: URLJoiner
     _base_url_text: str
     _send: Callable[..., Any]  # the twin's request loop: sends calls until each has an outcome
 
@@ -145,14 +147,15 @@ class ClientCore:
         # Keyed by the id of self._headers / self._post_headers, which live as long as we do.
         self._merged: dict[int, tuple[list[tuple[bytes, bytes]], httpx.Headers]] = {}
         self._extensions = {"timeout": httpx.Timeout(config.timeout).as_dict()}
-        self._url = url_joiner(config.base_url)
+        self._url = URLJoiner(config.base_url)
 
     def _make_pool(self, http_client: Any) -> Any:
         """The HTTP pool: over your ``http_client``, or ours (made on first use)."""
-        kind = self._io.http_client
-        if http_client is not None and not isinstance(http_client, kind):
+        name = self._io.http_client.__name__
+        if http_client is not None and not library.accepts(http_client, name):
             raise ChatarminOSError(
-                f"http_client must be an httpx.{kind.__name__}, got {type(http_client).__name__}"
+                f"http_client must be an httpx.{name} or an httpx2.{name}, "
+                f"got {type(http_client).__name__}"
             )
         return self._io.http_pool(http_client)
 
@@ -160,8 +163,8 @@ class ClientCore:
         """Send through httpx clients made by ``factory``, as our own pool (made on first use,
         made again after a fork or under another event loop, closed with this client).
 
-        For in-process httpx transports (test doubles, fault injection); call it right after
-        construction.
+        For in-process transports of httpx or httpx2 (test doubles, fault injection); call it
+        right after construction.
         """
         self._pool = self._io.http_pool(None, factory=factory)
         self._owns_pool = True
@@ -286,7 +289,7 @@ class ClientCore:
         return merged
 
     def _decode(
-        self, response: httpx.Response, calls: list[Call]
+        self, response: HTTPResponse, calls: list[Call]
     ) -> Failure | list[Success | Failure]:
         """The one place an answer is decoded: each call's output or error, or the failure
         of the whole request."""
@@ -319,7 +322,7 @@ class ClientCore:
         started: float,
         retries_taken: int,
         error: Exception | None = None,
-        answer: httpx.Response | None = None,
+        answer: HTTPResponse | None = None,
     ) -> None:
         if not logger.isEnabledFor(logging.DEBUG):
             return

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import httpx
 import pydantic
 
 from .._exceptions import (
@@ -15,6 +14,8 @@ from .._exceptions import (
     ChatarminOSError,
 )
 from .._response import unusable_answer
+from .._types import HTTPResponse
+from . import library
 from .request import WireRequest
 
 __all__ = ["BodyDecodingError", "Failure", "Success", "parse_output", "send_failure"]
@@ -22,7 +23,7 @@ __all__ = ["BodyDecodingError", "Failure", "Success", "parse_output", "send_fail
 _T = TypeVar("_T")
 
 # Transport failures after which the request certainly never reached the server.
-_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_NEVER_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout")
 
 _MAX_DETAIL = 200
 
@@ -30,7 +31,7 @@ _MAX_DETAIL = 200
 class BodyDecodingError(Exception):
     """The answer's body could not be decoded (broken gzip/deflate/brotli); ``response`` has the rest."""
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: HTTPResponse) -> None:
         super().__init__("the answer's body could not be decoded")
         self.response = response
 
@@ -40,7 +41,7 @@ class Success:
 
     __slots__ = ("output", "response")
 
-    def __init__(self, output: Any, response: httpx.Response) -> None:
+    def __init__(self, output: Any, response: HTTPResponse) -> None:
         self.output = output
         self.response = response
 
@@ -55,7 +56,7 @@ class Failure:
         error: ChatarminOSError,
         *,
         cause: BaseException | None,
-        response: httpx.Response | None = None,
+        response: HTTPResponse | None = None,
         was_sent: bool = True,
         retryable: bool = True,
     ) -> None:
@@ -71,7 +72,7 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "…"
 
 
-def _undecodable(response: httpx.Response, path: str) -> ChatarminOSError:
+def _undecodable(response: HTTPResponse, path: str) -> ChatarminOSError:
     encoding = response.headers.get("content-encoding", "?")
     message = (
         f"The answer from {path} (HTTP {response.status_code}) has a body that cannot be "
@@ -82,34 +83,10 @@ def _undecodable(response: httpx.Response, path: str) -> ChatarminOSError:
 
 def send_failure(exc: Exception, request: WireRequest, path: str) -> Failure:
     """The one error mapping of a send that raised: every transport's exception becomes a
-    :class:`Failure` (a ``ChatarminOSError`` from the pool, i.e. a closed pool, is re-raised)."""
+    :class:`Failure` (a ``ChatarminOSError`` from the pool, i.e. a closed pool, is re-raised).
+    httpx's and httpx2's exceptions map alike."""
     if isinstance(exc, ChatarminOSError):
         raise exc
-    if isinstance(exc, httpx.InvalidURL):
-        raise ChatarminOSError(f"Cannot build the URL of {path}: {exc}") from None
-    if isinstance(exc, httpx.TimeoutException):
-        return Failure(
-            APITimeoutError(
-                request.to_httpx(), f"Request to {path} timed out ({type(exc).__name__})."
-            ),
-            cause=exc,
-            was_sent=not isinstance(exc, _NEVER_SENT),
-        )
-    if isinstance(exc, httpx.TooManyRedirects):
-        return Failure(
-            APIConnectionError(f"Too many redirects calling {path}.", request=request.to_httpx()),
-            cause=exc,
-            retryable=False,
-        )
-    if isinstance(exc, httpx.TransportError):
-        return Failure(
-            APIConnectionError(
-                f"Connection error calling {path}: {type(exc).__name__}: {_short(exc)}",
-                request=request.to_httpx(),
-            ),
-            cause=exc,
-            was_sent=not isinstance(exc, _NEVER_SENT),
-        )
     if isinstance(exc, BodyDecodingError):
         return Failure(
             _undecodable(exc.response, path),
@@ -117,20 +94,53 @@ def send_failure(exc: Exception, request: WireRequest, path: str) -> Failure:
             response=exc.response,
             retryable=False,
         )
-    # Anything else from httpx, a caller's transport (e.g. a pool used under a closed event
-    # loop) or an in-process server is still a failed call, never a bare exception.
+    lib = library.of_error(exc)
+    if lib is None:
+        # Anything else from a caller's transport (e.g. a pool used under a closed event
+        # loop) or an in-process server is still a failed call, never a bare exception.
+        return Failure(
+            APIConnectionError(
+                f"Could not call {path}: {type(exc).__name__}: {_short(exc)}",
+                request=request.sent,
+            ),
+            cause=exc,
+        )
+    if isinstance(exc, lib.InvalidURL):
+        raise ChatarminOSError(f"Cannot build the URL of {path}: {exc}") from None
+    never_sent = isinstance(exc, tuple(getattr(lib, name) for name in _NEVER_SENT))
+    if isinstance(exc, lib.TimeoutException):
+        return Failure(
+            APITimeoutError(request.sent, f"Request to {path} timed out ({type(exc).__name__})."),
+            cause=exc,
+            was_sent=not never_sent,
+        )
+    if isinstance(exc, lib.TooManyRedirects):
+        return Failure(
+            APIConnectionError(f"Too many redirects calling {path}.", request=request.sent),
+            cause=exc,
+            retryable=False,
+        )
+    if isinstance(exc, lib.TransportError):
+        return Failure(
+            APIConnectionError(
+                f"Connection error calling {path}: {type(exc).__name__}: {_short(exc)}",
+                request=request.sent,
+            ),
+            cause=exc,
+            was_sent=not never_sent,
+        )
+    # Anything else from the library (a stream error, a status error of a hook) is still a
+    # failed call.
     return Failure(
         APIConnectionError(
             f"Could not call {path}: {type(exc).__name__}: {_short(exc)}",
-            request=request.to_httpx(),
+            request=request.sent,
         ),
         cause=exc,
     )
 
 
-def parse_output(
-    parse: Callable[[Any], _T], output: Any, path: str, response: httpx.Response
-) -> _T:
+def parse_output(parse: Callable[[Any], _T], output: Any, path: str, response: HTTPResponse) -> _T:
     """``parse(output)``; what it refuses becomes an :class:`APIResponseValidationError`."""
     try:
         return parse(output)

@@ -1,7 +1,8 @@
 """What every transport of a client shares: the state the request loop reads without waiting.
 
 A twin's pool (``_async/_http.py``: the HTTP pool, the in-process pool) derives from
-:class:`PoolCore` and adds ``send(request) -> httpx.Response`` and ``aclose()``/``close()``.
+:class:`PoolCore` and adds ``send(request) -> response`` and ``aclose()``/``close()``. An HTTP
+pool's client is httpx's or httpx2's (see ``_client.library``).
 """
 
 from __future__ import annotations
@@ -10,15 +11,14 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-import httpx
-
 from .._exceptions import ChatarminOSError
 from .._fork import register as reset_after_fork
 from .._logs import logger
+from .._types import AsyncHTTPClient, HTTPClient
 
 __all__ = ["HTTPPoolCore", "InProcessAnswer", "InProcessResponse", "PoolCore", "is_plain"]
 
-_H = TypeVar("_H", httpx.AsyncClient, httpx.Client)
+_H = TypeVar("_H", AsyncHTTPClient, HTTPClient)
 
 
 class InProcessResponse(Protocol):
@@ -86,16 +86,16 @@ def is_plain(client: Any) -> bool:
             and not client._params
             and not client._cookies.jar
         )
-    except (AttributeError, KeyError, TypeError):  # another httpx: take the public road
+    except (AttributeError, KeyError, TypeError):  # another library: take the public road
         return False
 
 
 class HTTPPoolCore(PoolCore, Generic[_H]):
-    """The non-waiting half of an HTTP pool: whose httpx client it is, and which one to send
+    """The non-waiting half of an HTTP pool: whose client (httpx or httpx2) it is, which to send
     through now (ours is made on first use, and again after a fork or under another event
     loop). A twin names ``_default_client`` (how ours is made) and ``_current_loop``."""
 
-    _default_client: ClassVar[Any]  # staticmethod: () -> our own httpx client
+    _default_client: ClassVar[Any]  # staticmethod: () -> our own client (httpx2 or httpx)
     _current_loop: ClassVar[Any]  # staticmethod: () -> the running event loop (or None)
 
     def __init__(
@@ -123,7 +123,7 @@ class HTTPPoolCore(PoolCore, Generic[_H]):
             self._client = None  # the parent's sockets: leave them to the parent
 
     def client(self) -> _H:
-        """The httpx client to send through now, made (again) when ours is missing or stale."""
+        """The client to send through now, made (again) when ours is missing or stale."""
         if self._closed:
             raise ChatarminOSError("This client is closed; make a new one to go on.")
         client = self._client

@@ -14,9 +14,8 @@ import datetime
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import httpx
-
 from .._exceptions import ChatarminOSError, request_id_of
+from .._types import HTTPRequest, HTTPResponse
 
 if TYPE_CHECKING:
     from .._batching import Call
@@ -48,8 +47,8 @@ class APIResponse(Generic[_T]):
     def __init__(
         self,
         result: _T,
-        response: httpx.Response,
-        request: httpx.Request,
+        response: HTTPResponse,
+        request: HTTPRequest,
         elapsed: datetime.timedelta,
     ) -> None:
         self._result = result
@@ -122,7 +121,7 @@ def record(call: Call) -> None:
         capture.call = call
 
 
-def with_request_id(result: _T, response: httpx.Response | None) -> _T:
+def with_request_id(result: _T, response: HTTPResponse | None) -> _T:
     """``result`` with the answer's request id on it (each item of a list result)."""
     request_id = request_id_of(response)
     if request_id is None:

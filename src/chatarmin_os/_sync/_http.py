@@ -4,10 +4,13 @@
 
 Hand-written; ``scripts/gen_sync.py`` turns it into ``_sync/_http.py``.
 
-* **Ours or yours.** Without ``http_client`` the pool is ours: an :class:`httpx.Client`
-  made on first use (proxies and certificates from the environment, as httpx does), with
-  idle connections kept :data:`KEEPALIVE_EXPIRY` seconds. An ``http_client`` you pass is
-  yours: we send through it and never close, replace or reconfigure it.
+* **Ours or yours.** Without ``http_client`` the pool is ours: an ``httpx2.Client`` when
+  httpx2 is installed, else an :class:`httpx.Client` (``CHATARMIN_OS_HTTP_LIBRARY``
+  forces one; see ``_client.library``), made on first use (proxies and certificates from the
+  environment, as the library does), with idle connections kept :data:`KEEPALIVE_EXPIRY`
+  seconds. An ``http_client`` you pass (httpx's or httpx2's) is yours: we send through it
+  and never close, replace or reconfigure it. Each request is built with the library of the
+  client it goes through.
 * **Fork.** In a child made by ``os.fork()`` our pool is dropped (not closed: its sockets
   are the parent's) and a fresh one is made on first use; the parent's pool is untouched.
   Your own client is yours after a fork too: make it in the child (or let us own the pool).
@@ -26,15 +29,18 @@ from __future__ import annotations
 
 import ssl
 import threading
-from typing import Protocol
+from types import ModuleType
+from typing import Any, Protocol
 
 import httpx
 
+from .._client import library
 from .._client.outcomes import BodyDecodingError
 from .._client.pool import HTTPPoolCore, InProcessAnswer, PoolCore, is_plain
 from .._client.request import WireRequest
 from .._concurrency import no_loop
 from .._exceptions import ChatarminOSError
+from .._types import HTTPClient, HTTPResponse
 
 __all__ = [
     "KEEPALIVE_EXPIRY",
@@ -54,27 +60,30 @@ server saw it).
 """
 
 
-_ssl_context: ssl.SSLContext | None = None
+_ssl_contexts: dict[str, ssl.SSLContext] = {}
 _ssl_lock = threading.Lock()
 
 
-def _shared_ssl_context() -> ssl.SSLContext:
-    """One SSL context per process (loading the CA bundle costs ~15 ms), shared by our pools."""
-    global _ssl_context
+def _shared_ssl_context(lib: ModuleType) -> ssl.SSLContext:
+    """One SSL context per process and library (loading the CA bundle costs ~15 ms), shared
+    by our pools."""
     with _ssl_lock:
-        if _ssl_context is None:
-            _ssl_context = httpx.create_ssl_context()
-        return _ssl_context
+        context = _ssl_contexts.get(lib.__name__)
+        if context is None:
+            context = _ssl_contexts[lib.__name__] = lib.create_ssl_context()
+        return context
 
 
-def default_sync_client() -> httpx.Client:
-    """The pool we make when the caller gives no ``http_client``."""
-    return httpx.Client(
-        verify=_shared_ssl_context(),
-        limits=httpx.Limits(
+def default_sync_client() -> HTTPClient:
+    """The pool we make when the caller gives no ``http_client``: httpx2's when installed."""
+    lib = library.preferred()
+    client: HTTPClient = lib.Client(
+        verify=_shared_ssl_context(lib),
+        limits=lib.Limits(
             max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_EXPIRY
         ),
     )
+    return client
 
 
 class Pool(Protocol):
@@ -92,7 +101,7 @@ class Pool(Protocol):
 
     def callers_default_headers(self) -> list[tuple[bytes, bytes]] | None: ...
 
-    def send(self, request: WireRequest) -> httpx.Response:
+    def send(self, request: WireRequest) -> HTTPResponse:
         """Send ``request`` and read the whole answer (raises what the transport raises)."""
         ...
 
@@ -125,20 +134,22 @@ class InProcessPool(PoolCore):
         self._closed = True
 
 
-class HTTPPool(HTTPPoolCore[httpx.Client]):
-    """The httpx client one API client (and its ``with_options`` copies) sends through."""
+class HTTPPool(HTTPPoolCore[HTTPClient]):
+    """The httpx or httpx2 client one API client (and its ``with_options`` copies) sends
+    through."""
 
     _default_client = staticmethod(default_sync_client)
     _current_loop = staticmethod(no_loop)
 
-    def send(self, wire: WireRequest) -> httpx.Response:
+    def send(self, wire: WireRequest) -> HTTPResponse:
         """Send ``wire`` and read the whole answer.
 
-        Raises httpx's exceptions, :class:`BodyDecodingError` for a body that cannot be
-        decoded, and :class:`ChatarminOSError` when the pool is closed.
+        Raises the client library's exceptions, :class:`BodyDecodingError` for a body that
+        cannot be decoded, and :class:`ChatarminOSError` when the pool is closed.
         """
         client = self.client()
-        request = wire.to_httpx()
+        lib = library.of(client) or httpx
+        request: Any = wire.build(lib)
         if self._owned or is_plain(client):
             transport = client._transport_for_url(request.url)
             response = transport.handle_request(request)
@@ -155,7 +166,7 @@ class HTTPPool(HTTPPoolCore[httpx.Client]):
             response = client.send(request, stream=True)
         try:
             response.read()
-        except httpx.DecodingError as exc:
+        except lib.DecodingError as exc:
             raise BodyDecodingError(response) from exc
         finally:
             response.close()

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
-
-import httpx
 
 from .._exceptions import (
     ChatarminOSError,
@@ -331,7 +329,7 @@ class UsageBufferCore(Generic[E]):
             if self._stopping:
                 self._store.close()
 
-    def _back_off(self, headers: httpx.Headers | None) -> float:
+    def _back_off(self, headers: Mapping[str, str] | None) -> float:
         """Count a failed round and set when the next may start (see ``backoff_delay``)."""
         self._failures = min(self._failures + 1, 64)
         delay = backoff_delay(self._failures, headers)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
-
-import httpx
 
 from .._base import retry_after, retry_delay
 from .._exceptions import (
@@ -93,7 +92,7 @@ BACKOFF_START = 0.1
 """Seconds before the second retry in a row of a failed batch (the first is at once)."""
 
 
-def backoff_delay(failures: int, headers: httpx.Headers | None) -> float:
+def backoff_delay(failures: int, headers: Mapping[str, str] | None) -> float:
     """Seconds to wait after the ``failures``-th failed round in a row.
 
     A usable ``Retry-After`` (or ``retry-after-ms``, 0 to 60 s) from the answer wins. Else

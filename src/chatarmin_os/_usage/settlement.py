@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
-
-import httpx
 
 from .._exceptions import (
     APIResponseValidationError,
@@ -24,7 +23,7 @@ __all__ = ["BatchFailure", "SendOutcome", "Settlement", "judge"]
 
 SendOutcome: TypeAlias = "tuple[UsageResult | ChatarminOSError, str | None]"
 """An event's answer (a result or an error) and the company it was counted for."""
-BatchFailure: TypeAlias = "tuple[ChatarminOSError, httpx.Headers | None, bool, int]"
+BatchFailure: TypeAlias = "tuple[ChatarminOSError, Mapping[str, str] | None, bool, int]"
 """How a batch failed: the first error, the headers of an answer, 401?, events kept."""
 
 
@@ -40,7 +39,7 @@ class Settlement:
     finals: list[tuple[UsageEvent, UsageResult | ChatarminOSError]] = field(default_factory=list)
     """The answered and refused events with their outcome, in batch order."""
     failure: ChatarminOSError | None = None
-    headers: httpx.Headers | None = None
+    headers: Mapping[str, str] | None = None
     auth: bool = False
 
     def as_failure(self) -> BatchFailure | None:
