@@ -56,6 +56,7 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncReservations": "Reservations",
     "AsyncMeter": "Meter",
     "AsyncFigures": "Figures",
+    "awaitable_context": "context_now",
     "AsyncCachedCalls": "CachedCalls",
     "AsyncClientCalls": "ClientCalls",
     # shims (see src/chatarmin_os/_concurrency.py)

@@ -16,6 +16,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from ._aiohttp_transport import DefaultAioHttpClient
     from ._async._cache import AsyncEntitlementCache
+    from ._async._reservation import AsyncReservation
     from ._async.client import AsyncChatarminOS
     from ._base import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
     from ._batching import BatchOptions
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
         ChatarminOSError,
         ConfigurationError,
         ConflictError,
+        ForbiddenError,
         InternalServerError,
         InvalidInputError,
         NotFoundError,
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
         SmartLinkInput,
         TrackUsageInput,
     )
+    from ._ledger.options import ReservationOptions
     from ._models import (
         ApplyTierResult,
         BaseFee,
@@ -89,6 +92,7 @@ if TYPE_CHECKING:
         UsageResult,
     )
     from ._sync._cache import EntitlementCache
+    from ._sync._reservation import Reservation
     from ._sync.client import ChatarminOS
     from ._types import NOT_GIVEN, NotGiven, Timeout, Transformer
     from ._usage.errors import UnlinkedOrgError, UsageBufferFullError
@@ -110,6 +114,7 @@ __all__ = [
     "ApplyTierResult",
     "AsyncChatarminOS",
     "AsyncEntitlementCache",
+    "AsyncReservation",
     "AuthenticationError",
     "BadRequestError",
     "BaseFee",
@@ -140,6 +145,7 @@ __all__ = [
     "FeatureCheckInput",
     "FeatureSetAccessInput",
     "FeatureSource",
+    "ForbiddenError",
     "Hints",
     "HintsDict",
     "InternalServerError",
@@ -159,6 +165,8 @@ __all__ = [
     "ProductLink",
     "Provenance",
     "RateLimitError",
+    "Reservation",
+    "ReservationOptions",
     "ResetLinksResult",
     "SmartLinkInput",
     "SmartLinkResult",
@@ -189,6 +197,9 @@ _LAZY: dict[str, str] = {
     "DefaultAioHttpClient": "._aiohttp_transport",  # needs the aiohttp extra
     "AsyncChatarminOS": "._async.client",
     "AsyncEntitlementCache": "._async._cache",
+    "AsyncReservation": "._async._reservation",
+    "Reservation": "._sync._reservation",
+    "ReservationOptions": "._ledger.options",
     "CacheOptions": "._cache",
     "CacheStats": "._cache",
     "FallbackPolicy": "._cache",
@@ -205,6 +216,7 @@ _LAZY: dict[str, str] = {
     "ChatarminOSError": "._exceptions",
     "ConfigurationError": "._exceptions",
     "ConflictError": "._exceptions",
+    "ForbiddenError": "._exceptions",
     "InternalServerError": "._exceptions",
     "InvalidInputError": "._exceptions",
     "NotFoundError": "._exceptions",

@@ -35,6 +35,7 @@ __all__ = [
     "ChatarminOSError",
     "ConfigurationError",
     "ConflictError",
+    "ForbiddenError",
     "InternalServerError",
     "InvalidInputError",
     "NotFoundError",
@@ -191,6 +192,10 @@ class AuthenticationError(APIStatusError):
 
 class PermissionDeniedError(APIStatusError):
     """403: no access to this resource, e.g. a feature that is not enabled (``FORBIDDEN``)."""
+
+
+ForbiddenError = PermissionDeniedError
+"""Another name of :class:`PermissionDeniedError` (403, ``FORBIDDEN``), as tRPC calls it."""
 
 
 class NotFoundError(APIStatusError):

@@ -299,7 +299,6 @@ class AsyncUsageBuffer(UsageBufferCore[AsyncEvent]):
     ) -> BatchFailure | None:
         """Apply a batch's answers; how it failed, when some events are to be sent again."""
         settled = judge(batch, outcomes)
-        self._record(settled)
         if self._answered is not None:
             for event, company_id, result in settled.answered:
                 try:
@@ -314,6 +313,8 @@ class AsyncUsageBuffer(UsageBufferCore[AsyncEvent]):
                     logger.exception("chatarmin_os: noting a refused usage failed")
         self._report(batch, settled)
         await self._acknowledge(settled.finals)
+        # Last: a flush waiting for these events returns once everyone heard of them.
+        self._record(settled)
         return settled.as_failure()
 
     async def _acknowledge(

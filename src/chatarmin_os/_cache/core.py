@@ -92,6 +92,12 @@ class CacheCore:
             )
         _fork.register(self)
 
+    @property
+    def redis(self) -> RedisLevelCore | None:
+        """The shared level in Redis (``None`` without ``redis_url``): its ``connection()``
+        serves others that keep state beside the cache (the quota ledger)."""
+        return self._redis
+
     def _start_fresh(self) -> None:
         self._counters.reset()
         self._l1 = Level1(self._options.max_entries, self._counters, self._options.margin)

@@ -10,6 +10,8 @@ import httpx
 from .._base import DEFAULT_MAX_RETRIES, ClientConfig
 from .._batching import BatchOptions
 from .._exceptions import ChatarminOSError
+from .._ledger.options import ReservationOptions
+from .._ledger.registry import Flows
 from .._types import NOT_GIVEN, NotGiven, Timeout, Transformer
 from .core import ClientCore
 
@@ -29,6 +31,7 @@ class ChatarminOSCore(ClientCore, Generic[_H, _S]):
     """The constructors of the public client; its twin adds the namespaces and what waits."""
 
     _cache_group: Any
+    _reservation_flows: Flows[Any]
 
     def __init__(
         self,
@@ -44,6 +47,7 @@ class ChatarminOSCore(ClientCore, Generic[_H, _S]):
         batching: bool | BatchOptions = False,
         cache: bool | CacheOptions | None = None,
         usage_buffer: UsageBufferOptions | None = None,
+        reservations: ReservationOptions | None = None,
     ) -> None:
         try:
             options = BatchOptions.resolve(batching)
@@ -60,9 +64,11 @@ class ChatarminOSCore(ClientCore, Generic[_H, _S]):
                 transformer=transformer,
                 default_headers=default_headers,
             )
+            flows: Flows[Any] = Flows(ReservationOptions.resolve(reservations))
         except ChatarminOSError:
             api_key = default_headers = None  # no secrets in tracebacks that show locals
             raise
+        self._reservation_flows = flows
         self._setup(config, self._make_pool(http_client), sleep, batching=options)
         self._cache_group = None
         if cache is not None and cache is not False:  # the cache's code loads only when used
@@ -95,6 +101,7 @@ class ChatarminOSCore(ClientCore, Generic[_H, _S]):
         batching: bool | BatchOptions = False,
         cache: bool | CacheOptions | None = None,
         usage_buffer: UsageBufferOptions | None = None,
+        reservations: ReservationOptions | None = None,
     ) -> _C:
         """A client answered by a local ChatarminOS in this process: no socket, no network.
 
@@ -122,6 +129,7 @@ class ChatarminOSCore(ClientCore, Generic[_H, _S]):
             batching=batching,
             cache=cache,
             usage_buffer=usage_buffer,
+            reservations=reservations,
         )
         client._answer_in_process(transport.answer)
         return client
@@ -142,8 +150,8 @@ class ChatarminOSCore(ClientCore, Generic[_H, _S]):
         ``default_headers`` are added to the current ones. Closing the copy leaves the pool
         open; it closes with the client that made it. The copy shares the entitlement cache
         (a copy with another ``api_key`` uses that product's entries). It shares the usage
-        buffer too (with another ``api_key`` or ``base_url``, a buffer of its own with the same
-        options).
+        buffer and the quota ledger of ``billing.reserve`` too (with another ``api_key`` or
+        ``base_url``, ones of its own with the same options).
 
         Example::
 
@@ -169,4 +177,5 @@ class ChatarminOSCore(ClientCore, Generic[_H, _S]):
         copy._cache_group = self._cache_group
         copy._init_cache()
         copy._init_usage_buffers(None, parent=self)
+        copy._reservation_flows = self._reservation_flows
         return copy

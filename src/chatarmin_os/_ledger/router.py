@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .memory import MemoryLedger, Slot
 from .redis_scripts import (
@@ -21,7 +21,13 @@ from .redis_scripts import (
     LedgerKeys,
 )
 
-__all__ = ["SCRIPTS", "Answer", "LedgerCore"]
+if TYPE_CHECKING:
+    from .options import ReservationOptions
+
+__all__ = ["LEDGER_PREFIX", "SCRIPTS", "Answer", "LedgerCore"]
+
+LEDGER_PREFIX = "chatarmin_os:ledger:1"
+"""Where the quota ledger's keys live in Redis (then the product's hash)."""
 
 Answer = tuple[Literal["counted", "refused", "dropped"], int | None]
 """What became of a metered event: counted (with the usage the server reported), refused
@@ -39,6 +45,8 @@ SCRIPTS: dict[str, str] = {
 }
 
 _MAX_REMEMBERED = 100_000
+
+_L = TypeVar("_L", bound="LedgerCore")
 
 
 class LedgerCore:
@@ -70,6 +78,21 @@ class LedgerCore:
         self._lock = threading.Lock()
         self._idle_ms = int(max(memory.hold_timeout, memory.flight_timeout, memory.refresh) * 1000)
         self._idle_ms += 60_000
+
+    @classmethod
+    def create(cls: type[_L], options: ReservationOptions, product: str, redis: Any = None) -> _L:
+        """A ledger for ``product`` with ``options``: in Redis through ``redis`` (the
+        cache's Redis level: its connection, failures counted with the cache's) when
+        given, else in the process."""
+        memory = MemoryLedger(
+            hold_timeout=options.hold_timeout,
+            flight_timeout=options.flight_timeout,
+            refresh=options.refresh,
+        )
+        if redis is None:
+            return cls(memory)
+        keys = LedgerKeys(LEDGER_PREFIX, product)
+        return cls(memory, keys=keys, connect=redis.connection, failed=redis.failed)
 
     def __repr__(self) -> str:
         where = "redis" if self._keys is not None else "memory"

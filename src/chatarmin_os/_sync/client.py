@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -16,7 +17,7 @@ from .._client.public import ChatarminOSCore
 from .._concurrency import Sleeper
 from .._exceptions import ChatarminOSError, InvalidInputError
 from .._inputs import Hints, HintsDict, hints_input
-from .._models import OnboardResult, UsageResult
+from .._models import FeatureAccess, OnboardResult, UsageResult
 from .._types import NOT_GIVEN, NotGiven
 from .._validate import compact, optional_str, optional_timestamp, require_str
 from ._base_client import BaseClient
@@ -24,10 +25,14 @@ from ._cached_calls import CachedCalls
 from .resources._resource import namespace
 
 if TYPE_CHECKING:
+    from .._ledger.options import ReservationOptions
+    from .._ledger.reservation import ReservationCore
     from .._models import Company
+    from .._usage.events import UsageEvent
     from .._usage.options import UsageBufferOptions
     from .._usage.registry import UsageBuffers
     from ._cache import CacheGroup, EntitlementCache
+    from ._reservation import Reservations
     from ._usage_buffer import UsageBuffer
     from .resources.billing import Billing
     from .resources.companies import Companies
@@ -165,6 +170,7 @@ class ChatarminOS(CachedCalls, BaseClient, ChatarminOSCore[httpx.Client, Sleeper
             sleep=self._sleep,
             answered=self._usage_answered,
             refused=self._usage_refused,
+            acknowledged=functools.partial(self._usage_acknowledged, dest),
             lease=lease_seconds(self.timeout),
             batch_limit=None if batching is None else batching.max_items,
         )
@@ -204,6 +210,47 @@ class ChatarminOS(CachedCalls, BaseClient, ChatarminOSCore[httpx.Client, Sleeper
         """The buffer's event hit a limit or a disabled feature: the next check asks."""
         if self._cache is not None:
             self._cache.usage_refused(company_id, feature_code)
+
+    def _usage_acknowledged(self, dest: str, event: UsageEvent, outcome: object) -> None:
+        """What became of an event: the quota ledger of ``billing.reserve`` learns it."""
+        flow = self._reservation_flows.get(dest)
+        if flow is not None and event.company_id is not None:
+            from .._ledger.registry import answer_of
+
+            answer = answer_of(outcome)
+            flow.answered(event.company_id, event.feature_code, event.idempotency_key, answer)
+
+    def _reservations(self) -> Reservations:
+        """The ``billing.reserve`` flow of this client's product (made on first use)."""
+        dest = product_key(str(self._config.base_url), self._config.api_key)
+        flow: Reservations = self._reservation_flows.get_or_make(dest, self._make_reservations)
+        return flow
+
+    def _make_reservations(self, options: ReservationOptions, dest: str) -> Reservations:
+        """A ledger in the cache's Redis when it has one (else in the process), the server's
+        figures from ``features.check`` and metering through the usage buffer."""
+        from ._ledger import Ledger
+        from ._reservation import Reservations
+
+        redis = self._cache.redis if self._cache is not None else None
+        ledger = Ledger.create(options, dest, redis)
+        billing = self.billing
+
+        def figures(company_id: str, feature_code: str) -> FeatureAccess:
+            payload = {"companyId": company_id, "featureCode": feature_code}
+            return self._call("features.check", payload, FeatureAccess.model_validate)
+
+        def meter(reservation: ReservationCore, quantity: int) -> None:
+            billing.track_usage_later(
+                company_id=reservation.company_id,
+                feature_code=reservation.feature_code,
+                quantity=quantity,
+                idempotency_key=reservation.idempotency_key,
+                metadata=reservation.metadata,
+            )
+
+        url = f"{self._config.base_url}billing.reserve"
+        return Reservations(ledger, figures=figures, meter=meter, url=url)
 
     def __enter__(self: _C) -> _C:
         super().__enter__()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httpx
 
+from ..._concurrency import awaitable_context
 from ..._exceptions import ChatarminOSError, NotFoundError
 from ..._models import BillingStatus, ClaimCheckoutResult, LinkSubscriptionResult, UsageResult
 from ..._types import NOT_GIVEN, NotGiven
@@ -15,6 +16,7 @@ from ._resource import AsyncAPIResource
 from .companies import AsyncCompanies
 
 if TYPE_CHECKING:
+    from .._reservation import AsyncReservation, AsyncReservations
     from .._usage_buffer import AsyncUsageBuffer
 
 __all__ = ["AsyncBilling", "unlinked_org"]
@@ -36,10 +38,13 @@ def unlinked_org(external_org_id: str) -> NotFoundError:
 
 
 class _BuffersUsage(Protocol):
-    """A client with a usage buffer (the client's ``usage_buffer`` property)."""
+    """A client with a usage buffer (the client's ``usage_buffer`` property) and the flow of
+    ``billing.reserve``."""
 
     usage_buffer: AsyncUsageBuffer
     _closed: bool
+
+    def _reservations(self) -> AsyncReservations: ...
 
 
 class AsyncBilling(AsyncAPIResource):
@@ -132,6 +137,73 @@ class AsyncBilling(AsyncAPIResource):
         if client._closed:
             raise ChatarminOSError("This client is closed; make a new one to go on.")
         return await client.usage_buffer.put(payload)
+
+    @awaitable_context
+    async def reserve(
+        self,
+        *,
+        feature_code: str,
+        quantity: int = 1,
+        company_id: str | NotGiven | None = NOT_GIVEN,
+        external_org_id: str | NotGiven | None = NOT_GIVEN,
+        idempotency_key: str | NotGiven | None = NOT_GIVEN,
+        metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
+    ) -> AsyncReservation:
+        """Hold ``quantity`` of a metered feature's limit before doing the work; meter it after.
+
+        Returns an :class:`~chatarmin_os.AsyncReservation`: ``await reservation.commit()``
+        meters what was used (``quantity`` or less) through the usage buffer, exactly once
+        with :attr:`~chatarmin_os.AsyncReservation.idempotency_key`; ``await
+        reservation.release()`` gives the hold back. As ``async with
+        client.billing.reserve(...) as reservation:`` it commits on normal exit and releases
+        on an exception. A hold neither committed nor released expires after
+        ``ReservationOptions.hold_timeout`` (a crashed process frees its quota).
+
+        A hold is admitted only while the usage ChatarminOS reported + what is held + what
+        is metered but not yet acknowledged + ``quantity`` stays within the limit, so
+        concurrent requests never get more than the plan allows: across the threads and
+        tasks of this process, and across every process sharing the cache's Redis when the
+        client has ``cache=CacheOptions(redis_url=...)``. The first hold of a company's
+        feature asks ChatarminOS (``features.check``); the next ones cost no request.
+
+        Refused before anything is held, with the errors :meth:`track_usage` raises for the
+        same reasons (one ``except`` serves both): :class:`~chatarmin_os.PreconditionFailedError`
+        (it would pass the limit), :class:`~chatarmin_os.PermissionDeniedError` (not
+        enabled), :class:`~chatarmin_os.NotFoundError` (unknown company, org or feature).
+        Unlimited features hold nothing (the commit still meters).
+
+        Example::
+
+            async with client.billing.reserve(company_id=cid, feature_code="ai_credit") as r:
+                summary = await summarise(text)  # an exception releases the hold
+        """
+        payload = usage_payload(
+            company_id=company_id,
+            external_org_id=external_org_id,
+            feature_code=feature_code,
+            quantity=quantity,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+        )
+        client = cast("_BuffersUsage", self._client)
+        if client._closed:
+            raise ChatarminOSError("This client is closed; make a new one to go on.")
+        org = payload.get("externalOrgId")
+        if org is None:
+            company: str = payload["companyId"]
+        else:
+            linked = await AsyncCompanies(self._client).get_by_product_link(external_org_id=org)
+            if linked is None:
+                raise unlinked_org(org)
+            company = linked.id
+        return await client._reservations().reserve(
+            company_id=company,
+            feature_code=payload["featureCode"],
+            quantity=payload["quantity"],
+            idempotency_key=payload["idempotencyKey"],
+            metadata=payload.get("metadata"),
+            external_org_id=org,
+        )
 
     async def claim_checkout(
         self, *, company_id: str, checkout_session_id: str
