@@ -324,13 +324,16 @@ def require_feature(
         if outcome.reservation is None or register(request.scope, outcome):
             yield outcome.access  # nothing held, or settled by the status of the answer
             return
-        try:  # no lifespan: settled when the endpoint returns or raises
+        # No lifespan: settled when the endpoint returns or raises, and sent at once (the
+        # client may be one of a loop that ends with this request).
+        try:
             yield outcome.access
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await outcome.settle(False)
             raise
         await outcome.settle(True)
+        await client.flush()
 
     parameters = [
         inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),

@@ -82,6 +82,7 @@ def test_enabled_not_enabled_and_at_limit(
         "feature": "sso",
         "message": "The feature sso is not enabled for this organisation.",
     }
+    assert get_client().flush() == 0  # the commits went through the usage buffer
     server.assert_usage(company_of(server, "org_1"), "ai_credit", 2)
 
 
@@ -124,6 +125,7 @@ def test_usage_is_tracked_once_per_idempotency_key(
     headers = {"X-Org-Id": "org_1", "Idempotency-Key": "req-42"}
     assert http.get(f"/{kind}/ai/", headers=headers).status_code == 200
     assert http.get(f"/{kind}/ai/", headers=headers).status_code == 200  # a client's retry
+    assert get_client().flush() == 0
     company_id = company_of(server, "org_1")
     assert [(e["quantity"], e["idempotencyKey"]) for e in server.usage_events(company_id)] == [
         (1, "ai_credit:req-42")
@@ -160,8 +162,11 @@ def test_tracking_errors_are_logged_not_raised(
     server.faults.fail_next("billing.trackUsage", status=400, message="refused")
     with caplog.at_level(logging.WARNING, logger="chatarmin_os"):
         assert http.get("/sync/ai/", **ORG).status_code == 200
+        assert get_client().flush() == 0
     assert server.usage_events() == []
-    assert "Usage of ai_credit for org org_1 not tracked: BadRequestError" in caplog.text
+    # The commit went through the usage buffer: its refusal goes to on_error (else the log).
+    assert "refused: BadRequestError" in caplog.text
+    assert "feature_code='ai_credit'" in caplog.text
 
 
 def test_statuses_and_on_refusal(server: ChatarminOSServer, http: Client) -> None:
