@@ -139,10 +139,12 @@ class ChatarminOSLifespan:
 
 
 def _settle_after_answers(app: FastAPI) -> None:
-    """Wrap the app's ASGI stack (built by now: the lifespan runs through it) so the holds of
+    """Wrap the app's ASGI stack (built by now when the lifespan runs through it) so the holds of
     ``require_feature(..., track=True)`` are settled by the status of the answer."""
     stack = app.middleware_stack
-    if stack is not None and not isinstance(stack, SettleAfterAnswer):
+    if stack is None:  # the lifespan was run directly, not through the app
+        stack = app.build_middleware_stack()
+    if not isinstance(stack, SettleAfterAnswer):
         app.middleware_stack = SettleAfterAnswer(stack)
 
 
