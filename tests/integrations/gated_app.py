@@ -1,7 +1,8 @@
 """A FastAPI app run by ``uvicorn --workers 2`` in the process tests (not a test module).
 
 ``GATES_REDIS_URL`` set: the cache (and so the quota ledger) is in that Redis, shared by
-the workers; else each worker has its own. ``GATES_METER`` is the gates' ``meter=``.
+the workers; else each worker has its own. ``/ai`` and ``/fails`` hold in the gate
+(``meter="after"``), ``/before/ai`` and ``/before/fails`` meter in it (``meter="before"``).
 """
 
 from __future__ import annotations
@@ -12,18 +13,18 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from chatarmin_os import CacheOptions
-from chatarmin_os.fastapi import ChatarminOSLifespan, Meter, require_feature
+from chatarmin_os.fastapi import ChatarminOSLifespan, require_feature
 
 _redis_url = os.environ.get("GATES_REDIS_URL")
-_meter: Meter = "before" if os.environ.get("GATES_METER") == "before" else "after"
 
 app = FastAPI(
     lifespan=ChatarminOSLifespan(
         cache=CacheOptions(redis_url=_redis_url) if _redis_url else True, max_retries=5
     )
 )
-_credit = Depends(
-    require_feature("ai_credit", external_org_id="X-Org-Id", track=True, meter=_meter)
+_held = Depends(require_feature("ai_credit", external_org_id="X-Org-Id", track=True))
+_metered = Depends(
+    require_feature("ai_credit", external_org_id="X-Org-Id", track=True, meter="before")
 )
 
 
@@ -32,11 +33,13 @@ async def healthz() -> dict[str, int]:
     return {"pid": os.getpid()}
 
 
-@app.post("/ai", dependencies=[_credit])
+@app.post("/ai", dependencies=[_held])
+@app.post("/before/ai", dependencies=[_metered])
 async def ai() -> dict[str, bool]:
     return {"ok": True}
 
 
-@app.post("/fails", dependencies=[_credit])
+@app.post("/fails", dependencies=[_held])
+@app.post("/before/fails", dependencies=[_metered])
 async def fails() -> JSONResponse:
     return JSONResponse({"error": "the endpoint failed"}, status_code=500)
