@@ -139,6 +139,43 @@ def test_a_failed_view_is_not_tracked(server: ChatarminOSServer, http: Client, k
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
+def test_failed_views_release_their_holds(
+    server: ChatarminOSServer, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    http = Client(raise_request_exception=False)
+    for _ in range(3):  # more failures than the limit of 2: each hold is given back
+        assert http.get(f"/{kind}/fails/", **ORG).status_code == 500
+        assert http.get(f"/{kind}/breaks/", **ORG).status_code == 500
+    answers = [http.get(f"/{kind}/ai/", **ORG) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200, 200, 402]
+    assert [answer.json()["remaining"] for answer in answers[:2]] == [2, 1]
+    assert get_client().flush() == 0
+    server.assert_usage(company_of(server, "org_1"), "ai_credit", 2)
+
+
+def test_meter_before_charges_in_the_gate(server: ChatarminOSServer, http: Client) -> None:
+    company_id = company_of(server, "org_1")
+    assert http.get("/async/before/", **ORG).status_code == 500  # charged anyway
+    server.assert_usage(company_id, "ai_credit", 1)  # metered in the gate, no flush
+    assert http.get("/sync/before/", **ORG).json() == {"remaining": 1, "enabled": True}
+    refused = http.get("/sync/before/", **ORG)
+    assert (refused.status_code, refused.json()["error"]) == (402, "feature_limit_reached")
+    server.assert_usage(company_id, "ai_credit", 2)
+
+
+def test_a_revoked_api_key_answers_500(
+    server: ChatarminOSServer, http: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = {"API_KEY": "os_sk_revoked", "BASE_URL": server.base_url, "MAX_RETRIES": 0}
+    with override_settings(CHATARMIN_OS=options), caplog.at_level(logging.INFO):
+        answers = [http.get(f"/{kind}/ai/", **ORG) for kind in ("sync", "async", "sync")]
+    assert [answer.status_code for answer in answers] == [500, 500, 500]
+    assert answers[0].json()["error"] == "misconfigured"
+    assert "os_sk_revoked" not in caplog.text
+    assert "answering from the cache" not in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
 def test_chatarmin_os_unavailable_answers_503(
     server: ChatarminOSServer, http: Client, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
