@@ -27,7 +27,7 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from ._exceptions import (
     AuthenticationError,
@@ -51,7 +51,10 @@ __all__ = [
     "Meter",
     "Refusal",
     "RefusalReason",
+    "check_given_client",
     "idempotency_key",
+    "org_getter",
+    "org_value",
     "succeeded",
 ]
 
@@ -289,6 +292,35 @@ class Gate:
         return access.model_copy(
             update={"remaining": before, "current_usage": access.quantity_limit - before}
         )
+
+
+def org_value(value: Any) -> str | None:
+    """The org id a request named (stripped), ``None`` for none; ``TypeError`` for a non-str."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"the org id must be a str or None, got {type(value).__name__}")
+    return value.strip() or None
+
+
+def org_getter(source: Any) -> Callable[[Any], Any]:
+    """A function of the request for ``external_org_id=``: a header name (read from
+    ``request.headers``) or the caller's own function."""
+    if isinstance(source, str):
+        if not source.strip():
+            raise ValueError("external_org_id: a header name must not be empty")
+        return lambda request: request.headers.get(source)
+    if callable(source):
+        return cast("Callable[[Any], Any]", source)
+    raise TypeError("external_org_id must be a header name or a function of the request")
+
+
+def check_given_client(client: object, options: Mapping[str, Any], kind: type) -> None:
+    """An integration gets a client of ``kind`` or options to make one, not both."""
+    if client is not None and options:
+        raise TypeError("give either client= or client options, not both")
+    if client is not None and not isinstance(client, kind):
+        raise TypeError(f"client must be an {kind.__name__}, got {type(client).__name__}")
 
 
 def idempotency_key(feature: str, request_key: str | None) -> str:

@@ -43,7 +43,17 @@ import anyio
 from ._aiohttp_transport import DefaultAioHttpClient
 from ._async._gate import Admission, admit
 from ._async.client import AsyncChatarminOS
-from ._gating import Gate, Meter, Refusal, RefusalReason, idempotency_key, succeeded
+from ._gating import (
+    Gate,
+    Meter,
+    Refusal,
+    RefusalReason,
+    check_given_client,
+    idempotency_key,
+    org_getter,
+    org_value,
+    succeeded,
+)
 from ._models import FeatureAccess
 
 __all__ = [
@@ -84,10 +94,7 @@ class ChatarminOSAiohttp:
         client: AsyncChatarminOS | None = None,
         **client_options: Any,
     ) -> None:
-        if client is not None and client_options:
-            raise TypeError("give either client= or client options, not both")
-        if client is not None and not isinstance(client, AsyncChatarminOS):
-            raise TypeError(f"client must be an AsyncChatarminOS, got {type(client).__name__}")
+        check_given_client(client, client_options, AsyncChatarminOS)
         self._given = client
         self._options = client_options
         self._client: AsyncChatarminOS | None = None
@@ -170,25 +177,9 @@ def feature_access(request: web.Request, feature: str) -> FeatureAccess:
         raise LookupError(f"no require_feature({feature!r}) gate ran for this request") from None
 
 
-def _org_source(source: OrgIdSource) -> Callable[[web.Request], Any]:
-    if isinstance(source, str):
-        if not source.strip():
-            raise ValueError("external_org_id: a header name must not be empty")
-        return lambda request: request.headers.get(source)
-    if callable(source):
-        return source
-    raise TypeError("external_org_id must be a header name or a function of the request")
-
-
 async def _org_of(source: Callable[[web.Request], Any], request: web.Request) -> str | None:
     value = source(request)
-    if inspect.isawaitable(value):
-        value = await value
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"the org id must be a str or None, got {type(value).__name__}")
-    return value.strip() or None
+    return org_value(await value if inspect.isawaitable(value) else value)
 
 
 async def _settle(admission: Admission, ok: bool) -> None:
@@ -234,7 +225,7 @@ def require_feature(
     ``NotFoundError`` (a bug).
     """
     gate = Gate.create(feature, quantity=quantity, statuses=statuses, track=track, meter=meter)
-    org_source = _org_source(external_org_id)
+    org_source = org_getter(external_org_id)
 
     def respond(request: web.Request, refusal: Refusal) -> web.StreamResponse:
         if on_refusal is not None:

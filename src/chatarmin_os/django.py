@@ -56,7 +56,7 @@ import anyio
 from . import _fork, _gating
 from ._async import _gate as _async_gate
 from ._async.client import AsyncChatarminOS
-from ._gating import Gate, LoopClients, Meter, Refusal, RefusalReason
+from ._gating import Gate, LoopClients, Meter, Refusal, RefusalReason, org_getter, org_value
 from ._models import FeatureAccess
 from ._sync import _gate as _sync_gate
 from ._sync.client import ChatarminOS
@@ -228,24 +228,6 @@ def _remember(request: HttpRequest, access: FeatureAccess) -> None:
     found[access.feature_code] = access
 
 
-def _org_value(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"the org id must be a str or None, got {type(value).__name__}")
-    return value.strip() or None
-
-
-def _org_source(source: OrgIdSource) -> Callable[[HttpRequest], Any]:
-    if isinstance(source, str):
-        if not source.strip():
-            raise ValueError("external_org_id: a header name must not be empty")
-        return lambda request: request.headers.get(source)
-    if callable(source):
-        return source
-    raise TypeError("external_org_id must be a header name or a function of the request")
-
-
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -291,7 +273,7 @@ def require_feature(
     ``method_decorator(require_feature(...), name="dispatch")``.
     """
     gate = Gate.create(feature, quantity=quantity, statuses=statuses, track=track, meter=meter)
-    org_of = _org_source(external_org_id)
+    org_of = org_getter(external_org_id)
 
     def respond(request: HttpRequest, refusal: Refusal) -> HttpResponse:
         if on_refusal is not None:
@@ -307,7 +289,7 @@ def require_feature(
             @functools.wraps(view)
             async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
                 found = org_of(request)
-                org = _org_value(await found if inspect.isawaitable(found) else found)
+                org = org_value(await found if inspect.isawaitable(found) else found)
                 if org is None:
                     return respond(request, gate.missing_org())
                 if gate.meter is None:  # a check: the loop's own client
@@ -338,7 +320,7 @@ def require_feature(
 
         @functools.wraps(view)
         def sync_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            org = _org_value(org_of(request))
+            org = org_value(org_of(request))
             if org is None:
                 return respond(request, gate.missing_org())
             outcome = _sync_gate.admit(get_client(), gate, org, key_of(request))

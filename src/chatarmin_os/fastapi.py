@@ -48,7 +48,16 @@ except ImportError as _error:
 from ._asgi_settle import SettleAfterAnswer, register
 from ._async._gate import admit, track
 from ._async.client import AsyncChatarminOS
-from ._gating import Gate, LoopClients, Meter, Refusal, RefusalReason, idempotency_key
+from ._gating import (
+    Gate,
+    LoopClients,
+    Meter,
+    Refusal,
+    RefusalReason,
+    check_given_client,
+    idempotency_key,
+    org_value,
+)
 from ._logs import logger
 from ._models import FeatureAccess
 
@@ -95,10 +104,7 @@ class ChatarminOSLifespan:
         client: AsyncChatarminOS | None = None,
         **client_options: Any,
     ) -> None:
-        if client is not None and client_options:
-            raise TypeError("give either client= or client options, not both")
-        if client is not None and not isinstance(client, AsyncChatarminOS):
-            raise TypeError(f"client must be an AsyncChatarminOS, got {type(client).__name__}")
+        check_given_client(client, client_options, AsyncChatarminOS)
         self._lifespan = lifespan
         self._client = client
         self._options = client_options
@@ -249,11 +255,7 @@ async def _org_from(source: OrgIdSource, request: Request, given: Any) -> str | 
         value = source(request)
         if inspect.isawaitable(value):
             value = await value
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"the org id must be a str or None, got {type(value).__name__}")
-    return value.strip() or None
+    return org_value(value)
 
 
 def require_feature(
