@@ -235,3 +235,21 @@ def test_flush_needs_the_test_client_entered(chatarmin_os_async_client: AsyncCha
         flush(TestClient(app))
     with TestClient(app) as http:
         assert flush(http, timeout=5) == 0
+
+
+def test_an_outage_with_nothing_cached_says_so(
+    chatarmin_os_server: ChatarminOSServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    chatarmin_os_server.add_company("Acme", external_org_id="org_1", limits={"ai_credit": 3})
+    app = FastAPI(lifespan=ChatarminOSLifespan(max_retries=0))  # the cache on, from the env
+
+    @app.get("/", dependencies=[Depends(require_feature("ai_credit", external_org_id="X-Org-Id"))])
+    async def index() -> str:
+        return "ok"
+
+    chatarmin_os_server.faults.fail_next("features.checkByExternalOrgId", status=503)
+    with TestClient(app) as http, caplog.at_level(logging.INFO, logger="chatarmin_os"):
+        answer = http.get("/", headers=ORG)
+    assert (answer.status_code, answer.json()["detail"]["error"]) == (503, "unavailable")
+    assert "cannot be reached" in caplog.text and "nothing cached to answer with" in caplog.text
+    assert "answering from the cache" not in caplog.text
