@@ -1,4 +1,4 @@
-"""FastAPI integration: one client per app, feature gates as dependencies, usage after the response.
+"""FastAPI integration: one client per app, feature gates as dependencies that hold the usage.
 
 Install with ``pip install "chatarmin-os[fastapi]"``. ``import chatarmin_os`` never imports
 this module.
@@ -24,7 +24,9 @@ Example::
 
 Refusals are raised as :class:`FeatureRefused`, an ``HTTPException`` whose ``detail`` is the
 refusal's body, so FastAPI answers e.g. ``403 {"detail": {"error": "feature_not_enabled",
-"feature": "ai_credit", "message": "..."}}``.
+"feature": "ai_credit", "message": "..."}}``. With ``track=True`` the gate holds the usage
+and :class:`ChatarminOSLifespan` commits it once the answer went out with a status below 400
+(it wraps the app's ASGI stack to see the status), releasing it otherwise.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the dependencies' annotations
