@@ -15,7 +15,7 @@ from tests.integrations import require
 
 require("fastapi", "fastapi")
 
-from fastapi import Depends, FastAPI, HTTPException, Response  # noqa: E402
+from fastapi import Depends, FastAPI, HTTPException, Request, Response  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
@@ -253,3 +253,73 @@ def test_an_outage_with_nothing_cached_says_so(
     assert (answer.status_code, answer.json()["detail"]["error"]) == (503, "unavailable")
     assert "cannot be reached" in caplog.text and "nothing cached to answer with" in caplog.text
     assert "answering from the cache" not in caplog.text
+
+
+def test_a_client_gone_or_a_cancelled_request_releases_the_hold(
+    chatarmin_os_async_client: AsyncChatarminOS,
+    chatarmin_os_local: LocalChatarminOS,
+    company_id: str,
+) -> None:
+    import anyio
+
+    app = FastAPI(lifespan=ChatarminOSLifespan(client=chatarmin_os_async_client))
+    credit = Depends(require_feature("ai_credit", external_org_id="X-Org-Id", track=True))
+    entered = anyio.Event()
+
+    @app.post("/notices", dependencies=[credit])
+    async def notices(request: Request) -> dict[str, bool]:
+        return {"gone": await request.is_disconnected()}  # answers 200 to nobody
+
+    @app.post("/ok", dependencies=[credit])
+    async def ok() -> str:
+        return "ok"
+
+    @app.post("/waits", dependencies=[credit])
+    async def waits() -> None:
+        entered.set()
+        await anyio.sleep_forever()
+
+    def scope(path: str) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": [(b"x-org-id", b"org_1")],
+            "scheme": "http",
+            "server": ("testserver", 80),
+            "client": ("127.0.0.1", 1),
+        }
+
+    async def main() -> list[int]:
+        sent: list[dict[str, Any]] = []
+        messages: list[dict[str, Any]] = []  # the client is gone: receive says so
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        async with app.router.lifespan_context(app):
+            await app(scope("/notices"), receive, send)  # type: ignore[arg-type]
+            assert sent[0]["status"] == 200
+            async with anyio.create_task_group() as group:
+                group.start_soon(app, scope("/waits"), receive, send)  # type: ignore[arg-type]
+                await entered.wait()
+                group.cancel_scope.cancel()  # the server cancels the request
+            statuses = []
+            for _ in range(4):
+                sent.clear()
+                messages.append({"type": "http.request", "body": b"", "more_body": False})
+                await app(scope("/ok"), receive, send)  # type: ignore[arg-type]
+                statuses.append(sent[0]["status"])
+            await chatarmin_os_async_client.flush()
+            return statuses
+
+    # Wrapped by the lifespan when it runs through the app; here it is run directly.
+    assert anyio.run(main) == [200, 200, 200, 402]
+    chatarmin_os_local.assert_usage(company_id, "ai_credit", 3)
