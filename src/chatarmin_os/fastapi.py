@@ -303,7 +303,8 @@ def require_feature(
 
     The status of the answer is seen by :class:`ChatarminOSLifespan`, which wraps the app's
     ASGI stack at startup; without it (no lifespan, or a ``TestClient`` outside ``with``)
-    the hold is committed when the endpoint returns and released when it raises.
+    the hold is committed when the endpoint returns and released when it raises (a returned
+    error status is then committed), and sent at once.
     """
     gate = Gate.create(feature, quantity=quantity, statuses=statuses, track=track, meter=meter)
     source = external_org_id
@@ -327,11 +328,12 @@ def require_feature(
         outcome = await admit(client, gate, org, key)
         if isinstance(outcome, Refusal):
             raise refused(outcome)
-        if outcome.reservation is None or register(request.scope, outcome):
+        lifespans = getattr(request.app.state, STATE_ATTRIBUTE, None) is client
+        if outcome.reservation is None or (lifespans and register(request.scope, outcome)):
             yield outcome.access  # nothing held, or settled by the status of the answer
             return
-        # No lifespan: settled when the endpoint returns or raises, and sent at once (the
-        # client may be one of a loop that ends with this request).
+        # Not the running lifespan's client: settled when the endpoint returns or raises,
+        # and sent at once (the client may be one of a loop that ends with this request).
         try:
             yield outcome.access
         except BaseException:
