@@ -168,4 +168,7 @@ def test_the_django_url_kwarg_example_gates(chatarmin_os_server: ChatarminOSServ
         assert (limit.status_code, limit.json()["error"]) == (402, "feature_limit_reached")
         unknown = http.post("/orgs/org_2/summaries/")
         assert (unknown.status_code, unknown.json()["error"]) == (403, "unknown_org")
+    from chatarmin_os.django import get_client
+
+    assert get_client().flush() == 0  # the hold was committed through the usage buffer
     chatarmin_os_server.assert_usage(company_id, "ai_credit", 1)

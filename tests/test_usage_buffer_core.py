@@ -196,7 +196,8 @@ def test_the_integrations_gates_hand_usage_to_a_configured_buffer() -> None:
     import asyncio
 
     from chatarmin_os import AsyncChatarminOS, ChatarminOS, UsageBufferOptions
-    from chatarmin_os._gating import atrack, track
+    from chatarmin_os._async._gate import track as atrack
+    from chatarmin_os._sync._gate import track
     from chatarmin_os.testing import LocalChatarminOS
 
     local = LocalChatarminOS()

@@ -1,23 +1,23 @@
-"""Feature gating shared by the web-framework integrations (FastAPI, Django).
+"""Feature gating shared by the web-framework integrations (FastAPI, Django, aiohttp).
 
-One place decides, for both frameworks, how a request is gated and how its usage is
-tracked, so a change of the underlying calls happens here once:
+What a gate decides, for every framework, in one place; the calls it makes are in
+``_async/_gate.py`` (and its generated blocking twin):
 
 * the gate asks ``features.check_by_external_org_id(org, feature)``; a ``NotFoundError``
   is an unknown organisation when ``companies.get_by_product_link`` finds none (a refusal),
   anything else (an unknown feature code) is a bug and raised;
 * the verdict: not enabled -> ``feature_not_enabled`` (403), ``remaining < quantity`` or
   ``can_use`` false -> ``feature_limit_reached`` (402), ChatarminOS unreachable or failing
-  -> ``unavailable`` (503), no org id on the request -> ``missing_org_id`` (400);
-* tracking after the response hands the event to the client's usage buffer
-  (``billing.track_usage_later`` by org id) when one is configured, else calls
-  ``billing.track_usage(external_org_id=...)`` (the org's company comes from the cache the
-  gate filled), with an idempotency key derived from the request; errors are logged, never
-  raised.
+  -> ``unavailable`` (503), an invalid or revoked API key -> ``misconfigured`` (500, logged
+  once at ERROR), no org id on the request -> ``missing_org_id`` (400);
+* with ``track=True`` the gate then takes the usage: ``meter="after"`` holds it with
+  ``billing.reserve`` (committed after a successful answer, released otherwise),
+  ``meter="before"`` meters it at once with ``billing.track_usage``; their refusals
+  (``PreconditionFailedError``, ``PermissionDeniedError``, an unlinked org) are the same
+  refusals as the check's.
 
-Each I/O step has an async and a blocking twin side by side (the integrations use the async
-client in async views and the blocking one in sync views). :class:`LoopClients` keeps one
-async client per event loop, for servers that run each request in a loop of its own.
+:class:`LoopClients` keeps one async client per event loop, for servers that run each
+request in a loop of its own.
 """
 
 from __future__ import annotations
@@ -27,34 +27,51 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
-from ._exceptions import ChatarminOSError, InvalidInputError, NotFoundError
+from ._exceptions import (
+    AuthenticationError,
+    ChatarminOSError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+)
 from ._ids import new_idempotency_key
 from ._logs import logger
 from ._models import FeatureAccess
 
 if TYPE_CHECKING:
     from ._async.client import AsyncChatarminOS
-    from ._sync.client import ChatarminOS
 
 __all__ = [
     "DEFAULT_STATUSES",
     "Gate",
     "LoopClients",
+    "Meter",
     "Refusal",
     "RefusalReason",
-    "acheck",
-    "atrack",
-    "check",
+    "check_given_client",
     "idempotency_key",
-    "track",
+    "org_getter",
+    "org_value",
+    "succeeded",
 ]
 
 RefusalReason = Literal[
-    "missing_org_id", "unknown_org", "feature_not_enabled", "feature_limit_reached", "unavailable"
+    "missing_org_id",
+    "unknown_org",
+    "feature_not_enabled",
+    "feature_limit_reached",
+    "unavailable",
+    "misconfigured",
 ]
 """Why a gate refused a request; also the ``error`` field of the refusal's JSON body."""
+
+Meter = Literal["after", "before"]
+"""When a tracking gate (``track=True``) takes the usage: ``"after"`` holds it in the gate
+(``billing.reserve``) and meters it after a successful answer; ``"before"`` meters it in
+the gate (``billing.track_usage``), charged even when the endpoint then fails."""
 
 DEFAULT_STATUSES: Mapping[RefusalReason, int] = {
     "missing_org_id": 400,
@@ -62,10 +79,20 @@ DEFAULT_STATUSES: Mapping[RefusalReason, int] = {
     "feature_not_enabled": 403,
     "feature_limit_reached": 402,
     "unavailable": 503,
+    "misconfigured": 500,
 }
 """The HTTP status of each refusal unless ``statuses=`` says otherwise."""
 
 _REASONS = frozenset(get_args(RefusalReason))
+_METERS = frozenset(get_args(Meter))
+
+_UNLINKED_PATH = "companies.getByProductLink"
+"""The ``path`` of the ``NotFoundError`` of an org no company is linked to."""
+
+
+def succeeded(status: int) -> bool:
+    """Whether an answer with this HTTP status is a success: its usage is committed."""
+    return status < 400
 
 
 @dataclass(frozen=True)
@@ -79,7 +106,7 @@ class Refusal:
 
     reason: RefusalReason
     """Why: ``missing_org_id``, ``unknown_org``, ``feature_not_enabled``,
-    ``feature_limit_reached`` or ``unavailable``."""
+    ``feature_limit_reached``, ``unavailable`` or ``misconfigured``."""
     feature: str
     """The feature code that was gated."""
     status: int
@@ -107,6 +134,24 @@ class Refusal:
         return body
 
 
+_reported_lock = threading.Lock()
+_reported: set[str] = set()
+
+
+def _report_once(where: str, error: ChatarminOSError) -> None:
+    """Log a configuration error at ERROR, once per process and ChatarminOS URL."""
+    with _reported_lock:
+        if where in _reported:
+            return
+        _reported.add(where)
+    logger.error(
+        "Feature gates: ChatarminOS at %s refuses this service's API key (%s); every gated "
+        "request answers 500 until the key is fixed",
+        where,
+        type(error).__name__,
+    )
+
+
 @dataclass(frozen=True)
 class Gate:
     """The settings of one ``require_feature(...)``, checked when it is declared."""
@@ -114,6 +159,8 @@ class Gate:
     feature: str
     quantity: int = 1
     statuses: Mapping[RefusalReason, int] = field(default_factory=lambda: dict(DEFAULT_STATUSES))
+    meter: Meter | None = None
+    """How the usage is taken: ``None`` (not tracked by the gate), ``"after"``, ``"before"``."""
 
     @classmethod
     def create(
@@ -122,12 +169,20 @@ class Gate:
         *,
         quantity: int = 1,
         statuses: Mapping[RefusalReason, int] | None = None,
+        track: bool = False,
+        meter: Meter = "after",
     ) -> Gate:
         """Validate the arguments of ``require_feature`` (``TypeError``/``ValueError``)."""
         if not isinstance(feature, str) or not feature.strip():
             raise ValueError(f"feature must be a non-empty feature code, got {feature!r}")
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
             raise ValueError(f"quantity must be an int >= 1, got {quantity!r}")
+        if not isinstance(track, bool):
+            raise TypeError(f"track must be True or False, got {track!r}")
+        if meter not in _METERS:
+            raise ValueError(f'meter must be "after" or "before", got {meter!r}')
+        if meter != "after" and not track:
+            raise ValueError('meter="before" meters the usage: give track=True with it')
         merged: dict[RefusalReason, int] = dict(DEFAULT_STATUSES)
         for reason, status in (statuses or {}).items():
             if reason not in _REASONS:
@@ -139,7 +194,7 @@ class Gate:
                     f"statuses[{reason!r}] must be an HTTP error status, got {status!r}"
                 )
             merged[reason] = status
-        return cls(feature, quantity, merged)
+        return cls(feature, quantity, merged, meter if track else None)
 
     def refuse(
         self,
@@ -157,27 +212,38 @@ class Gate:
         """The request named no organisation."""
         return self.refuse("missing_org_id", "The request does not name an organisation.")
 
+    def not_enabled(self, org: str, access: FeatureAccess | None) -> Refusal:
+        """The org's plan does not include the feature."""
+        return self.refuse(
+            "feature_not_enabled",
+            f"The feature {self.feature} is not enabled for this organisation.",
+            org,
+            access,
+        )
+
+    def limit_reached(self, org: str, access: FeatureAccess) -> Refusal:
+        """Fewer than ``quantity`` left."""
+        return self.refuse(
+            "feature_limit_reached", f"The usage limit of {self.feature} is reached.", org, access
+        )
+
     def judge(self, org: str, access: FeatureAccess) -> FeatureAccess | Refusal:
         """``access`` when it allows ``quantity`` more, else the refusal."""
         if not access.is_enabled:
-            return self.refuse(
-                "feature_not_enabled",
-                f"The feature {self.feature} is not enabled for this organisation.",
-                org,
-                access,
-            )
+            return self.not_enabled(org, access)
         short = access.remaining is not None and access.remaining < self.quantity
         if short or not access.can_use:
-            return self.refuse(
-                "feature_limit_reached",
-                f"The usage limit of {self.feature} is reached.",
-                org,
-                access,
-            )
+            return self.limit_reached(org, access)
         return access
 
-    def unavailable(self, org: str, error: ChatarminOSError) -> Refusal:
-        """ChatarminOS could not answer; the error is logged, not shown."""
+    def failed(self, org: str, error: ChatarminOSError, where: str) -> Refusal:
+        """ChatarminOS could not answer (``unavailable``, logged) or refused this service's
+        API key (``misconfigured``, logged once at ERROR); the error is not shown."""
+        if isinstance(error, AuthenticationError):
+            _report_once(where, error)
+            return self.refuse(
+                "misconfigured", "Feature entitlements are unavailable: misconfigured.", org
+            )
         logger.warning(
             "Feature gate %s: ChatarminOS unavailable: %s: %s",
             self.feature,
@@ -192,49 +258,69 @@ class Gate:
         """No company is linked to the org id."""
         return self.refuse("unknown_org", "This organisation is not known to ChatarminOS.", org)
 
+    def usage_refused(
+        self, org: str, access: FeatureAccess, error: ChatarminOSError, where: str
+    ) -> Refusal:
+        """The refusal of a hold or of metering in the gate (``billing.reserve`` or
+        ``billing.track_usage`` raised ``error``), after the check let the request pass.
 
-# -- the gate: one check per request ---------------------------------------------------------
+        Raises ``error`` itself when it is a bug (bad input, an unknown feature code).
+        """
+        if isinstance(error, PreconditionFailedError):
+            remaining = access.remaining
+            if remaining is not None:  # what the check saw; the hold or the server saw less
+                remaining = max(0, min(remaining, self.quantity - 1))
+            short = access.model_copy(update={"remaining": remaining, "can_use": False})
+            return self.limit_reached(org, short)
+        if isinstance(error, PermissionDeniedError):
+            return self.not_enabled(org, access.model_copy(update={"is_enabled": False}))
+        if isinstance(error, NotFoundError):
+            if error.path == _UNLINKED_PATH:
+                return self.unknown_org(org)
+            raise error
+        if isinstance(error, InvalidInputError):
+            raise error
+        return self.failed(org, error, where)
 
-
-async def acheck(client: AsyncChatarminOS, gate: Gate, org: str) -> FeatureAccess | Refusal:
-    """Gate ``org`` with the async client: its access, or the refusal."""
-    try:
-        access = await client.features.check_by_external_org_id(org, gate.feature)
-    except InvalidInputError:
-        raise
-    except NotFoundError as error:
-        try:
-            company = await client.companies.get_by_product_link(external_org_id=org)
-        except ChatarminOSError as lookup_error:
-            return gate.unavailable(org, lookup_error)
-        if company is None:
-            return gate.unknown_org(org)
-        raise error  # the org is known: the feature code is wrong
-    except ChatarminOSError as error:
-        return gate.unavailable(org, error)
-    return gate.judge(org, access)
-
-
-def check(client: ChatarminOS, gate: Gate, org: str) -> FeatureAccess | Refusal:
-    """Gate ``org`` with the blocking client: its access, or the refusal."""
-    try:
-        access = client.features.check_by_external_org_id(org, gate.feature)
-    except InvalidInputError:
-        raise
-    except NotFoundError as error:
-        try:
-            company = client.companies.get_by_product_link(external_org_id=org)
-        except ChatarminOSError as lookup_error:
-            return gate.unavailable(org, lookup_error)
-        if company is None:
-            return gate.unknown_org(org)
-        raise error  # the org is known: the feature code is wrong
-    except ChatarminOSError as error:
-        return gate.unavailable(org, error)
-    return gate.judge(org, access)
+    def before(self, access: FeatureAccess, remaining_after: int | None) -> FeatureAccess:
+        """The access the endpoint sees once its usage is held or metered: the figures
+        before this request, as the hold or the server knew them (``remaining_after`` is
+        what is left after it)."""
+        if remaining_after is None or access.quantity_limit is None:
+            return access
+        before = remaining_after + self.quantity
+        return access.model_copy(
+            update={"remaining": before, "current_usage": access.quantity_limit - before}
+        )
 
 
-# -- usage after the response ------------------------------------------------------------------
+def org_value(value: Any) -> str | None:
+    """The org id a request named (stripped), ``None`` for none; ``TypeError`` for a non-str."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"the org id must be a str or None, got {type(value).__name__}")
+    return value.strip() or None
+
+
+def org_getter(source: Any) -> Callable[[Any], Any]:
+    """A function of the request for ``external_org_id=``: a header name (read from
+    ``request.headers``) or the caller's own function."""
+    if isinstance(source, str):
+        if not source.strip():
+            raise ValueError("external_org_id: a header name must not be empty")
+        return lambda request: request.headers.get(source)
+    if callable(source):
+        return cast("Callable[[Any], Any]", source)
+    raise TypeError("external_org_id must be a header name or a function of the request")
+
+
+def check_given_client(client: object, options: Mapping[str, Any], kind: type) -> None:
+    """An integration gets a client of ``kind`` or options to make one, not both."""
+    if client is not None and options:
+        raise TypeError("give either client= or client options, not both")
+    if client is not None and not isinstance(client, kind):
+        raise TypeError(f"client must be an {kind.__name__}, got {type(client).__name__}")
 
 
 def idempotency_key(feature: str, request_key: str | None) -> str:
@@ -246,58 +332,6 @@ def idempotency_key(feature: str, request_key: str | None) -> str:
     """
     key = request_key.strip() if request_key else ""
     return f"{feature}:{key or new_idempotency_key()}"
-
-
-def _track_failed(feature: str, org: str, error: ChatarminOSError) -> None:
-    logger.warning(
-        "Usage of %s for org %s not tracked: %s: %s", feature, org, type(error).__name__, error
-    )
-
-
-def _not_found(feature: str, org: str, error: NotFoundError) -> None:
-    if error.path == "companies.getByProductLink":  # no company is linked to the org
-        logger.warning("Usage of %s not tracked: org %s is not linked", feature, org)
-    else:
-        _track_failed(feature, org, error)
-
-
-async def atrack(client: AsyncChatarminOS, feature: str, org: str, quantity: int, key: str) -> None:
-    """Track ``quantity`` of ``feature`` for ``org`` (async); errors are logged, not raised.
-
-    With a usage buffer configured (``usage_buffer=``), ``billing.track_usage_later`` by org
-    id (looked up when sent); else ``billing.track_usage(external_org_id=...)``: one round
-    trip once the gate's check (or the cache) knows the org's company.
-    """
-    try:
-        if client._usage_buffer_options is not None:
-            await client.billing.track_usage_later(
-                external_org_id=org, feature_code=feature, quantity=quantity, idempotency_key=key
-            )
-            return
-        await client.billing.track_usage(
-            external_org_id=org, feature_code=feature, quantity=quantity, idempotency_key=key
-        )
-    except NotFoundError as error:
-        _not_found(feature, org, error)
-    except ChatarminOSError as error:
-        _track_failed(feature, org, error)
-
-
-def track(client: ChatarminOS, feature: str, org: str, quantity: int, key: str) -> None:
-    """The blocking twin of :func:`atrack`."""
-    try:
-        if client._usage_buffer_options is not None:
-            client.billing.track_usage_later(
-                external_org_id=org, feature_code=feature, quantity=quantity, idempotency_key=key
-            )
-            return
-        client.billing.track_usage(
-            external_org_id=org, feature_code=feature, quantity=quantity, idempotency_key=key
-        )
-    except NotFoundError as error:
-        _not_found(feature, org, error)
-    except ChatarminOSError as error:
-        _track_failed(feature, org, error)
 
 
 # -- one async client per event loop ----------------------------------------------------------

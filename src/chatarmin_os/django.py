@@ -35,10 +35,13 @@ import inspect
 import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 try:
-    from asgiref.sync import iscoroutinefunction  # also sees views marked as coroutines
+    from asgiref.sync import (
+        iscoroutinefunction,  # also sees views marked as coroutines
+        sync_to_async,
+    )
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
     from django.core.signals import setting_changed
@@ -48,14 +51,19 @@ except ImportError as _error:
         'chatarmin_os.django needs Django: pip install "chatarmin-os[django]"'
     ) from _error
 
+import anyio
+
 from . import _fork, _gating
+from ._async import _gate as _async_gate
 from ._async.client import AsyncChatarminOS
-from ._gating import Gate, LoopClients, Refusal, RefusalReason
+from ._gating import Gate, LoopClients, Meter, Refusal, RefusalReason, org_getter, org_value
 from ._models import FeatureAccess
+from ._sync import _gate as _sync_gate
 from ._sync.client import ChatarminOS
 
 __all__ = [
     "SETTING",
+    "Meter",
     "Refusal",
     "RefusalReason",
     "client_options",
@@ -220,22 +228,13 @@ def _remember(request: HttpRequest, access: FeatureAccess) -> None:
     found[access.feature_code] = access
 
 
-def _org_value(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"the org id must be a str or None, got {type(value).__name__}")
-    return value.strip() or None
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-def _org_source(source: OrgIdSource) -> Callable[[HttpRequest], Any]:
-    if isinstance(source, str):
-        if not source.strip():
-            raise ValueError("external_org_id: a header name must not be empty")
-        return lambda request: request.headers.get(source)
-    if callable(source):
-        return source
-    raise TypeError("external_org_id must be a header name or a function of the request")
+def _in_thread(function: Callable[_P, _R]) -> Callable[_P, Awaitable[_R]]:
+    """``function`` run in a worker thread (not the one thread of sync views)."""
+    return sync_to_async(function, thread_sensitive=False)
 
 
 def require_feature(
@@ -244,6 +243,7 @@ def require_feature(
     external_org_id: OrgIdSource,
     quantity: int = 1,
     track: bool = False,
+    meter: Meter = "after",
     statuses: Mapping[RefusalReason, int] | None = None,
     on_refusal: Callable[[HttpRequest, Refusal], HttpResponse] | None = None,
 ) -> Callable[[_View], _View]:
@@ -254,9 +254,13 @@ def require_feature(
         external_org_id: a request header name (``"X-Org-Id"``) or a function of the
             request returning the org id or ``None`` (it may be async for async views).
         quantity: how much the request needs; fewer remaining is ``feature_limit_reached``.
-        track: track ``quantity`` once the view answered with a status below 400 (with an
-            idempotency key from the request's ``Idempotency-Key`` header, else random);
-            errors are logged, not raised.
+        track: take ``quantity`` of usage in the gate (see ``meter``), with an idempotency
+            key from the request's ``Idempotency-Key`` header, else random.
+        meter: with ``track=True``: ``"after"`` (default) holds ``quantity`` before the view
+            (``billing.reserve``) and commits it when the view answered with a status below
+            400, releasing it after an error status or an exception; ``"before"`` meters it
+            before the view (``billing.track_usage``: one round trip, exact across processes
+            without Redis, charged even when the view then fails).
         statuses: other HTTP statuses for refusals, e.g. ``{"feature_limit_reached": 429}``.
         on_refusal: build the response of a refusal yourself (default: a ``JsonResponse`` of
             ``refusal.body()`` with ``refusal.status``).
@@ -264,11 +268,12 @@ def require_feature(
     The view reads the access with :func:`feature_access`. Refusals: no org id -> 400
     ``missing_org_id``; unknown org -> 403 ``unknown_org``; not enabled -> 403
     ``feature_not_enabled``; fewer than ``quantity`` left -> 402 ``feature_limit_reached``;
-    ChatarminOS unreachable -> 503 ``unavailable``. Class-based views:
+    ChatarminOS unreachable -> 503 ``unavailable``; an invalid or revoked API key -> 500
+    ``misconfigured`` (logged once at ERROR). Class-based views:
     ``method_decorator(require_feature(...), name="dispatch")``.
     """
-    gate = Gate.create(feature, quantity=quantity, statuses=statuses)
-    org_of = _org_source(external_org_id)
+    gate = Gate.create(feature, quantity=quantity, statuses=statuses, track=track, meter=meter)
+    org_of = org_getter(external_org_id)
 
     def respond(request: HttpRequest, refusal: Refusal) -> HttpResponse:
         if on_refusal is not None:
@@ -284,34 +289,50 @@ def require_feature(
             @functools.wraps(view)
             async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
                 found = org_of(request)
-                org = _org_value(await found if inspect.isawaitable(found) else found)
+                org = org_value(await found if inspect.isawaitable(found) else found)
                 if org is None:
                     return respond(request, gate.missing_org())
-                client = get_async_client()
-                outcome = await _gating.acheck(client, gate, org)
+                if gate.meter is None:  # a check: the loop's own client
+                    checked = await _async_gate.admit(get_async_client(), gate, org, "")
+                    if isinstance(checked, Refusal):
+                        return respond(request, checked)
+                    _remember(request, checked.access)
+                    return await view(request, *args, **kwargs)
+                # Usage goes through the process's blocking client, whose ledger and usage
+                # buffer outlive the event loop (a WSGI server gives each request its own).
+                outcome = await _in_thread(_sync_gate.admit)(
+                    get_client(), gate, org, key_of(request)
+                )
                 if isinstance(outcome, Refusal):
                     return respond(request, outcome)
-                _remember(request, outcome)
-                response = await view(request, *args, **kwargs)
-                if track and getattr(response, "status_code", 500) < 400:
-                    await _gating.atrack(client, gate.feature, org, gate.quantity, key_of(request))
+                _remember(request, outcome.access)
+                try:
+                    response = await view(request, *args, **kwargs)
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await _in_thread(outcome.settle)(False)
+                    raise
+                ok = _gating.succeeded(getattr(response, "status_code", 500))
+                await _in_thread(outcome.settle)(ok)
                 return response
 
             return cast(_View, async_view)
 
         @functools.wraps(view)
         def sync_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            org = _org_value(org_of(request))
+            org = org_value(org_of(request))
             if org is None:
                 return respond(request, gate.missing_org())
-            client = get_client()
-            outcome = _gating.check(client, gate, org)
+            outcome = _sync_gate.admit(get_client(), gate, org, key_of(request))
             if isinstance(outcome, Refusal):
                 return respond(request, outcome)
-            _remember(request, outcome)
-            response = view(request, *args, **kwargs)
-            if track and getattr(response, "status_code", 500) < 400:
-                _gating.track(client, gate.feature, org, gate.quantity, key_of(request))
+            _remember(request, outcome.access)
+            try:
+                response = view(request, *args, **kwargs)
+            except BaseException:
+                outcome.settle(False)
+                raise
+            outcome.settle(_gating.succeeded(getattr(response, "status_code", 500)))
             return response
 
         return cast(_View, sync_view)

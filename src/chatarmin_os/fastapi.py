@@ -1,4 +1,4 @@
-"""FastAPI integration: one client per app, feature gates as dependencies, usage after the response.
+"""FastAPI integration: one client per app, feature gates as dependencies that hold the usage.
 
 Install with ``pip install "chatarmin-os[fastapi]"``. ``import chatarmin_os`` never imports
 this module.
@@ -24,7 +24,9 @@ Example::
 
 Refusals are raised as :class:`FeatureRefused`, an ``HTTPException`` whose ``detail`` is the
 refusal's body, so FastAPI answers e.g. ``403 {"detail": {"error": "feature_not_enabled",
-"feature": "ai_credit", "message": "..."}}``.
+"feature": "ai_credit", "message": "..."}}``. With ``track=True`` the gate holds the usage
+and :class:`ChatarminOSLifespan` commits it once the answer went out with a status below 400
+(it wraps the app's ASGI stack to see the status), releasing it otherwise.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the dependencies' annotations
@@ -33,7 +35,9 @@ refusal's body, so FastAPI answers e.g. ``403 {"detail": {"error": "feature_not_
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import anyio
 
 try:
     from fastapi import BackgroundTasks, Depends, FastAPI, Header, HTTPException, Request
@@ -43,16 +47,32 @@ except ImportError as _error:
         'chatarmin_os.fastapi needs FastAPI: pip install "chatarmin-os[fastapi]"'
     ) from _error
 
+from ._asgi_settle import SettleAfterAnswer, register
+from ._async._gate import admit, track
 from ._async.client import AsyncChatarminOS
-from ._gating import Gate, LoopClients, Refusal, RefusalReason, acheck, atrack, idempotency_key
+from ._gating import (
+    Gate,
+    LoopClients,
+    Meter,
+    Refusal,
+    RefusalReason,
+    check_given_client,
+    idempotency_key,
+    org_value,
+)
 from ._logs import logger
 from ._models import FeatureAccess
+
+if TYPE_CHECKING:
+    from starlette.testclient import TestClient
 
 __all__ = [
     "ChatarminOSLifespan",
     "FeatureRefused",
+    "Meter",
     "Refusal",
     "RefusalReason",
+    "flush",
     "get_client",
     "require_feature",
     "track_usage_after_response",
@@ -86,10 +106,7 @@ class ChatarminOSLifespan:
         client: AsyncChatarminOS | None = None,
         **client_options: Any,
     ) -> None:
-        if client is not None and client_options:
-            raise TypeError("give either client= or client options, not both")
-        if client is not None and not isinstance(client, AsyncChatarminOS):
-            raise TypeError(f"client must be an AsyncChatarminOS, got {type(client).__name__}")
+        check_given_client(client, client_options, AsyncChatarminOS)
         self._lifespan = lifespan
         self._client = client
         self._options = client_options
@@ -115,6 +132,7 @@ class ChatarminOSLifespan:
     async def _run(self, app: FastAPI) -> AsyncIterator[Any]:
         client = self.make_client()
         setattr(app.state, STATE_ATTRIBUTE, client)
+        _settle_after_answers(app)
         try:
             if self._lifespan is None:
                 yield None
@@ -126,6 +144,31 @@ class ChatarminOSLifespan:
                 delattr(app.state, STATE_ATTRIBUTE)
             if client is not self._client:
                 await client.aclose()
+
+
+def _settle_after_answers(app: FastAPI) -> None:
+    """Wrap the app's ASGI stack (built by now when the lifespan runs through it) so the holds of
+    ``require_feature(..., track=True)`` are settled by the status of the answer."""
+    stack = app.middleware_stack
+    if stack is None:  # the lifespan was run directly, not through the app
+        stack = app.build_middleware_stack()
+    if not isinstance(stack, SettleAfterAnswer):
+        app.middleware_stack = SettleAfterAnswer(stack)
+
+
+def flush(http: "TestClient", timeout: float | None = 30.0) -> int:
+    """Flush the lifespan's client from a sync test: ``flush(http)`` with the
+    ``TestClient`` entered (``with TestClient(app) as http``).
+
+    Runs ``await app.state.chatarmin_os.flush(timeout)`` in the ``TestClient``'s event loop
+    (the client belongs to it) and returns what it returns: ``0`` once every usage event
+    enqueued so far was answered. Raises ``RuntimeError`` outside ``with``.
+    """
+    portal = http.portal
+    client = getattr(getattr(http.app, "state", None), STATE_ATTRIBUTE, None)
+    if portal is None or not isinstance(client, AsyncChatarminOS):
+        raise RuntimeError("flush(http) needs the TestClient entered: with TestClient(app) as http")
+    return portal.call(client.flush, timeout)
 
 
 _FALLBACK_ATTRIBUTE = "chatarmin_os_without_lifespan"
@@ -179,10 +222,11 @@ def track_usage_after_response(
 ) -> None:
     """Track usage once the response is sent (a background task); errors are logged.
 
-    What ``require_feature(..., track=True)`` uses; call it yourself to track an amount
-    known only at the end of your endpoint.
+    For an amount known only at the end of your endpoint (``require_feature(...,
+    track=True)`` holds its quantity in the gate instead). With a usage buffer the event is
+    handed to it (``track_usage_later``), else ``billing.track_usage`` is called.
     """
-    background_tasks.add_task(atrack, client, feature, external_org_id, quantity, idempotency_key)
+    background_tasks.add_task(track, client, feature, external_org_id, quantity, idempotency_key)
 
 
 def _org_parameter(source: OrgIdSource) -> inspect.Parameter | None:
@@ -213,11 +257,7 @@ async def _org_from(source: OrgIdSource, request: Request, given: Any) -> str | 
         value = source(request)
         if inspect.isawaitable(value):
             value = await value
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"the org id must be a str or None, got {type(value).__name__}")
-    return value.strip() or None
+    return org_value(value)
 
 
 def require_feature(
@@ -226,14 +266,15 @@ def require_feature(
     external_org_id: OrgIdSource,
     quantity: int = 1,
     track: bool = False,
+    meter: Meter = "after",
     statuses: Mapping[RefusalReason, int] | None = None,
     on_refusal: Callable[[Refusal], Exception] | None = None,
-) -> Callable[..., Awaitable[FeatureAccess]]:
+) -> Callable[..., AsyncIterator[FeatureAccess]]:
     """A dependency that gates the endpoint on ``feature`` and returns its ``FeatureAccess``.
 
     Use it as ``Depends(require_feature("ai_credit", external_org_id="X-Org-Id"))``, in the
     endpoint's parameters (``Annotated[FeatureAccess, Depends(...)]``) or its
-    ``dependencies=[...]``.
+    ``dependencies=[...]``. The access is the org's as it was before this request.
 
     Args:
         feature: the feature code.
@@ -241,18 +282,31 @@ def require_feature(
             (``"X-Org-Id"``), a function of the ``Request`` returning the id or ``None``
             (sync or async), or ``Depends(your_dependency)`` returning it.
         quantity: how much the request needs; fewer remaining is ``feature_limit_reached``.
-        track: track ``quantity`` after a successful response (a background task; the key
-            derives from the request's ``Idempotency-Key`` header, else is random).
+        track: take ``quantity`` of usage in the gate (see ``meter``). The idempotency key
+            derives from the request's ``Idempotency-Key`` header, else is random.
+        meter: with ``track=True``: ``"after"`` (default) holds ``quantity`` in the gate
+            (``billing.reserve``: no round trip on a ledger hit) and commits it once the
+            answer went out with a status below 400, releasing it after an error status,
+            an exception or a cancellation; ``"before"`` meters it in the gate
+            (``billing.track_usage``: one round trip, exact across processes without Redis,
+            charged even when the endpoint then fails).
         statuses: other HTTP statuses for refusals, e.g. ``{"feature_limit_reached": 429}``.
         on_refusal: turn a :class:`Refusal` into the exception to raise (your own shape);
             default :class:`FeatureRefused`.
 
     Refusals: no org id -> 400 ``missing_org_id``; an org ChatarminOS does not know -> 403
     ``unknown_org``; not enabled -> 403 ``feature_not_enabled``; fewer than ``quantity``
-    left -> 402 ``feature_limit_reached``; ChatarminOS unreachable or failing -> 503
-    ``unavailable`` (logged). An unknown feature code raises ``NotFoundError`` (a bug).
+    left (or no hold possible) -> 402 ``feature_limit_reached``; ChatarminOS unreachable
+    or failing -> 503 ``unavailable`` (logged); an invalid or revoked API key -> 500
+    ``misconfigured`` (logged once at ERROR). An unknown feature code raises
+    ``NotFoundError`` (a bug).
+
+    The status of the answer is seen by :class:`ChatarminOSLifespan`, which wraps the app's
+    ASGI stack at startup; without it (no lifespan, or a ``TestClient`` outside ``with``)
+    the hold is committed when the endpoint returns and released when it raises (a returned
+    error status is then committed), and sent at once.
     """
-    gate = Gate.create(feature, quantity=quantity, statuses=statuses)
+    gate = Gate.create(feature, quantity=quantity, statuses=statuses, track=track, meter=meter)
     source = external_org_id
     org_parameter = _org_parameter(source)
 
@@ -264,33 +318,33 @@ def require_feature(
     async def require(
         *,
         request: Request,
-        background_tasks: BackgroundTasks,
         client: AsyncChatarminOS,
         external_org_id: Any = None,
-    ) -> FeatureAccess:
+    ) -> AsyncIterator[FeatureAccess]:
         org = await _org_from(source, request, external_org_id)
         if org is None:
             raise refused(gate.missing_org())
-        outcome = await acheck(client, gate, org)
+        key = idempotency_key(gate.feature, request.headers.get("idempotency-key"))
+        outcome = await admit(client, gate, org, key)
         if isinstance(outcome, Refusal):
             raise refused(outcome)
-        if track:
-            key = idempotency_key(gate.feature, request.headers.get("idempotency-key"))
-            track_usage_after_response(
-                background_tasks,
-                client,
-                feature=gate.feature,
-                external_org_id=org,
-                quantity=gate.quantity,
-                idempotency_key=key,
-            )
-        return outcome
+        lifespans = getattr(request.app.state, STATE_ATTRIBUTE, None) is client
+        if outcome.reservation is None or (lifespans and register(request.scope, outcome)):
+            yield outcome.access  # nothing held, or settled by the status of the answer
+            return
+        # Not the running lifespan's client: settled when the endpoint returns or raises,
+        # and sent at once (the client may be one of a loop that ends with this request).
+        try:
+            yield outcome.access
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await outcome.settle(False)
+            raise
+        await outcome.settle(True)
+        await client.flush()
 
     parameters = [
         inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
-        inspect.Parameter(
-            "background_tasks", inspect.Parameter.KEYWORD_ONLY, annotation=BackgroundTasks
-        ),
         inspect.Parameter(
             "client",
             inspect.Parameter.KEYWORD_ONLY,

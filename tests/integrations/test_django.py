@@ -83,6 +83,7 @@ def test_enabled_not_enabled_and_at_limit(
         "feature": "sso",
         "message": "The feature sso is not enabled for this organisation.",
     }
+    assert get_client().flush() == 0  # the commits went through the usage buffer
     server.assert_usage(company_of(server, "org_1"), "ai_credit", 2)
 
 
@@ -125,6 +126,7 @@ def test_usage_is_tracked_once_per_idempotency_key(
     headers = {"X-Org-Id": "org_1", "Idempotency-Key": "req-42"}
     assert http.get(f"/{kind}/ai/", headers=headers).status_code == 200
     assert http.get(f"/{kind}/ai/", headers=headers).status_code == 200  # a client's retry
+    assert get_client().flush() == 0
     company_id = company_of(server, "org_1")
     assert [(e["quantity"], e["idempotencyKey"]) for e in server.usage_events(company_id)] == [
         (1, "ai_credit:req-42")
@@ -135,6 +137,43 @@ def test_usage_is_tracked_once_per_idempotency_key(
 def test_a_failed_view_is_not_tracked(server: ChatarminOSServer, http: Client, kind: str) -> None:
     assert http.get(f"/{kind}/fails/", **ORG).status_code == 500
     assert server.usage_events() == []
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_failed_views_release_their_holds(
+    server: ChatarminOSServer, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    http = Client(raise_request_exception=False)
+    for _ in range(3):  # more failures than the limit of 2: each hold is given back
+        assert http.get(f"/{kind}/fails/", **ORG).status_code == 500
+        assert http.get(f"/{kind}/breaks/", **ORG).status_code == 500
+    answers = [http.get(f"/{kind}/ai/", **ORG) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200, 200, 402]
+    assert [answer.json()["remaining"] for answer in answers[:2]] == [2, 1]
+    assert get_client().flush() == 0
+    server.assert_usage(company_of(server, "org_1"), "ai_credit", 2)
+
+
+def test_meter_before_charges_in_the_gate(server: ChatarminOSServer, http: Client) -> None:
+    company_id = company_of(server, "org_1")
+    assert http.get("/async/before/", **ORG).status_code == 500  # charged anyway
+    server.assert_usage(company_id, "ai_credit", 1)  # metered in the gate, no flush
+    assert http.get("/sync/before/", **ORG).json() == {"remaining": 1, "enabled": True}
+    refused = http.get("/sync/before/", **ORG)
+    assert (refused.status_code, refused.json()["error"]) == (402, "feature_limit_reached")
+    server.assert_usage(company_id, "ai_credit", 2)
+
+
+def test_a_revoked_api_key_answers_500(
+    server: ChatarminOSServer, http: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = {"API_KEY": "os_sk_revoked", "BASE_URL": server.base_url, "MAX_RETRIES": 0}
+    with override_settings(CHATARMIN_OS=options), caplog.at_level(logging.INFO):
+        answers = [http.get(f"/{kind}/ai/", **ORG) for kind in ("sync", "async", "sync")]
+    assert [answer.status_code for answer in answers] == [500, 500, 500]
+    assert answers[0].json()["error"] == "misconfigured"
+    assert "os_sk_revoked" not in caplog.text
+    assert "answering from the cache" not in caplog.text
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
@@ -161,8 +200,11 @@ def test_tracking_errors_are_logged_not_raised(
     server.faults.fail_next("billing.trackUsage", status=400, message="refused")
     with caplog.at_level(logging.WARNING, logger="chatarmin_os"):
         assert http.get("/sync/ai/", **ORG).status_code == 200
+        assert get_client().flush() == 0
     assert server.usage_events() == []
-    assert "Usage of ai_credit for org org_1 not tracked: BadRequestError" in caplog.text
+    # The commit went through the usage buffer: its refusal goes to on_error (else the log).
+    assert "refused: BadRequestError" in caplog.text
+    assert "feature_code='ai_credit'" in caplog.text
 
 
 def test_statuses_and_on_refusal(server: ChatarminOSServer, http: Client) -> None:

@@ -21,7 +21,7 @@ from tests.support.needs import require
 
 require("fastapi", "fastapi")
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request  # noqa: E402
+from fastapi import BackgroundTasks, Depends, FastAPI, Header, HTTPException, Request  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from chatarmin_os import AsyncChatarminOS, FeatureAccess, NotFoundError  # noqa: E402
@@ -29,8 +29,10 @@ from chatarmin_os.fastapi import (  # noqa: E402
     ChatarminOSLifespan,
     FeatureRefused,
     Refusal,
+    flush,
     get_client,
     require_feature,
+    track_usage_after_response,
 )
 from chatarmin_os.testing import ChatarminOSServer, LocalChatarminOS  # noqa: E402
 
@@ -98,6 +100,7 @@ def test_enabled_not_enabled_and_at_limit(
             "message": "The feature sso is not enabled for this organisation.",
         }
     }
+    assert flush(http) == 0  # the commits went through the client's usage buffer
     events = chatarmin_os_local.usage_events(company_id, "ai_credit")
     assert [event["quantity"] for event in events] == [1, 1]
     assert all(event["idempotencyKey"].startswith("ai_credit:") for event in events)
@@ -124,6 +127,7 @@ def test_the_idempotency_key_comes_from_the_request(
     headers = {**ORG, "Idempotency-Key": "req-7"}
     assert http.post("/ai", headers=headers).status_code == 200
     assert http.post("/ai", headers=headers).status_code == 200  # the caller's retry
+    assert flush(http) == 0
     events = chatarmin_os_local.usage_events(company_id)
     assert [(e["quantity"], e["idempotencyKey"]) for e in events] == [(1, "ai_credit:req-7")]
 
@@ -197,9 +201,29 @@ def test_chatarmin_os_unavailable_is_503_after_the_retries(
 def test_tracking_errors_are_logged_not_raised(
     chatarmin_os_local: LocalChatarminOS, company_id: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """``track_usage_after_response``: an amount tracked after the answer."""
     client = chatarmin_os_local.async_client()
+    app = FastAPI(lifespan=ChatarminOSLifespan(client=client))
+
+    @app.post("/ai")
+    async def ai(
+        background_tasks: BackgroundTasks,
+        client: Annotated[AsyncChatarminOS, Depends(get_client)],
+        access: Annotated[
+            FeatureAccess, Depends(require_feature("ai_credit", external_org_id="X-Org-Id"))
+        ],
+    ) -> None:
+        track_usage_after_response(
+            background_tasks,
+            client,
+            feature="ai_credit",
+            external_org_id="org_1",
+            quantity=1,
+            idempotency_key="ai_credit:r1",
+        )
+
     chatarmin_os_local.faults.fail_next("billing.trackUsage", status=412, message="limit")
-    with TestClient(gated_app(client, track=True)) as http, caplog.at_level(logging.WARNING):
+    with TestClient(app) as http, caplog.at_level(logging.WARNING):
         assert http.post("/ai", headers=ORG).status_code == 200
     assert chatarmin_os_local.usage_events() == []
     assert "Usage of ai_credit for org org_1 not tracked: PreconditionFailedError" in caplog.text

@@ -9,8 +9,8 @@ def test_importing_the_package_loads_no_framework() -> None:
     code = (
         "import sys, chatarmin_os, chatarmin_os.testing; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('fastapi', 'starlette', 'django', 'chatarmin_os.fastapi', 'chatarmin_os.django') "
-        "or m in ('chatarmin_os.fastapi', 'chatarmin_os.django')))"
+        "('fastapi', 'starlette', 'django', 'aiohttp') "
+        "or m in ('chatarmin_os.fastapi', 'chatarmin_os.django', 'chatarmin_os.aiohttp')))"
     )
     assert run(code) == "[]"
 
@@ -26,4 +26,7 @@ def test_a_missing_framework_names_the_extra() -> None:
     )
     assert run(code.format("django")) == (
         'chatarmin_os.django needs Django: pip install "chatarmin-os[django]"'
+    )
+    assert run(code.format("aiohttp")) == (
+        'chatarmin_os.aiohttp needs aiohttp: pip install "chatarmin-os[aiohttp]"'
     )

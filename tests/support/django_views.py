@@ -57,6 +57,26 @@ async def async_fails(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"error": "the view failed"}, status=500)
 
 
+@require_feature("ai_credit", external_org_id="X-Org-Id", track=True)
+def sync_breaks(request: HttpRequest) -> HttpResponse:
+    raise RuntimeError("the view broke")
+
+
+@require_feature("ai_credit", external_org_id="X-Org-Id", track=True)
+async def async_breaks(request: HttpRequest) -> HttpResponse:
+    raise RuntimeError("the view broke")
+
+
+@require_feature("ai_credit", external_org_id="X-Org-Id", track=True, meter="before")
+def sync_before(request: HttpRequest) -> HttpResponse:
+    return _answer(request, "ai_credit")
+
+
+@require_feature("ai_credit", external_org_id="X-Org-Id", track=True, meter="before")
+async def async_before(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"error": "failed after metering"}, status=500)
+
+
 def _teapot(request: HttpRequest, refusal: Refusal) -> HttpResponse:
     return JsonResponse({"why": refusal.reason, "org": refusal.external_org_id}, status=418)
 
@@ -101,6 +121,10 @@ urlpatterns = [
     path("async/five/", async_five),
     path("sync/fails/", sync_fails),
     path("async/fails/", async_fails),
+    path("sync/breaks/", sync_breaks),
+    path("async/breaks/", async_breaks),
+    path("sync/before/", sync_before),
+    path("async/before/", async_before),
     path("sync/429/", sync_429),
     path("sync/teapot/", sync_teapot),
     path("sync/two/", sync_two),

@@ -267,11 +267,14 @@ class CacheCore:
             return None
         first = not self._outage.active
         self._outage.failed(self._clock())
+        answer = self._outage_answer(key, feature)
         if first:
             logger.warning(
-                "cache: ChatarminOS cannot be reached (%s); answering from the cache", error
+                "cache: ChatarminOS cannot be reached (%s); %s",
+                error,
+                "nothing cached to answer with" if answer is None else "answering from the cache",
             )
-        return self._outage_answer(key, feature)
+        return answer
 
     def _outage_answer(self, key: Key, feature: str | None) -> Any:
         """A stale entry young enough, else the feature's fallback, else ``None``."""
