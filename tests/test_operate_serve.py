@@ -39,7 +39,7 @@ def test_the_blocking_client_against_serve(server: ServeProcess) -> None:
         assert REQUEST_ID.fullmatch(response.headers["x-request-id"])
         assert response.request_id == response.headers["x-request-id"]
         assert response.parse() == client.tiers.list()
-        assert response.http_request.url == httpx.URL(f"{server.base_url}/tiers.list")
+        assert str(response.http_request.url) == f"{server.base_url}/tiers.list"  # either library
         assert KEY not in repr(response) and KEY not in repr(response.http_request)
 
 
