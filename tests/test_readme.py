@@ -49,7 +49,7 @@ def test_the_test_command_is_marked_for_ci() -> None:
 
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     marker = readme.index("<!-- test-command -->")
-    assert readme[marker:].splitlines()[2] == "uv run pytest"
+    assert readme[marker:].splitlines()[2] == "uv run pytest -n 2"
 
 
 TEST_BLOCKS = [block for block in BLOCKS if "def test_" in block]
