@@ -10,7 +10,6 @@ import httpx
 from ..._client.options import request_options
 from ..._concurrency import awaitable_context
 from ..._exceptions import (
-    ChatarminOSError,
     NotFoundError,
     PermissionDeniedError,
     PreconditionFailedError,
@@ -49,7 +48,8 @@ class _BuffersUsage(Protocol):
     ``billing.reserve``."""
 
     usage_buffer: AsyncUsageBuffer
-    _closed: bool
+
+    def _check_open(self) -> None: ...
 
     def _reservations(self) -> AsyncReservations: ...
 
@@ -165,8 +165,7 @@ class AsyncBilling(AsyncAPIResource):
             metadata=metadata,
         )
         client = cast("_BuffersUsage", self._client)
-        if client._closed:
-            raise ChatarminOSError("This client is closed; make a new one to go on.")
+        client._check_open()
         return await client.usage_buffer.put(payload)
 
     @awaitable_context
@@ -217,8 +216,7 @@ class AsyncBilling(AsyncAPIResource):
             metadata=metadata,
         )
         client = cast("_BuffersUsage", self._client)
-        if client._closed:
-            raise ChatarminOSError("This client is closed; make a new one to go on.")
+        client._check_open()
         org = payload.get("externalOrgId")
         if org is None:
             company: str = payload["companyId"]

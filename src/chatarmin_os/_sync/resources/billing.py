@@ -12,7 +12,6 @@ import httpx
 from ..._client.options import request_options
 from ..._concurrency import context_now
 from ..._exceptions import (
-    ChatarminOSError,
     NotFoundError,
     PermissionDeniedError,
     PreconditionFailedError,
@@ -51,7 +50,8 @@ class _BuffersUsage(Protocol):
     ``billing.reserve``."""
 
     usage_buffer: UsageBuffer
-    _closed: bool
+
+    def _check_open(self) -> None: ...
 
     def _reservations(self) -> Reservations: ...
 
@@ -167,8 +167,7 @@ class Billing(APIResource):
             metadata=metadata,
         )
         client = cast("_BuffersUsage", self._client)
-        if client._closed:
-            raise ChatarminOSError("This client is closed; make a new one to go on.")
+        client._check_open()
         return client.usage_buffer.put(payload)
 
     @context_now
@@ -218,8 +217,7 @@ class Billing(APIResource):
             metadata=metadata,
         )
         client = cast("_BuffersUsage", self._client)
-        if client._closed:
-            raise ChatarminOSError("This client is closed; make a new one to go on.")
+        client._check_open()
         org = payload.get("externalOrgId")
         if org is None:
             company: str = payload["companyId"]
