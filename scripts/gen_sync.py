@@ -98,6 +98,8 @@ REPLACEMENTS: dict[str, str] = {
     "AsyncHTTPClient": "HTTPClient",
     "AsyncClient": "Client",
     "AsyncBaseTransport": "BaseTransport",
+    "AsyncHTTPTransport": "HTTPTransport",
+    "AsyncShardedTransport": "ShardedTransport",
     "AsyncLocalTransport": "LocalTransport",
     "aclose": "close",
     "aread": "read",

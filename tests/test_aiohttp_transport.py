@@ -310,6 +310,49 @@ async def test_the_same_headers_as_httpx_sends(wire: tuple[Answers, str]) -> Non
     assert ("authorization", f"Bearer {KEY}") in over_aiohttp_
 
 
+async def test_calls_go_the_direct_road_with_no_httpx_request_built_first(
+    wire: tuple[Answers, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers, url = wire
+    roads: list[str] = []
+    direct, generic = AioHttpTransport.send_wire, AioHttpTransport.handle_async_request
+
+    async def send_wire(self: AioHttpTransport, request: Any) -> httpx.Response:
+        roads.append("direct")
+        assert request._built is None  # nothing built before sending
+        return await direct(self, request)
+
+    async def handle(self: AioHttpTransport, request: httpx.Request) -> httpx.Response:
+        roads.append("httpx")
+        return await generic(self, request)
+
+    monkeypatch.setattr(AioHttpTransport, "send_wire", send_wire)
+    monkeypatch.setattr(AioHttpTransport, "handle_async_request", handle)
+    answers.headers = {"X-Request-Id": "req_direct"}
+    async with over_aiohttp(url) as client:
+        raw = await client.with_raw_response.features.check(
+            company_id="c1", feature_code="ai_credit"
+        )
+    assert roads == ["direct"]
+    assert raw.http_response.request.url == httpx.URL(
+        f"{url}/features.check?input=%7B%22companyId%22%3A%22c1%22%2C%22featureCode%22%3A%22ai_credit%22%7D"
+    )
+    assert raw.request_id == "req_direct"
+    assert raw.parse().current_usage == 1
+    # A client with an event hook is not plain: httpx's own send, hooks and all.
+    hooked: list[str] = []
+
+    async def hook(request: httpx.Request) -> None:
+        hooked.append(request.method)
+
+    http = DefaultAioHttpClient(event_hooks={"request": [hook]})
+    async with AsyncChatarminOS(api_key=KEY, base_url=url, http_client=http) as client:
+        await client.features.check(company_id="c1", feature_code="ai_credit")
+    await http.aclose()
+    assert (roads, hooked) == (["direct", "httpx"], ["GET"])
+    assert answers.seen[0] == answers.seen[1]  # the same request either way
+
+
 async def test_a_gzip_answer_is_decoded_once(wire: tuple[Answers, str]) -> None:
     answers, url = wire
     answers.body = gzip.compress(answers.body)

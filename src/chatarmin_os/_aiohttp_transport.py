@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Callable
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -49,10 +49,13 @@ except ImportError as _error:
 from ._exceptions import ConfigurationError
 from ._fork import register as reset_after_fork
 
+if TYPE_CHECKING:
+    from ._client.request import WireRequest
+
 __all__ = ["DEFAULT_LIMITS", "AioHttpTransport", "DefaultAioHttpClient"]
 
 DEFAULT_LIMITS = httpx.Limits(
-    max_connections=100, max_keepalive_connections=20, keepalive_expiry=4.0
+    max_connections=100, max_keepalive_connections=100, keepalive_expiry=4.0
 )
 """As the SDK's own pool: idle connections are dropped before servers' 5 s keep-alive ends."""
 
@@ -102,6 +105,30 @@ def _httpx_error(exc: BaseException, request: httpx.Request) -> httpx.TransportE
 
 
 _MAPPED: tuple[type[BaseException], ...] = tuple(source for source, _ in _EXCEPTIONS)
+
+
+def _response(
+    answer: aiohttp.ClientResponse, body: bytes, request: httpx.Request | None
+) -> httpx.Response:
+    """The ``httpx.Response`` of an aiohttp answer read whole (decoded by httpx when
+    ``aread()`` is called, if it came compressed)."""
+    version = answer.version
+    response = httpx.Response(
+        answer.status,
+        headers=answer.raw_headers,
+        stream=httpx.ByteStream(body),
+        request=request,
+        extensions={
+            "http_version": f"HTTP/{version.major}.{version.minor}".encode()
+            if version is not None
+            else b"HTTP/1.1",
+            "reason_phrase": (answer.reason or "").encode(),
+        },
+    )
+    if "content-encoding" not in answer.headers:
+        response._content = body  # nothing to decode: read already
+    return response
+
 
 _orphans: list[object] = []
 """Sessions of a forked-away parent or of a loop that ended without closing them: kept,
@@ -193,8 +220,8 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
         await self._closer.__anext__()
         return session
 
-    def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
-        given = request.extensions.get("timeout") or {}
+    def _timeout(self, extensions: dict[str, Any]) -> aiohttp.ClientTimeout:
+        given = extensions.get("timeout") or {}
         key = (given.get("connect"), given.get("read"))
         timeout = self._timeouts.get(key)
         if timeout is None:
@@ -207,6 +234,46 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and read the whole answer (see the module for errors, timeouts)."""
         try:
+            content: bytes | None = request.content
+        except httpx.RequestNotRead:
+            content = await request.aread()
+        answer, body = await self._exchange(
+            request.method,
+            str(request.url),
+            request.headers.multi_items(),
+            content,
+            request.extensions,
+            lambda: request,
+        )
+        return _response(answer, body, request)
+
+    async def send_wire(self, wire: WireRequest) -> httpx.Response:
+        """Send the SDK's encoded request without making an ``httpx.Request`` of it first
+        (the client's pool takes this road when it would send straight to this transport:
+        see ``_async/_http.py``); the answer is read whole (a compressed one is decoded by
+        ``aread()``)."""
+        answer, body = await self._exchange(
+            wire.method,
+            wire.url_text,
+            wire.headers.multi_items(),
+            wire.content,
+            wire.extensions,
+            lambda: wire.sent,
+        )
+        return _response(answer, body, wire.sent)
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        content: bytes | None,
+        extensions: dict[str, Any],
+        sent: Callable[[], httpx.Request],
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
+        """Send one request through the session; its answer and whole body. ``sent`` gives
+        the ``httpx.Request`` an error names."""
+        try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             raise ConfigurationError(
@@ -216,53 +283,34 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
         session = self._session
         if session is None or loop is not self._loop or session.closed:
             session = await self._session_for(loop)
-        try:
-            content: bytes | None = request.content
-        except httpx.RequestNotRead:
-            content = await request.aread()
         slots = self._slots
         if slots is not None:
             if slots.locked():
-                pool = (request.extensions.get("timeout") or {}).get("pool")
+                pool = (extensions.get("timeout") or {}).get("pool")
                 try:
                     await asyncio.wait_for(slots.acquire(), pool)
                 except asyncio.TimeoutError:
-                    raise httpx.PoolTimeout("No free connection in time", request=request) from None
+                    raise httpx.PoolTimeout("No free connection in time", request=sent()) from None
             else:
                 await slots.acquire()  # free: at once
         try:
             async with session.request(
-                request.method,
-                yarl.URL(str(request.url), encoded=True),  # httpx encoded it already
-                headers=request.headers.multi_items(),
+                method,
+                yarl.URL(url, encoded=True),  # encoded already
+                headers=headers,
                 data=content or None,
                 allow_redirects=False,
-                timeout=self._timeout(request),
-                server_hostname=request.extensions.get("sni_hostname"),
-                ssl=self._ssl_context() if request.url.scheme == "https" else True,
+                timeout=self._timeout(extensions),
+                server_hostname=extensions.get("sni_hostname"),
+                ssl=self._ssl_context() if url.startswith("https:") else True,
             ) as answer:
                 body = await answer.read()
         except _MAPPED as exc:
-            raise _httpx_error(exc, request) from exc
+            raise _httpx_error(exc, sent()) from exc
         finally:
             if slots is not None:
                 slots.release()
-        version = answer.version
-        response = httpx.Response(
-            answer.status,
-            headers=answer.raw_headers,
-            stream=httpx.ByteStream(body),
-            request=request,
-            extensions={
-                "http_version": f"HTTP/{version.major}.{version.minor}".encode()
-                if version is not None
-                else b"HTTP/1.1",
-                "reason_phrase": (answer.reason or "").encode(),
-            },
-        )
-        if "content-encoding" not in answer.headers:
-            response._content = body  # nothing to decode: read already
-        return response
+        return answer, body
 
     async def aclose(self) -> None:
         """Close the session (when it belongs to the running loop); idempotent."""

@@ -55,12 +55,19 @@ def url_joiner(base: httpx.URL, library: ModuleType = httpx) -> Callable[[str], 
 class URLJoiner:
     """The base URL's joiners: called, an ``httpx.URL``; :meth:`using` another library's."""
 
-    __slots__ = ("_base", "_httpx", "_others")
+    __slots__ = ("_base", "_httpx", "_others", "prefix")
 
     def __init__(self, base: httpx.URL) -> None:
         self._base = base
+        self.prefix = str(base)
+        """The base URL as text: ``prefix + relative`` is the whole URL."""
         self._httpx: Callable[[str], httpx.URL] = url_joiner(base)
         self._others: dict[str, Callable[[str], Any]] = {}
+
+    @property
+    def base(self) -> httpx.URL:
+        """The base URL."""
+        return self._base
 
     def __call__(self, relative: str) -> httpx.URL:
         return self._httpx(relative)

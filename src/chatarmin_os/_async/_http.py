@@ -72,14 +72,79 @@ def _shared_ssl_context(lib: ModuleType) -> ssl.SSLContext:
         return context
 
 
+MAX_CONNECTIONS = 100
+"""Connections our own pool opens at most (all kept alive while idle, up to
+:data:`KEEPALIVE_EXPIRY`): a burst of 100 concurrent calls reuses them all next time."""
+
+SHARDS = 10
+"""How many smaller pools our own pool is made of (see :class:`AsyncShardedTransport`)."""
+
+
+class AsyncShardedTransport(httpx.AsyncBaseTransport):
+    """Our own pool's transport: the library's HTTP transport, split into ``shards`` pools of
+    ``max_connections / shards`` connections each; a request goes to the least busy one.
+
+    httpcore's pool looks at every connection and every waiting request each time a
+    request arrives or ends, so its cost per request grows with the number of connections:
+    at 100 concurrent calls it was the largest cost of a call. Ten pools of ten cut it
+    tenfold (``benchmarks/bench_http_libs.py``). Calls one at a time use one connection of
+    the first pool, as with a single pool. Works with httpx's and httpx2's transports (the
+    requests and responses are the library's own; this class only routes them).
+    """
+
+    def __init__(self, shards: list[Any]) -> None:
+        self._shards = shards
+        self._busy = [0] * len(shards)
+        self._lock = threading.Lock()  # the sync twin's threads; never held across a wait
+
+    @classmethod
+    def of(
+        cls, lib: ModuleType, *, verify: ssl.SSLContext, limits: Any, shards: int = SHARDS
+    ) -> AsyncShardedTransport:
+        """``shards`` of ``lib``'s own HTTP transport sharing ``limits`` between them."""
+
+        def share(total: int | None) -> int | None:
+            return None if total is None else -(-total // shards)
+
+        each = lib.Limits(
+            max_connections=share(limits.max_connections),
+            max_keepalive_connections=share(limits.max_keepalive_connections),
+            keepalive_expiry=limits.keepalive_expiry,
+        )
+        return cls([lib.AsyncHTTPTransport(verify=verify, limits=each) for _ in range(shards)])
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` through the pool with the fewest requests in flight."""
+        with self._lock:
+            busy = self._busy
+            shard = busy.index(min(busy))
+            busy[shard] += 1
+        try:
+            response: httpx.Response = await self._shards[shard].handle_async_request(request)
+            return response
+        finally:
+            with self._lock:
+                self._busy[shard] -= 1
+
+    async def aclose(self) -> None:
+        """Close every pool."""
+        for shard in self._shards:
+            await shard.aclose()
+
+
 def default_async_client() -> AsyncHTTPClient:
     """The pool we make when the caller gives no ``http_client``: httpx2's when installed."""
     lib = library.preferred()
+    verify = _shared_ssl_context(lib)
+    limits = lib.Limits(
+        max_connections=MAX_CONNECTIONS,
+        max_keepalive_connections=MAX_CONNECTIONS,
+        keepalive_expiry=KEEPALIVE_EXPIRY,
+    )
     client: AsyncHTTPClient = lib.AsyncClient(
-        verify=_shared_ssl_context(lib),
-        limits=lib.Limits(
-            max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_EXPIRY
-        ),
+        verify=verify,
+        limits=limits,
+        transport=AsyncShardedTransport.of(lib, verify=verify, limits=limits),
     )
     return client
 
@@ -147,13 +212,19 @@ class AsyncHTTPPool(HTTPPoolCore[AsyncHTTPClient]):
         """
         client = self.client()
         lib = library.of(client) or httpx
-        request: Any = wire.build(lib)
-        if self._owned or is_plain(client):
+        plain = self._owned or is_plain(client)
+        direct = self._direct_road(client, wire.base_url) if plain else None
+        response: HTTPResponse
+        if direct is not None:
+            response = await direct(wire)
+        elif plain:
+            request: Any = wire.build(lib)
             transport = client._transport_for_url(request.url)
             response = await transport.handle_async_request(request)
             response.request = request
         else:
             # Your client's default params and cookies join the request as build_request does.
+            request = wire.build(lib)
             request = client.build_request(
                 request.method,
                 request.url,

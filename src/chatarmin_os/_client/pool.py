@@ -11,10 +11,13 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+import httpx
+
 from .._exceptions import ChatarminOSError
 from .._fork import register as reset_after_fork
 from .._logs import logger
 from .._types import AsyncHTTPClient, HTTPClient
+from . import library
 
 __all__ = ["HTTPPoolCore", "InProcessAnswer", "InProcessResponse", "PoolCore", "is_plain"]
 
@@ -107,6 +110,7 @@ class HTTPPoolCore(PoolCore, Generic[_H]):
         self._loop: object | None = None
         self._closed = False
         self._lock = threading.Lock()
+        self._road: tuple[_H, httpx.URL, Callable[[Any], Any] | None] | None = None
         reset_after_fork(self)
 
     @property
@@ -143,6 +147,21 @@ class HTTPPoolCore(PoolCore, Generic[_H]):
                     self._loop = loop
                 client = self._client
         return client
+
+    def _direct_road(self, client: _H, base: httpx.URL) -> Callable[[Any], Any] | None:
+        """The ``send_wire`` of the transport ``client`` sends ``base``'s requests to, when it
+        has one (:class:`~chatarmin_os.DefaultAioHttpClient`'s transport): it takes the
+        encoded request as it is, with no ``httpx.Request`` made of it first. Looked up
+        once per client (a transport is chosen by scheme, host and port only)."""
+        known = self._road
+        if known is not None and known[0] is client and known[1] is base:
+            return known[2]
+        road = None
+        if library.of(client) is httpx:  # the road's transport is httpx's kind
+            own: Any = client
+            road = getattr(own._transport_for_url(base), "send_wire", None)
+        self._road = (client, base, road)
+        return road
 
     def callers_default_headers(self) -> list[tuple[bytes, bytes]] | None:
         """The default headers of your ``http_client`` (``None`` for our own pool).

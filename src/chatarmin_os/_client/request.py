@@ -45,6 +45,16 @@ class WireRequest:
     def __repr__(self) -> str:
         return f"<WireRequest {self.method} {self.target[:80]!r}>"
 
+    @property
+    def base_url(self) -> httpx.URL:
+        """The base URL the target is relative to."""
+        return self._url.base
+
+    @property
+    def url_text(self) -> str:
+        """The whole URL as text (encoded), without building a URL object."""
+        return self._url.prefix + self.target
+
     def to_httpx(self) -> httpx.Request:
         """The :class:`httpx.Request` (built on first use, then kept)."""
         request: httpx.Request = self.build(httpx)
