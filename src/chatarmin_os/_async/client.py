@@ -192,6 +192,7 @@ class AsyncChatarminOS(
             answered=self._usage_answered,
             refused=self._usage_refused,
             acknowledged=functools.partial(self._usage_acknowledged, dest),
+            settled=functools.partial(self._usage_settled, dest),
             lease=lease_seconds(self.timeout),
             batch_limit=None if batching is None else batching.max_items,
         )
@@ -220,6 +221,8 @@ class AsyncChatarminOS(
         left = 0
         for buffer in self._usage_buffers.all():
             left += await buffer.flush(timeout)
+        for flow in self._reservation_flows.all():  # what the quota ledger deferred
+            await flow.ledger.drain()
         return left
 
     async def _usage_answered(
@@ -242,6 +245,13 @@ class AsyncChatarminOS(
 
             answer = answer_of(outcome)
             await flow.answered(event.company_id, event.feature_code, event.idempotency_key, answer)
+
+    async def _usage_settled(self, dest: str) -> None:
+        """The buffer settled a batch: the quota ledger sends what it deferred (commits,
+        answers), one round trip for the batch."""
+        flow = self._reservation_flows.get(dest)
+        if flow is not None:
+            await flow.ledger.drain()
 
     async def _usage_tracked(
         self, company_id: str, feature_code: str, key: str, outcome: object
@@ -285,6 +295,8 @@ class AsyncChatarminOS(
             )
 
         url = f"{self._config.base_url}billing.reserve"
+        # First when closing: what the ledger deferred reaches Redis before the cache closes.
+        self._closing_steps.insert(0, ledger.drain)
         return AsyncReservations(ledger, figures=figures, meter=meter, url=url)
 
     async def __aenter__(self: _C) -> _C:

@@ -190,6 +190,7 @@ class ChatarminOS(CachedCalls, BaseClient, ChatarminOSCore[HTTPClient, Sleeper])
             answered=self._usage_answered,
             refused=self._usage_refused,
             acknowledged=functools.partial(self._usage_acknowledged, dest),
+            settled=functools.partial(self._usage_settled, dest),
             lease=lease_seconds(self.timeout),
             batch_limit=None if batching is None else batching.max_items,
         )
@@ -218,6 +219,8 @@ class ChatarminOS(CachedCalls, BaseClient, ChatarminOSCore[HTTPClient, Sleeper])
         left = 0
         for buffer in self._usage_buffers.all():
             left += buffer.flush(timeout)
+        for flow in self._reservation_flows.all():  # what the quota ledger deferred
+            flow.ledger.drain()
         return left
 
     def _usage_answered(self, company_id: str, feature_code: str, result: UsageResult) -> None:
@@ -238,6 +241,13 @@ class ChatarminOS(CachedCalls, BaseClient, ChatarminOSCore[HTTPClient, Sleeper])
 
             answer = answer_of(outcome)
             flow.answered(event.company_id, event.feature_code, event.idempotency_key, answer)
+
+    def _usage_settled(self, dest: str) -> None:
+        """The buffer settled a batch: the quota ledger sends what it deferred (commits,
+        answers), one round trip for the batch."""
+        flow = self._reservation_flows.get(dest)
+        if flow is not None:
+            flow.ledger.drain()
 
     def _usage_tracked(self, company_id: str, feature_code: str, key: str, outcome: object) -> None:
         """The answer of a direct ``billing.track_usage``: a ledger of ``billing.reserve``
@@ -279,6 +289,8 @@ class ChatarminOS(CachedCalls, BaseClient, ChatarminOSCore[HTTPClient, Sleeper])
             )
 
         url = f"{self._config.base_url}billing.reserve"
+        # First when closing: what the ledger deferred reaches Redis before the cache closes.
+        self._closing_steps.insert(0, ledger.drain)
         return Reservations(ledger, figures=figures, meter=meter, url=url)
 
     def __enter__(self: _C) -> _C:
