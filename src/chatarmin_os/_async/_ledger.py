@@ -93,12 +93,10 @@ class AsyncLedger(LedgerCore):
         finally:
             await pool.release(connection)
 
-    async def _round_trip(
-        self, connection: Any, commands: list[tuple[Any, ...]], replies: list[Any]
-    ) -> None:
+    async def _round_trip(self, connection: Any, commands: list[bytes], replies: list[Any]) -> None:
         from redis.exceptions import ResponseError
 
-        await connection.send_packed_command(connection.pack_commands(commands))
+        await connection.send_packed_command([b"".join(commands)])
         for _ in commands:
             try:
                 replies.append(await connection.read_response())

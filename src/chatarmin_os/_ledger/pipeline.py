@@ -42,7 +42,17 @@ from typing import Any
 
 from .memory import Slot
 
-__all__ = ["PENDING_CAP", "Op", "Pending", "not_run", "script_shas", "settle"]
+__all__ = [
+    "PENDING_CAP",
+    "Op",
+    "Pending",
+    "not_run",
+    "pack",
+    "pack_head",
+    "pack_tail",
+    "script_shas",
+    "settle",
+]
 
 PENDING_CAP = 256
 """Pending operations at which the next call sends them before going on."""
@@ -135,6 +145,31 @@ class Pending:
 def script_shas(scripts: dict[str, str]) -> dict[str, str]:
     """The SHA1 of each script (what ``EVALSHA`` names it by)."""
     return {name: hashlib.sha1(source.encode()).hexdigest() for name, source in scripts.items()}
+
+
+def _bulk(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        data = value
+    elif isinstance(value, str):
+        data = value.encode()
+    else:  # a number, as redis-py sends it
+        data = repr(value).encode()
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+def pack(*args: Any) -> bytes:
+    """One command in the Redis protocol (what ``send_packed_command`` sends)."""
+    return b"*%d\r\n%b" % (len(args), b"".join(map(_bulk, args)))
+
+
+def pack_tail(head: bytes, args: list[Any]) -> bytes:
+    """A command whose first arguments were packed as ``head`` (their count included)."""
+    return head + b"".join(map(_bulk, args))
+
+
+def pack_head(count: int, *args: Any) -> bytes:
+    """The start of a command of ``count`` arguments: ``args``, packed."""
+    return b"*%d\r\n%b" % (count, b"".join(map(_bulk, args)))
 
 
 def not_run(replies: list[Any]) -> list[int]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from .._fork import register as reset_after_fork
 from .._logs import logger
 from .memory import MemoryLedger, Slot
-from .pipeline import Op, Pending, script_shas, settle
+from .pipeline import Op, Pending, pack, pack_head, pack_tail, script_shas, settle
 from .redis_scripts import (
     ACKNOWLEDGE,
     COMMIT,
@@ -52,6 +52,7 @@ SCRIPTS: dict[str, str] = {
 SHAS = script_shas(SCRIPTS)
 
 _MAX_REMEMBERED = 100_000
+_MAX_HEADS = 4096  # packed script-and-keys starts kept (per script and slot)
 
 _L = TypeVar("_L", bound="LedgerCore")
 
@@ -86,6 +87,7 @@ class LedgerCore:
         self._idle_ms = int(max(memory.hold_timeout, memory.flight_timeout, memory.refresh) * 1000)
         self._idle_ms += 60_000
         self._warned_expired = False
+        self._heads: dict[tuple[str, Slot, int], bytes] = {}
         self.pending = Pending(max_age=min(memory.hold_timeout, memory.flight_timeout) / 4)
         reset_after_fork(self)  # a forked child drops the parent's connection and entries
 
@@ -208,11 +210,24 @@ class LedgerCore:
 
     # -- round trips (see .pipeline) ----------------------------------------------------------
 
-    def commands(self, ops: list[Op]) -> list[tuple[Any, ...]]:
-        """The ``EVALSHA`` of each operation."""
-        return [("EVALSHA", SHAS[op.name], 5, *self.keys(op.slot), *op.args) for op in ops]
+    def commands(self, ops: list[Op]) -> list[bytes]:
+        """The ``EVALSHA`` of each operation, packed (the script and keys once per slot)."""
+        heads = self._heads
+        packed = []
+        for op in ops:
+            place = (op.name, op.slot, len(op.args))
+            head = heads.get(place)
+            if head is None:
+                if len(heads) >= _MAX_HEADS:
+                    heads.clear()
+                count = 8 + len(op.args)
+                head = heads[place] = pack_head(
+                    count, "EVALSHA", SHAS[op.name], 5, *self.keys(op.slot)
+                )
+            packed.append(pack_tail(head, op.args))
+        return packed
 
-    def loads(self, client: Any, *, flushed: bool = False) -> list[tuple[Any, ...]]:
+    def loads(self, client: Any, *, flushed: bool = False) -> list[bytes]:
         """``SCRIPT LOAD`` of every script, before the first round trip on ``client`` (so
         that none is refused ``NOSCRIPT`` while the calls after it run) and after Redis
         said it lost them (``flushed``); else none."""
@@ -220,7 +235,7 @@ class LedgerCore:
         if not flushed and known is not None and known[0] is client and known[1]:
             return []
         self._scripts = (client, SHAS)
-        return [("SCRIPT", "LOAD", source) for source in SCRIPTS.values()]
+        return [pack("SCRIPT", "LOAD", source) for source in SCRIPTS.values()]
 
     def settle(
         self, ops: list[Op], replies: list[Any], error: BaseException | None

@@ -95,12 +95,10 @@ class Ledger(LedgerCore):
         finally:
             pool.release(connection)
 
-    def _round_trip(
-        self, connection: Any, commands: list[tuple[Any, ...]], replies: list[Any]
-    ) -> None:
+    def _round_trip(self, connection: Any, commands: list[bytes], replies: list[Any]) -> None:
         from redis.exceptions import ResponseError
 
-        connection.send_packed_command(connection.pack_commands(commands))
+        connection.send_packed_command([b"".join(commands)])
         for _ in commands:
             try:
                 replies.append(connection.read_response())
