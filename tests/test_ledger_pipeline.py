@@ -17,7 +17,7 @@ import pytest
 
 from chatarmin_os import CacheOptions, ChatarminOS, UsageBufferOptions
 from chatarmin_os._ledger.memory import MemoryLedger
-from chatarmin_os._ledger.pipeline import PENDING_CAP
+from chatarmin_os._ledger.pipeline import PENDING_CAP, Op, Pending
 from chatarmin_os._ledger.redis_scripts import LedgerKeys
 from chatarmin_os._ledger.rules import HoldVerdict, LedgerFigures
 from chatarmin_os._sync._ledger import Ledger
@@ -158,6 +158,36 @@ def test_the_cap_sends_what_is_pending_at_once(redis_server: RedisServer) -> Non
     ledger.answered(SLOT, "key-last", ("counted", PENDING_CAP))
     assert counted.round_trips == trips + 1 and len(ledger.pending) == 0
     assert ledger.figures(SLOT) == LedgerFigures(None, PENDING_CAP, 0, 0, True)
+
+
+def test_calls_pending_too_long_or_too_many_are_due() -> None:
+    now = [100.0]
+    pending = Pending(max_age=15.0, cap=3, clock=lambda: now[0])
+    assert not pending.due()
+    assert pending.add(Op("commit", SLOT, [])) is False
+    now[0] += 14.9
+    assert not pending.due()
+    now[0] += 0.1  # the oldest waited a quarter of the hold timeout
+    assert pending.due()
+    taken = pending.take()
+    assert taken is not None and len(taken) == 1 and not pending.due()
+    pending.sent()
+    assert [pending.add(Op("drop", SLOT, [])) for _ in range(3)] == [False, False, True]
+
+
+def test_an_answer_that_came_before_the_commit_sends_both_at_once(
+    redis_server: RedisServer,
+) -> None:
+    product = os.urandom(6).hex()
+    ledger, _ = ledger_on(redis_server.url, product)
+    theirs, _ = ledger_on(redis_server.url, product)
+    ledger.load(SLOT, limit=10, usage=0, enabled=True)
+    ledger.hold(SLOT, "a", 2)
+    ledger.committing("key-a")
+    ledger.answered(SLOT, "key-a", ("counted", 2))  # the buffer settled its batch already
+    ledger.commit_soon(SLOT, "a", 2, "key-a", in_redis=True)
+    assert len(ledger.pending) == 0  # no later batch would send them: sent now
+    assert theirs.figures(SLOT) == LedgerFigures(10, 2, 0, 0, True)
 
 
 def test_a_sender_taking_the_pending_calls_keeps_their_order(redis_server: RedisServer) -> None:
