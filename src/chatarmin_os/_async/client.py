@@ -259,8 +259,10 @@ class AsyncChatarminOS(
     async def _usage_refused(self, company_id: str, feature_code: str) -> None:
         """The buffer's event hit a limit or a disabled feature: the next check asks."""
         if self._cache is not None:
-            await self._record_usage()  # the answers before it first
-            await self._cache.usage_refused(company_id, feature_code)
+            try:
+                await self._record_usage()  # the answers before it first
+            finally:
+                await self._cache.usage_refused(company_id, feature_code)
 
     async def _usage_acknowledged(self, dest: str, event: UsageEvent, outcome: object) -> None:
         """What became of an event: the quota ledger of ``billing.reserve`` learns it."""
@@ -274,10 +276,12 @@ class AsyncChatarminOS(
     async def _usage_settled(self, dest: str) -> None:
         """The buffer settled a batch: the cache records its usage, and the quota ledger
         sends what it deferred (commits, answers), one round trip for the batch."""
-        await self._record_usage()
-        flow = self._reservation_flows.get(dest)
-        if flow is not None:
-            await flow.ledger.drain()
+        try:
+            await self._record_usage()
+        finally:
+            flow = self._reservation_flows.get(dest)
+            if flow is not None:
+                await flow.ledger.drain()
 
     async def _usage_tracked(
         self, company_id: str, feature_code: str, key: str, outcome: object

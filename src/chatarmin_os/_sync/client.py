@@ -255,8 +255,10 @@ class ChatarminOS(CachedCalls, BaseClient, ChatarminOSCore[HTTPClient, Sleeper])
     def _usage_refused(self, company_id: str, feature_code: str) -> None:
         """The buffer's event hit a limit or a disabled feature: the next check asks."""
         if self._cache is not None:
-            self._record_usage()  # the answers before it first
-            self._cache.usage_refused(company_id, feature_code)
+            try:
+                self._record_usage()  # the answers before it first
+            finally:
+                self._cache.usage_refused(company_id, feature_code)
 
     def _usage_acknowledged(self, dest: str, event: UsageEvent, outcome: object) -> None:
         """What became of an event: the quota ledger of ``billing.reserve`` learns it."""
@@ -270,10 +272,12 @@ class ChatarminOS(CachedCalls, BaseClient, ChatarminOSCore[HTTPClient, Sleeper])
     def _usage_settled(self, dest: str) -> None:
         """The buffer settled a batch: the cache records its usage, and the quota ledger
         sends what it deferred (commits, answers), one round trip for the batch."""
-        self._record_usage()
-        flow = self._reservation_flows.get(dest)
-        if flow is not None:
-            flow.ledger.drain()
+        try:
+            self._record_usage()
+        finally:
+            flow = self._reservation_flows.get(dest)
+            if flow is not None:
+                flow.ledger.drain()
 
     def _usage_tracked(self, company_id: str, feature_code: str, key: str, outcome: object) -> None:
         """The answer of a direct ``billing.track_usage``: a ledger of ``billing.reserve``
