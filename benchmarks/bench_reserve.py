@@ -11,7 +11,8 @@ serve`` in a subprocess, blocking client.
 
 1. ``with client.billing.reserve(...)``: hold, then commit (metered through the usage
    buffer, whose worker sends in the background of the same process) with the ledger in
-   Redis (``CacheOptions(redis_url=...)``: two Lua scripts a reservation). Target: at least
+   Redis (``CacheOptions(redis_url=...)``: one round trip a reservation, its hold carrying
+   the previous commit and the answers the buffer heard meanwhile). Target: at least
    5x faster than the baseline. Needs ``redis-server`` on ``PATH`` (started here on a free
    port); skipped, and said so, without it.
 2. The same with the ledger in the process (no Redis).

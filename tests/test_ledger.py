@@ -212,12 +212,12 @@ def test_redis_failing_falls_back_to_the_process() -> None:
     failures: list[str] = []
 
     def broken() -> Any:
-        class Down:
-            def register_script(self, source: str) -> Any:
-                def run(**_: Any) -> Any:
-                    raise ConnectionError("down")
+        class Pool:
+            def get_connection(self) -> Any:
+                raise ConnectionError("down")
 
-                return run
+        class Down:
+            connection_pool = Pool()
 
         return Down()
 

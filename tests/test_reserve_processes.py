@@ -28,6 +28,7 @@ from chatarmin_os import (
     ChatarminOS,
     PreconditionFailedError,
     ReservationOptions,
+    UsageBufferOptions,
 )
 from tests.support.redis_server import RedisServer
 from tests.support.reserve_process import FEATURE, Boom, hammer
@@ -187,9 +188,11 @@ def test_an_exception_releases_and_a_late_commit_warns_once(
     with caplog.at_level(logging.WARNING, logger="chatarmin_os"):
         for reservation in late:
             reservation.commit()
+        # The commits reach Redis with the next round trip (a flush sends them): the
+        # expired holds are found then.
+        assert client.flush(timeout=30) == 0
     warnings = [r for r in caplog.records if "after its hold expired" in r.getMessage()]
     assert len(warnings) == 1
-    assert client.flush(timeout=30) == 0
     client.close()
     assert served.usage(company_id) == 2
 
@@ -272,6 +275,41 @@ def test_redis_dying_mid_run_moves_the_ledger_into_the_process(
         before.commit()  # its hold was in Redis: metered all the same
         after.commit()
         assert client.flush(timeout=30) == 0
+    finally:
+        client.close()
+        redis.stop()
+    assert served.usage(company_id) == 5
+
+
+def test_commits_pending_when_redis_dies_are_done_in_the_process(
+    served: Served, tmp_path: Path
+) -> None:
+    redis = RedisServer(tmp_path).start()
+    company_id = served.company("Pending Co", 10)
+    client = ChatarminOS(
+        api_key=KEY,
+        base_url=served.base_url,
+        cache=CacheOptions(redis_url=redis.url),
+        usage_buffer=UsageBufferOptions(flush_interval=3600),  # sent on flush only
+    )
+    try:
+        held = [
+            client.billing.reserve(company_id=company_id, feature_code=FEATURE, quantity=n)
+            for n in (2, 3)
+        ]
+        assert all(reservation._in_redis for reservation in held)
+        for reservation in held:
+            reservation.commit()
+        ledger = client._reservations().ledger
+        assert len(ledger.pending) == 2  # both commits wait for the next round trip
+        redis.kill()
+        assert client.flush(timeout=30) == 0  # metered all the same, nothing lost
+        assert len(ledger.pending) == 0
+        assert client.cache.stats().redis_errors >= 1  # type: ignore[union-attr]
+        # The commits and their answers were done in the process instead.
+        figures = ledger.memory.figures((company_id, FEATURE))
+        assert figures is not None and (figures.held, figures.in_flight) == (0, 0)
+        assert figures.reported == 5
     finally:
         client.close()
         redis.stop()

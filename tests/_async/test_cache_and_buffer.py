@@ -26,6 +26,24 @@ async def test_buffered_usage_updates_the_cached_quota() -> None:
         assert (after.source, after.current_usage, after.remaining) == ("cache", 6, 94)
 
 
+async def test_a_batch_updates_the_cache_once_with_its_latest_usage() -> None:
+    async with AsyncChatarminOS.local(
+        cache=True,
+        usage_buffer=UsageBufferOptions(flush_interval=3600),  # sent on flush
+    ) as client:
+        onboarded = await client.onboard(external_org_id="org_1", label="App", tier_code="free")
+        company_id = onboarded.company_id
+        await client.features.check(company_id=company_id, feature_code="ai_credit")
+        for quantity in (1, 2, 3):
+            await client.billing.track_usage_later(
+                company_id=company_id, feature_code="ai_credit", quantity=quantity
+            )
+        assert await client.flush(timeout=30) == 0
+        assert client.cache is not None and client.cache.stats().usage_updates == 1
+        after = await client.features.check(company_id=company_id, feature_code="ai_credit")
+        assert (after.source, after.current_usage, after.remaining) == ("cache", 6, 94)
+
+
 async def test_a_buffered_event_over_the_limit_expires_the_cached_entry() -> None:
     refused: list[str] = []
     async with AsyncChatarminOS.local(

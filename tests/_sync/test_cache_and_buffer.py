@@ -28,6 +28,24 @@ def test_buffered_usage_updates_the_cached_quota() -> None:
         assert (after.source, after.current_usage, after.remaining) == ("cache", 6, 94)
 
 
+def test_a_batch_updates_the_cache_once_with_its_latest_usage() -> None:
+    with ChatarminOS.local(
+        cache=True,
+        usage_buffer=UsageBufferOptions(flush_interval=3600),  # sent on flush
+    ) as client:
+        onboarded = client.onboard(external_org_id="org_1", label="App", tier_code="free")
+        company_id = onboarded.company_id
+        client.features.check(company_id=company_id, feature_code="ai_credit")
+        for quantity in (1, 2, 3):
+            client.billing.track_usage_later(
+                company_id=company_id, feature_code="ai_credit", quantity=quantity
+            )
+        assert client.flush(timeout=30) == 0
+        assert client.cache is not None and client.cache.stats().usage_updates == 1
+        after = client.features.check(company_id=company_id, feature_code="ai_credit")
+        assert (after.source, after.current_usage, after.remaining) == ("cache", 6, 94)
+
+
 def test_a_buffered_event_over_the_limit_expires_the_cached_entry() -> None:
     refused: list[str] = []
     with ChatarminOS.local(

@@ -63,9 +63,10 @@ class AsyncReservation(ReservationCore):
             self._commit_failed()
             raise
         if not self._unlimited:
-            slot, hold = self._slot, self._hold_id
-            if not await ledger.commit(slot, hold, amount, key, in_redis=self._in_redis):
-                ledger.committed_without_hold(self.feature_code)
+            # Sent to Redis with the next round trip; a hold found expired is warned about.
+            await ledger.commit_soon(
+                self._slot, self._hold_id, amount, key, in_redis=self._in_redis
+            )
         self._committed(amount)
 
     async def release(self) -> None:

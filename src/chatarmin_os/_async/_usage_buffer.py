@@ -32,6 +32,7 @@ from .._concurrency import (
     AsyncBackground,
     AsyncEvent,
     AsyncSleeper,
+    AsyncWork,
     agather,
     alet_others_run,
     at_exit_async,
@@ -71,7 +72,8 @@ class AsyncUsageBuffer(UsageBufferCore[AsyncEvent]):
     Made by the client with what it needs instead of the client (see
     :mod:`chatarmin_os._usage.ports`): ``send`` and ``find_companies`` to talk to
     ChatarminOS, ``answered``/``refused``/``acknowledged`` to hear about answers,
-    ``background`` to start the worker, ``sleep`` to back off; ``lease`` is how long a spool
+    ``background`` to start the worker, ``sleep`` to back off, ``settled`` to hear that a
+    batch was settled (answered or failed: once per batch); ``lease`` is how long a spool
     row stays claimed by a sender, ``batch_limit`` the client's own batch limit.
     """
 
@@ -87,6 +89,7 @@ class AsyncUsageBuffer(UsageBufferCore[AsyncEvent]):
         answered: AsyncUsageAnswered | None = None,
         refused: AsyncUsageRefused | None = None,
         acknowledged: AsyncUsageAcknowledged | None = None,
+        settled: AsyncWork | None = None,
         lease: float = 600.0,
         batch_limit: int | None = None,
         clock: Callable[[], float] = default_clock,
@@ -106,6 +109,7 @@ class AsyncUsageBuffer(UsageBufferCore[AsyncEvent]):
         self._refused = refused
         self.acknowledged = acknowledged
         """``acknowledged(event, outcome)``, awaited once per event with its final outcome."""
+        self._settled = settled
         self._sleep = sleep
         ref = weakref.ref(self)
 
@@ -313,6 +317,11 @@ class AsyncUsageBuffer(UsageBufferCore[AsyncEvent]):
                     logger.exception("chatarmin_os: noting a refused usage failed")
         self._report(batch, settled)
         await self._acknowledge(settled.finals)
+        if self._settled is not None:
+            try:
+                await self._settled()
+            except Exception:
+                logger.exception("chatarmin_os: the usage buffer's settled raised")
         # Last: a flush waiting for these events returns once everyone heard of them.
         self._record(settled)
         return settled.as_failure()

@@ -145,6 +145,8 @@ class AsyncChatarminOS(
             self._usage_buffers = parent._usage_buffers
         self._usage_buffer_options = self._usage_buffers.options
         self._usage_buffer: AsyncUsageBuffer | None = None
+        # The latest usage result per (company, feature) of the batches being settled.
+        self._batch_usage: dict[tuple[str, str], UsageResult] = {}
 
     @property
     def usage_buffer(self) -> AsyncUsageBuffer:
@@ -192,6 +194,7 @@ class AsyncChatarminOS(
             answered=self._usage_answered,
             refused=self._usage_refused,
             acknowledged=functools.partial(self._usage_acknowledged, dest),
+            settled=functools.partial(self._usage_settled, dest),
             lease=lease_seconds(self.timeout),
             batch_limit=None if batching is None else batching.max_items,
         )
@@ -220,19 +223,46 @@ class AsyncChatarminOS(
         left = 0
         for buffer in self._usage_buffers.all():
             left += await buffer.flush(timeout)
+        for flow in self._reservation_flows.all():  # what the quota ledger deferred
+            await flow.ledger.drain()
         return left
 
     async def _usage_answered(
         self, company_id: str, feature_code: str, result: UsageResult
     ) -> None:
-        """A usage result the buffer received: the cache keeps cached quotas exact with it."""
-        if self._cache is not None:
+        """A usage result the buffer received: the cache keeps cached quotas exact with it,
+        once a batch (the latest result of each company's feature: see :meth:`_record_usage`)."""
+        if self._cache is None:
+            return
+        if result.duplicate:  # repeats older figures: as it is
+            await self._cache.record_usage(company_id, result)
+            return
+        latest = self._batch_usage
+        key = (company_id, feature_code)
+        kept = latest.get(key)
+        # (Two batches settling at once may keep the lower: the cache then expires the
+        # entry and asks the server, never counts too little.)
+        if kept is None or result.current_usage >= kept.current_usage:
+            latest[key] = result
+
+    async def _record_usage(self) -> None:
+        """Hand the cache the latest usage of each company's feature the buffer heard: one
+        Redis write and message a batch, not one an event (a later result supersedes)."""
+        latest = self._batch_usage
+        while latest and self._cache is not None:
+            try:
+                (company_id, _), result = latest.popitem()
+            except KeyError:  # the other batch took the last one
+                return
             await self._cache.record_usage(company_id, result)
 
     async def _usage_refused(self, company_id: str, feature_code: str) -> None:
         """The buffer's event hit a limit or a disabled feature: the next check asks."""
         if self._cache is not None:
-            await self._cache.usage_refused(company_id, feature_code)
+            try:
+                await self._record_usage()  # the answers before it first
+            finally:
+                await self._cache.usage_refused(company_id, feature_code)
 
     async def _usage_acknowledged(self, dest: str, event: UsageEvent, outcome: object) -> None:
         """What became of an event: the quota ledger of ``billing.reserve`` learns it."""
@@ -242,6 +272,16 @@ class AsyncChatarminOS(
 
             answer = answer_of(outcome)
             await flow.answered(event.company_id, event.feature_code, event.idempotency_key, answer)
+
+    async def _usage_settled(self, dest: str) -> None:
+        """The buffer settled a batch: the cache records its usage, and the quota ledger
+        sends what it deferred (commits, answers), one round trip for the batch."""
+        try:
+            await self._record_usage()
+        finally:
+            flow = self._reservation_flows.get(dest)
+            if flow is not None:
+                await flow.ledger.drain()
 
     async def _usage_tracked(
         self, company_id: str, feature_code: str, key: str, outcome: object
@@ -285,6 +325,8 @@ class AsyncChatarminOS(
             )
 
         url = f"{self._config.base_url}billing.reserve"
+        # First when closing: what the ledger deferred reaches Redis before the cache closes.
+        self._closing_steps.insert(0, ledger.drain)
         return AsyncReservations(ledger, figures=figures, meter=meter, url=url)
 
     async def __aenter__(self: _C) -> _C:

@@ -34,6 +34,10 @@ class Flows(Generic[F]):
         """The flow of ``dest`` if one was made."""
         return self._flows.get(dest)
 
+    def all(self) -> list[F]:
+        """Every flow made so far."""
+        return list(self._flows.values())
+
     def get_or_make(self, dest: str, make: Callable[[ReservationOptions, str], F]) -> F:
         """The flow of ``dest``, made by ``make(options, dest)`` when there is none."""
         with self._lock:

@@ -1,8 +1,10 @@
-"""Non-waiting parts of the ledger front both twins share: arguments of each script, and
-which ledger (Redis or this process) holds what."""
+"""Non-waiting parts of the ledger front both twins share: arguments of each script, which
+ledger (Redis or this process) holds what, and the commands and replies of a round trip
+(what is deferred and when it is sent: :mod:`.pipeline`)."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from .._fork import register as reset_after_fork
 from .._logs import logger
 from .memory import MemoryLedger, Slot
+from .pipeline import Op, Pending, pack, pack_head, pack_tail, script_shas, settle
 from .redis_scripts import (
     ACKNOWLEDGE,
     COMMIT,
@@ -46,7 +49,10 @@ SCRIPTS: dict[str, str] = {
     "figures": FIGURES,
 }
 
+SHAS = script_shas(SCRIPTS)
+
 _MAX_REMEMBERED = 100_000
+_MAX_HEADS = 4096  # packed script-and-keys starts kept (per script and slot)
 
 _L = TypeVar("_L", bound="LedgerCore")
 
@@ -81,6 +87,8 @@ class LedgerCore:
         self._idle_ms = int(max(memory.hold_timeout, memory.flight_timeout, memory.refresh) * 1000)
         self._idle_ms += 60_000
         self._warned_expired = False
+        self._heads: dict[tuple[str, Slot, int], bytes] = {}
+        self.pending = Pending(max_age=min(memory.hold_timeout, memory.flight_timeout) / 4)
         reset_after_fork(self)  # a forked child drops the parent's connection and entries
 
     @classmethod
@@ -109,6 +117,7 @@ class LedgerCore:
         self._flights = {}
         self._committing = {}
         self._lock = threading.Lock()
+        self.pending.reset()  # the parent sends what it deferred
         self.memory.after_fork_in_child()
 
     @property
@@ -116,24 +125,21 @@ class LedgerCore:
         """Whether the ledger is in Redis (when Redis answers)."""
         return self._keys is not None
 
-    def scripts(self) -> dict[str, Any] | None:
-        """The registered scripts of the Redis client to use now, or ``None``."""
+    def client(self) -> Any:
+        """The Redis client to use now, or ``None`` (not in Redis, or Redis unusable now)."""
         if self._keys is None or self._connect is None:
             return None
         client = self._connect()
-        if client is None:
-            return None
-        known = self._scripts
-        if known is None or known[0] is not client:
-            known = (client, {n: client.register_script(s) for n, s in SCRIPTS.items()})
-            self._scripts = known
-        return known[1]
+        if client is not None and (self._scripts is None or self._scripts[0] is not client):
+            self._scripts = (client, {})  # none loaded yet: see loads()
+        return client
 
     def keys(self, slot: Slot) -> list[str]:
         assert self._keys is not None
         return self._keys.slot(*slot)
 
     def failed(self, what: str, error: BaseException) -> None:
+        """Tell the Redis level a call failed (it backs off)."""
         if self._failed is not None:
             self._failed(f"ledger {what}", error)
 
@@ -201,3 +207,85 @@ class LedgerCore:
         """The answer to event ``key`` that came while it was being committed, if one did."""
         with self._lock:
             return self._committing.pop(key, None)
+
+    # -- round trips (see .pipeline) ----------------------------------------------------------
+
+    def commands(self, ops: list[Op]) -> list[bytes]:
+        """The ``EVALSHA`` of each operation, packed (the script and keys once per slot)."""
+        heads = self._heads
+        packed = []
+        for op in ops:
+            place = (op.name, op.slot, len(op.args))
+            head = heads.get(place)
+            if head is None:
+                if len(heads) >= _MAX_HEADS:
+                    heads.clear()
+                count = 8 + len(op.args)
+                head = heads[place] = pack_head(
+                    count, "EVALSHA", SHAS[op.name], 5, *self.keys(op.slot)
+                )
+            packed.append(pack_tail(head, op.args))
+        return packed
+
+    def loads(self, client: Any, *, flushed: bool = False) -> list[bytes]:
+        """``SCRIPT LOAD`` of every script, before the first round trip on ``client`` (so
+        that none is refused ``NOSCRIPT`` while the calls after it run) and after Redis
+        said it lost them (``flushed``); else none."""
+        known = self._scripts
+        if not flushed and known is not None and known[0] is client and known[1]:
+            return []
+        self._scripts = (client, SHAS)
+        return [pack("SCRIPT", "LOAD", source) for source in SCRIPTS.values()]
+
+    def settle(
+        self, ops: list[Op], replies: list[Any], error: BaseException | None
+    ) -> list[tuple[bool, Any]]:
+        """Apply a round trip's replies (see :func:`.pipeline.settle`)."""
+        return settle(ops, replies, error, self.failed)
+
+    def defer_commit(self, slot: Slot, hold_id: str, quantity: int, key: str) -> bool:
+        """Queue the ``COMMIT`` of a hold taken in Redis; whether to send what is pending
+        now. When it runs, a hold found expired is warned about; when it cannot, the usage
+        is in flight in the process instead."""
+
+        def done(had: Any) -> None:
+            if not had:
+                self.committed_without_hold(slot[1])
+
+        def fallback() -> None:
+            with self._lock:
+                if key in self._flights:
+                    self._flights[key] = False
+            self.memory.commit(slot, hold_id, quantity, key)
+
+        self.flew(key, True)
+        args = self.commit_args(hold_id, quantity, key)
+        return self.pending.add(Op("commit", slot, args, done=done, fallback=fallback))
+
+    def defer_answer(self, slot: Slot, key: str, answer: Answer) -> bool:
+        """Queue what became of event ``key`` (see ``answered``); whether to send what is
+        pending now. A refusal makes this process's entry ask the server at once."""
+        outcome, usage = answer
+        if outcome == "counted":
+            name, args = "acknowledge", [key, "" if usage is None else usage]
+        elif outcome == "refused":
+            name, args = "refuse", [key]
+            self.memory.refused(slot, key)
+        else:
+            name, args = "drop", [key]
+        fallback = functools.partial(self.answer_in_memory, slot, key, answer)
+        return self.pending.add(Op(name, slot, args, done=_ignore, fallback=fallback))
+
+    def answer_in_memory(self, slot: Slot, key: str, answer: Answer) -> None:
+        """What became of event ``key``, in the process's ledger."""
+        outcome, usage = answer
+        if outcome == "counted":
+            self.memory.acknowledge(slot, key, usage)
+        elif outcome == "refused":
+            self.memory.refused(slot, key)
+        else:
+            self.memory.dropped(slot, key)
+
+
+def _ignore(reply: Any) -> None:
+    """An answer's reply tells nothing."""

@@ -65,9 +65,8 @@ class Reservation(ReservationCore):
             self._commit_failed()
             raise
         if not self._unlimited:
-            slot, hold = self._slot, self._hold_id
-            if not ledger.commit(slot, hold, amount, key, in_redis=self._in_redis):
-                ledger.committed_without_hold(self.feature_code)
+            # Sent to Redis with the next round trip; a hold found expired is warned about.
+            ledger.commit_soon(self._slot, self._hold_id, amount, key, in_redis=self._in_redis)
         self._committed(amount)
 
     def release(self) -> None:

@@ -34,6 +34,7 @@ from .._concurrency import (
     Background,
     Event,
     Sleeper,
+    Work,
     at_exit,
     gather,
     let_others_run,
@@ -73,7 +74,8 @@ class UsageBuffer(UsageBufferCore[Event]):
     Made by the client with what it needs instead of the client (see
     :mod:`chatarmin_os._usage.ports`): ``send`` and ``find_companies`` to talk to
     ChatarminOS, ``answered``/``refused``/``acknowledged`` to hear about answers,
-    ``background`` to start the worker, ``sleep`` to back off; ``lease`` is how long a spool
+    ``background`` to start the worker, ``sleep`` to back off, ``settled`` to hear that a
+    batch was settled (answered or failed: once per batch); ``lease`` is how long a spool
     row stays claimed by a sender, ``batch_limit`` the client's own batch limit.
     """
 
@@ -89,6 +91,7 @@ class UsageBuffer(UsageBufferCore[Event]):
         answered: UsageAnswered | None = None,
         refused: UsageRefused | None = None,
         acknowledged: UsageAcknowledged | None = None,
+        settled: Work | None = None,
         lease: float = 600.0,
         batch_limit: int | None = None,
         clock: Callable[[], float] = default_clock,
@@ -108,6 +111,7 @@ class UsageBuffer(UsageBufferCore[Event]):
         self._refused = refused
         self.acknowledged = acknowledged
         """``acknowledged(event, outcome)``, awaited once per event with its final outcome."""
+        self._settled = settled
         self._sleep = sleep
         ref = weakref.ref(self)
 
@@ -313,6 +317,11 @@ class UsageBuffer(UsageBufferCore[Event]):
                     logger.exception("chatarmin_os: noting a refused usage failed")
         self._report(batch, settled)
         self._acknowledge(settled.finals)
+        if self._settled is not None:
+            try:
+                self._settled()
+            except Exception:
+                logger.exception("chatarmin_os: the usage buffer's settled raised")
         # Last: a flush waiting for these events returns once everyone heard of them.
         self._record(settled)
         return settled.as_failure()
