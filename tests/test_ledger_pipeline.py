@@ -17,7 +17,7 @@ import pytest
 
 from chatarmin_os import CacheOptions, ChatarminOS, UsageBufferOptions
 from chatarmin_os._ledger.memory import MemoryLedger
-from chatarmin_os._ledger.pipeline import PENDING_CAP, Op, Pending
+from chatarmin_os._ledger.pipeline import PENDING_CAP, Op, Pending, connection_args
 from chatarmin_os._ledger.redis_scripts import LedgerKeys
 from chatarmin_os._ledger.rules import HoldVerdict, LedgerFigures
 from chatarmin_os._sync._ledger import Ledger
@@ -278,3 +278,14 @@ def test_the_client_sends_its_commits_when_the_buffer_settles_and_on_flush(
     finally:
         client.close()
         engine.close()
+
+
+def test_a_connection_is_asked_for_as_each_redis_py_wants() -> None:
+    class Before53:  # redis-py 5.0-5.2: the command name is required
+        def get_connection(self, command_name: str, *keys: Any, **options: Any) -> None: ...
+
+    class Since53:  # later: no arguments (they warn)
+        def get_connection(self, command_name: str | None = None, *keys: Any) -> None: ...
+
+    assert connection_args(Before53()) == ("EVALSHA",)
+    assert connection_args(Since53()) == ()

@@ -11,7 +11,7 @@ from typing import Any
 
 from .._concurrency import asleep
 from .._ledger.memory import Slot
-from .._ledger.pipeline import Op, not_run
+from .._ledger.pipeline import Op, connection_args, not_run
 from .._ledger.redis_scripts import parse_figures, parse_hold
 from .._ledger.router import Answer, LedgerCore
 from .._ledger.rules import HoldVerdict, LedgerFigures
@@ -68,7 +68,7 @@ class AsyncLedger(LedgerCore):
         """Pipeline ``ops`` on one connection; their replies (a refused one: its error) go
         to ``replies``. Those refused ``NOSCRIPT`` are sent again after loading the scripts."""
         pool = client.connection_pool
-        connection = await pool.get_connection()
+        connection = await pool.get_connection(*connection_args(pool))
         try:
             loads = self.loads(client)
             got: list[Any] = []

@@ -46,6 +46,7 @@ __all__ = [
     "PENDING_CAP",
     "Op",
     "Pending",
+    "connection_args",
     "not_run",
     "pack",
     "pack_head",
@@ -170,6 +171,26 @@ def pack_tail(head: bytes, args: list[Any]) -> bytes:
 def pack_head(count: int, *args: Any) -> bytes:
     """The start of a command of ``count`` arguments: ``args``, packed."""
     return b"*%d\r\n%b" % (count, b"".join(map(_bulk, args)))
+
+
+_LEGACY: dict[type, tuple[str, ...]] = {}
+
+
+def connection_args(pool: Any) -> tuple[str, ...]:
+    """What ``pool.get_connection`` takes: nothing since redis-py 5.3 (which warns about
+    arguments), a command name before (where it was required)."""
+    kind = type(pool)
+    args = _LEGACY.get(kind)
+    if args is None:
+        import inspect
+
+        try:
+            name = inspect.signature(pool.get_connection).parameters.get("command_name")
+        except (TypeError, ValueError):
+            name = None
+        needed = name is not None and name.default is inspect.Parameter.empty
+        args = _LEGACY[kind] = ("EVALSHA",) if needed else ()
+    return args
 
 
 def not_run(replies: list[Any]) -> list[int]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._concurrency import sleep
 from .._ledger.memory import Slot
-from .._ledger.pipeline import Op, not_run
+from .._ledger.pipeline import Op, connection_args, not_run
 from .._ledger.redis_scripts import parse_figures, parse_hold
 from .._ledger.router import Answer, LedgerCore
 from .._ledger.rules import HoldVerdict, LedgerFigures
@@ -70,7 +70,7 @@ class Ledger(LedgerCore):
         """Pipeline ``ops`` on one connection; their replies (a refused one: its error) go
         to ``replies``. Those refused ``NOSCRIPT`` are sent again after loading the scripts."""
         pool = client.connection_pool
-        connection = pool.get_connection()
+        connection = pool.get_connection(*connection_args(pool))
         try:
             loads = self.loads(client)
             got: list[Any] = []
