@@ -54,6 +54,7 @@ class _InputModel(pydantic.BaseModel):
         populate_by_name=True,
         strict=True,
         frozen=True,
+        use_attribute_docstrings=True,
         defer_build=True,
     )
 
@@ -66,19 +67,35 @@ class Hints(_InputModel):
     """What ``smart_link`` / ``onboard`` match a company by."""
 
     company_name: str | None = Field(default=None, min_length=1, pattern=r"\S")
+    """The company's name, compared loosely with companies' names (case, punctuation and
+    suffixes like "Inc" or "GmbH" do not count); ``None``: not used."""
     domain: str | None = Field(default=None, min_length=1, pattern=r"\S")
+    """The company's web domain (e.g. ``"acme.com"``), compared with companies' domains
+    (case-insensitively); ``None``: not used."""
     emails: list[Annotated[str, Field(min_length=1, pattern=r"\S")]] | None = None
+    """E-mail addresses of people at the company; their domains are compared with companies'
+    domains. ``None``: not used."""
 
 
 class ContactInput(_InputModel):
     """One contact for ``contacts.bulk_upsert``."""
 
     email: str = _NonEmpty
+    """The contact's e-mail address (required): a contact of the company with the same
+    address (case-insensitively) is updated, else one is created."""
     name: str | None = Field(default=None, min_length=1, pattern=r"\S")
+    """The contact's name; ``None``: not sent (an existing contact keeps its name)."""
     role: str | None = Field(default=None, min_length=1, pattern=r"\S")
+    """The contact's role (e.g. ``"CTO"``); ``None``: not sent (an existing contact keeps
+    its role)."""
     is_primary: bool | None = None
+    """``True`` makes the contact the company's one primary contact; ``None``: not sent
+    (unchanged; a new contact is not primary)."""
     avatar_url: str | None = Field(default=None, min_length=1, pattern=r"\S")
+    """The URL of the contact's picture; ``None``: not sent (unchanged)."""
     metadata: dict[str, Any] | None = None
+    """Your own JSON data about the contact, sent as it is (keys are not renamed); ``None``:
+    not sent (unchanged)."""
 
     @field_validator("metadata", mode="before")
     @classmethod

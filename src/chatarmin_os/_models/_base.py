@@ -39,6 +39,8 @@ class BaseModel(pydantic.BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         protected_namespaces=(),
+        # Each field's docstring is also its description (JSON schema, ``model_fields``).
+        use_attribute_docstrings=True,
         # Validators are built on a model's first use, not when the SDK is imported.
         defer_build=True,
     )

@@ -25,13 +25,26 @@ class FeatureAccessBase(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     feature_code: str
+    """The feature's code (e.g. ``"ai_credit"``)."""
     is_enabled: bool
+    """``True`` when the feature is turned on for the company; ``False`` when it was never
+    granted, was turned off, or its ``valid_until`` has passed."""
     can_use: bool
+    """``True`` when the company may use the feature now: enabled, and unlimited or
+    ``current_usage`` below ``quantity_limit``."""
     has_quantity: bool
+    """``True`` for a metered feature (usage counted with ``billing.track_usage``);
+    ``False`` for an on/off feature."""
     current_usage: int
+    """The usage counted so far, in the feature's units (0 when none)."""
     quantity_limit: int | None
+    """The most usage allowed; ``None`` means unlimited."""
     included_quantity: int | None
+    """The usage included before billing starts (usage beyond it is billable); ``None``
+    means none is included."""
     remaining: int | None
+    """``quantity_limit - current_usage``: how much more may be used; ``None`` means
+    unlimited."""
 
     # Not a field: never read from nor sent on the wire (a server may add its own "source").
     _provenance: Provenance = PrivateAttr(default="live")
@@ -83,9 +96,18 @@ class FeatureAccessDetail(FeatureAccessBase):
     """
 
     feature_name: str
+    """The feature's display name."""
     config_values: dict[str, Any]
+    """The feature's settings for this company (e.g. ``{"maxSeats": 50}``), keys as set
+    (not renamed); ``{}`` when none. ``features.set_access(config=...)`` merges into it
+    key by key."""
     source: FeatureSource
+    """Where the company's access came from: ``"subscription"`` (a tier or subscription),
+    ``"manual"`` (set by hand; what ``features.set_access`` records by default),
+    ``"trial"`` or ``"api"``."""
     valid_until: datetime | None
+    """When the access ends (an aware ``datetime``; after it ``is_enabled`` is ``False``);
+    ``None`` means it does not expire."""
 
 
 class OrgFeatureAccess(BaseModel):
@@ -96,7 +118,9 @@ class OrgFeatureAccess(BaseModel):
     """
 
     company_id: str
+    """The id of the company linked to the org id."""
     features: list[FeatureAccessDetail]
+    """The company's access to each feature, as ``features.list_access`` gives it."""
 
     _provenance: Provenance = PrivateAttr(default="live")
 
