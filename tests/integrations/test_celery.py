@@ -258,9 +258,12 @@ class Reports:
         return int(self.redis.scard(f"{self.name}-set"))
 
     def wait_all(self, total: int, worker: Worker) -> None:
-        """Until every index below ``total`` has reported."""
+        """Until every index below ``total`` has reported, then every line is read (all
+        may have reported before this is called: a task's line and index land together)."""
         while self.done() < total:
             self.wait(len(self.lines) + 1, worker)
+        while (item := self.redis.lpop(self.name)) is not None:
+            self.lines.append(item.decode())
 
     def pids(self) -> dict[str, set[str]]:
         """The processes that ran the tasks, each with the ids of the clients it used."""

@@ -58,8 +58,10 @@ def report(index: int, to: str, worker: str) -> None:
     if connection is None:
         connection = _reports[os.getpid()] = redis.Redis.from_url(BROKER)
     line = f"{index} {os.getpid()} {id(chatarmin.client)} {worker}"
-    connection.sadd(f"{to}-set", index)
-    connection.rpush(to, line)
+    with connection.pipeline(transaction=True) as both:  # the line is there once the index is
+        both.rpush(to, line)
+        both.sadd(f"{to}-set", index)
+        both.execute()
 
 
 class Flaky(Exception):
