@@ -161,3 +161,15 @@ def test_the_built_search_index_names_every_public_name() -> None:
     assert (SEARCH_INDEX.parent.parent / "llms.txt").exists()
     built_pages = {entry["location"].partition("#")[0] for entry in entries}
     assert len(built_pages) >= 12
+    # Sphinx roles in docstrings are shown as code, never as ":class:" text.
+    shown = [entry["location"] for entry in entries if re.search(r":\w+:`?<code>", entry["text"])]
+    assert shown == []
+
+
+def test_sphinx_roles_become_inline_code() -> None:
+    from scripts.griffe_roles import plain
+
+    assert plain("see :class:`~chatarmin_os.BatchOptions` and :meth:`Client.flush`.") == (
+        "see `BatchOptions` and `Client.flush`."
+    )
+    assert plain(":py:attr:`~a.b.c`, ``kept``") == "`c`, ``kept``"
