@@ -289,3 +289,30 @@ def test_a_connection_is_asked_for_as_each_redis_py_wants() -> None:
 
     assert connection_args(Before53()) == ("EVALSHA",)
     assert connection_args(Since53()) == ()
+
+
+def test_closing_the_client_sends_its_last_events_answers_before_the_cache_closes(
+    redis_server: RedisServer,
+) -> None:
+    engine = LocalEngine()
+    cache = CacheOptions(redis_url=redis_server.url)
+    buffering = UsageBufferOptions(flush_interval=3600)  # nothing sent before the close
+    client = ChatarminOS.local(engine, cache=cache, usage_buffer=buffering)
+    try:
+        company = client.companies.create(name="Close Co")
+        client.features.set_access(
+            company_id=company.id, feature_code="ai_credit", is_enabled=True, quantity_limit=10
+        )
+        keys = client._reservations().ledger._keys
+        for _ in range(3):
+            with client.billing.reserve(company_id=company.id, feature_code="ai_credit"):
+                pass
+    finally:
+        # The buffer sends the 3 events when it closes; their answers reach Redis through
+        # the cache's connection, which closes after (not before) them.
+        client.close()
+    other = Ledger(MemoryLedger(), keys=keys, connect=Counted(redis_server.url).connect)
+    try:
+        assert other.figures((company.id, "ai_credit")) == LedgerFigures(10, 3, 0, 0, True)
+    finally:
+        engine.close()

@@ -325,8 +325,8 @@ class AsyncChatarminOS(
             )
 
         url = f"{self._config.base_url}billing.reserve"
-        # First when closing: what the ledger deferred reaches Redis before the cache closes.
-        self._closing_steps.insert(0, ledger.drain)
+        # Closing: what the ledger deferred reaches Redis before the cache closes its Redis.
+        self._on_close(ledger.drain)
         return AsyncReservations(ledger, figures=figures, meter=meter, url=url)
 
     async def __aenter__(self: _C) -> _C:

@@ -42,6 +42,18 @@ _T = TypeVar("_T")
 _DEFAULT_BATCHING = BatchOptions()
 
 
+class _LastStep:
+    """A closing step that runs after every other (see ``ClientCore._on_close``)."""
+
+    __slots__ = ("step",)
+
+    def __init__(self, step: Callable[[], Any]) -> None:
+        self.step = step
+
+    def __call__(self) -> Any:
+        return self.step()
+
+
 def paths_of(calls: list[Call]) -> str:
     """The procedure path of one call, or the comma-joined paths of a batch (for messages)."""
     return calls[0].path if len(calls) == 1 else ",".join(call.path for call in calls)
@@ -206,13 +218,20 @@ class ClientCore:
         """Whether this client was closed (or the pool it sends through was)."""
         return self._closed or bool(self._pool.is_closed)
 
-    def _on_close(self, step: Callable[[], Any]) -> None:
+    def _on_close(self, step: Callable[[], Any], *, last: bool = False) -> None:
         """Run ``step`` when the client (the one owning the pool) closes, before the pool.
 
-        For what a client holds besides its pool (a usage buffer to flush, a cache's
-        subscriptions); each step bounds its own waiting.
+        For what a client holds besides its pool (a usage buffer to flush, a ledger to
+        drain, a cache's connections); each step bounds its own waiting. Steps run in the
+        order given, those marked ``last`` (the cache: what the others still write goes
+        through its Redis) after all the others.
         """
-        self._closing_steps.append(step)
+        steps = self._closing_steps
+        if last:
+            steps.append(_LastStep(step))
+            return
+        at = next((i for i, done in enumerate(steps) if isinstance(done, _LastStep)), len(steps))
+        steps.insert(at, step)
 
     def __repr__(self) -> str:
         config = getattr(self, "_config", None)

@@ -77,7 +77,7 @@ class ChatarminOSCore(ClientCore, Generic[_H, _S]):
             cache_options = CacheOptions.resolve(cache)
             assert cache_options is not None
             self._cache_group, close = self._io.cache_group(cache_options, self._background)
-            self._on_close(close)
+            self._on_close(close, last=True)
         self._init_cache()
         self._init_usage_buffers(buffer_options)
         if buffer_options is not None and buffer_options.spool is not None:

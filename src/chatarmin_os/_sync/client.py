@@ -319,8 +319,8 @@ class ChatarminOS(CachedCalls, BaseClient, ChatarminOSCore[HTTPClient, Sleeper])
             )
 
         url = f"{self._config.base_url}billing.reserve"
-        # First when closing: what the ledger deferred reaches Redis before the cache closes.
-        self._closing_steps.insert(0, ledger.drain)
+        # Closing: what the ledger deferred reaches Redis before the cache closes its Redis.
+        self._on_close(ledger.drain)
         return Reservations(ledger, figures=figures, meter=meter, url=url)
 
     def __enter__(self: _C) -> _C:
