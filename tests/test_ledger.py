@@ -152,6 +152,29 @@ def test_holds_and_flights_expire(kind: str, request: pytest.FixtureRequest) -> 
     assert ledger.figures(SLOT) == LedgerFigures(10, 0, 0, 7, True)
 
 
+def test_thousands_in_flight_expire_in_order_and_their_sums_stay_exact() -> None:
+    """The in-process ledger keeps running sums and purges only the expired front (a hold
+    looks at no more than what expired): exact through adds, repeats, acks and expiry."""
+    clock = Clock()
+    memory = MemoryLedger(clock=clock, hold_timeout=60, flight_timeout=600, refresh=10**9)
+    memory.load(SLOT, limit=100_000, usage=0, enabled=True)
+    for n in range(5_000):  # one a millisecond: the buffer has sent none of them yet
+        assert memory.hold(SLOT, f"h{n}", 2).outcome == "held"
+        memory.commit(SLOT, f"h{n}", 2, f"k{n}")
+        clock.now += 0.001
+    assert memory.figures(SLOT) == LedgerFigures(100_000, 0, 0, 10_000, True)
+    memory.acknowledge(SLOT, "k10", 2)  # counted by the server: reported, no longer flying
+    memory.commit(SLOT, "gone", 2, "k20")  # the same event again: counted once, renewed
+    assert memory.figures(SLOT) == LedgerFigures(100_000, 2, 0, 9_998, True)
+    clock.now += 600 - 5 + 0.0105  # the first ten flights' time is up (k10 left already)
+    assert memory.figures(SLOT) == LedgerFigures(100_000, 2, 0, 9_978, True)
+    assert memory.hold(SLOT, "x", 4) == HoldVerdict(
+        "held", remaining=100_000 - 2 - 9_978 - 4, limit=100_000
+    )
+    clock.now += 10  # every flight's time is up, k20's renewed one too; the hold is live
+    assert memory.figures(SLOT) == LedgerFigures(100_000, 2, 4, 0, True)
+
+
 def test_old_figures_are_asked_for_again(kind: str, request: pytest.FixtureRequest) -> None:
     clock = Clock()
     ledger = make_ledger(kind, request, clock, refresh=300)

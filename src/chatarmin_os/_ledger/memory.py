@@ -24,6 +24,47 @@ Slot = tuple[str, str]
 """(company id, feature code)."""
 
 
+class _Table:
+    """Holds (or flights) by id: quantity and expiry, and their running sum.
+
+    Every entry of a table lives the same timeout from a monotonic clock, so insertion order
+    is expiry order: purging looks only at the expired front, and the sum is kept as entries
+    come and go. A hold or a flight thus costs the same however many are outstanding (the
+    buffer may have thousands in flight while ChatarminOS is unreachable).
+    """
+
+    __slots__ = ("items", "total")
+
+    def __init__(self) -> None:
+        self.items: dict[str, tuple[int, float]] = {}  # id -> (quantity, expires)
+        self.total = 0
+
+    def add(self, key: str, quantity: int, expires: float) -> None:
+        old = self.items.pop(key, None)  # again: to the back, with its new expiry
+        if old is not None:
+            self.total -= old[0]
+        self.items[key] = (quantity, expires)
+        self.total += quantity
+
+    def pop(self, key: str) -> tuple[int, float] | None:
+        got = self.items.pop(key, None)
+        if got is not None:
+            self.total -= got[0]
+        return got
+
+    def purge(self, now: float) -> None:
+        """Drop the expired entries (at the front; should an older one ever sit behind a
+        later one, it counts until it reaches the front: too much, never too little)."""
+        items = self.items
+        gone = []
+        for key, (_, expires) in items.items():
+            if expires > now:
+                break
+            gone.append(key)
+        for key in gone:
+            self.total -= items.pop(key)[0]
+
+
 class _Entry:
     __slots__ = ("enabled", "flights", "holds", "limit", "loaded", "reported", "stale")
 
@@ -33,21 +74,15 @@ class _Entry:
         self.reported = 0
         self.loaded = 0.0
         self.stale = True
-        self.holds: dict[str, tuple[int, float]] = {}  # hold id -> (quantity, expires)
-        self.flights: dict[str, tuple[int, float]] = {}  # idempotency key -> (quantity, expires)
+        self.holds = _Table()  # by hold id
+        self.flights = _Table()  # by idempotency key
 
     def purge(self, now: float) -> None:
-        for table in (self.holds, self.flights):
-            if table:
-                for key in [k for k, (_, expires) in table.items() if expires <= now]:
-                    del table[key]
+        self.holds.purge(now)
+        self.flights.purge(now)
 
     def used(self) -> int:
-        return (
-            self.reported
-            + sum(q for q, _ in self.holds.values())
-            + sum(q for q, _ in self.flights.values())
-        )
+        return self.reported + self.holds.total + self.flights.total
 
 
 class MemoryLedger:
@@ -91,7 +126,7 @@ class MemoryLedger:
             left = entry.limit - entry.used()
             if quantity > left:
                 return HoldVerdict("refused", remaining=left, limit=entry.limit)
-            entry.holds[hold_id] = (quantity, now + self.hold_timeout)
+            entry.holds.add(hold_id, quantity, now + self.hold_timeout)
             return HoldVerdict("held", remaining=left - quantity, limit=entry.limit)
 
     def load(self, slot: Slot, *, limit: int | None, usage: int, enabled: bool) -> None:
@@ -114,17 +149,17 @@ class MemoryLedger:
         now = self._clock()
         with self._lock:
             entry = self._entries.setdefault(slot, _Entry())
-            hold = entry.holds.pop(hold_id, None)
+            hold = entry.holds.pop(hold_id)
             had = hold is not None and hold[1] > now  # an expired one is not held any more
             if quantity > 0:
-                entry.flights[key] = (quantity, now + self.flight_timeout)
+                entry.flights.add(key, quantity, now + self.flight_timeout)
             return had
 
     def release(self, slot: Slot, hold_id: str) -> bool:
         """Give a hold back; ``False`` when it was gone already."""
         with self._lock:
             entry = self._entries.get(slot)
-            return entry is not None and entry.holds.pop(hold_id, None) is not None
+            return entry is not None and entry.holds.pop(hold_id) is not None
 
     def acknowledge(self, slot: Slot, key: str, usage: int | None) -> None:
         """The server counted the event ``key`` (or saw it before): usage ``usage`` now."""
@@ -132,7 +167,7 @@ class MemoryLedger:
             entry = self._entries.get(slot)
             if entry is None:
                 return
-            entry.flights.pop(key, None)
+            entry.flights.pop(key)
             if usage is not None:
                 entry.reported = max(entry.reported, usage)
 
@@ -142,7 +177,7 @@ class MemoryLedger:
         with self._lock:
             entry = self._entries.get(slot)
             if entry is not None:
-                entry.flights.pop(key, None)
+                entry.flights.pop(key)
                 entry.stale = True
 
     def dropped(self, slot: Slot, key: str) -> None:
@@ -150,7 +185,7 @@ class MemoryLedger:
         with self._lock:
             entry = self._entries.get(slot)
             if entry is not None:
-                entry.flights.pop(key, None)
+                entry.flights.pop(key)
 
     def figures(self, slot: Slot) -> LedgerFigures | None:
         """The entry's figures now (expired holds and flights left out), or ``None``."""
@@ -163,7 +198,7 @@ class MemoryLedger:
             return LedgerFigures(
                 limit=entry.limit,
                 reported=entry.reported,
-                held=sum(q for q, _ in entry.holds.values()),
-                in_flight=sum(q for q, _ in entry.flights.values()),
+                held=entry.holds.total,
+                in_flight=entry.flights.total,
                 enabled=entry.enabled,
             )
