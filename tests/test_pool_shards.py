@@ -35,12 +35,15 @@ KEY = "os_sk_shards"
 class HeldShard:
     """A shard answering each request once the test lets it go (async)."""
 
-    def __init__(self, number: int, log: list[int], gate: asyncio.Event) -> None:
-        self.number, self.log, self.gate = number, log, gate
+    def __init__(
+        self, number: int, log: list[int], gate: asyncio.Event, arrived: asyncio.Event
+    ) -> None:
+        self.number, self.log, self.gate, self.arrived = number, log, gate, arrived
         self.closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.log.append(self.number)
+        self.arrived.set()
         await self.gate.wait()
         if request.url.path == "/fail":
             raise httpx.ConnectError("refused", request=request)
@@ -50,15 +53,11 @@ class HeldShard:
         self.closed = True
 
 
-def sharded_with(shards: list[Any]) -> AsyncShardedTransport:
-    return AsyncShardedTransport(shards)
-
-
 async def test_requests_go_to_the_least_busy_shard_and_one_at_a_time_to_the_first() -> None:
     log: list[int] = []
-    gate = asyncio.Event()
-    shards = [HeldShard(n, log, gate) for n in range(3)]
-    transport = sharded_with(shards)
+    gate, arrived = asyncio.Event(), asyncio.Event()
+    shards = [HeldShard(n, log, gate, arrived) for n in range(3)]
+    transport = AsyncShardedTransport(shards)
     request = httpx.Request("GET", "http://x/ok")
     gate.set()
     for _ in range(3):  # one at a time: always the first (one connection, as one pool)
@@ -67,7 +66,9 @@ async def test_requests_go_to_the_least_busy_shard_and_one_at_a_time_to_the_firs
     log.clear()
     gate.clear()
     waiting = [asyncio.ensure_future(transport.handle_async_request(request)) for _ in range(7)]
-    await asyncio.sleep(0)
+    while len(log) < 7:  # until all seven are in their shards
+        await arrived.wait()
+        arrived.clear()
     assert log == [0, 1, 2, 0, 1, 2, 0]
     assert transport._busy == [3, 2, 2]
     gate.set()
@@ -79,8 +80,8 @@ async def test_requests_go_to_the_least_busy_shard_and_one_at_a_time_to_the_firs
 async def test_a_failed_request_frees_its_shard_and_close_closes_every_shard() -> None:
     gate = asyncio.Event()
     gate.set()
-    shards = [HeldShard(n, [], gate) for n in range(2)]
-    transport = sharded_with(shards)
+    shards = [HeldShard(n, [], gate, asyncio.Event()) for n in range(2)]
+    transport = AsyncShardedTransport(shards)
     with pytest.raises(httpx.ConnectError):
         await transport.handle_async_request(httpx.Request("GET", "http://x/fail"))
     assert transport._busy == [0, 0]
