@@ -334,7 +334,12 @@ async def test_calls_go_the_direct_road_with_no_httpx_request_built_first(
             company_id="c1", feature_code="ai_credit"
         )
     assert roads == ["direct"]
-    assert raw.http_response.request.url == httpx.URL(
+    response = raw.http_response
+    # The answer's headers as httpx's own transport gives them; read and closed already.
+    assert response.headers.raw == httpx.Headers(response.headers.raw).raw
+    assert response.headers["x-request-id"] == "req_direct"
+    assert response.is_closed and response.is_stream_consumed
+    assert response.request.url == httpx.URL(
         f"{url}/features.check?input=%7B%22companyId%22%3A%22c1%22%2C%22featureCode%22%3A%22ai_credit%22%7D"
     )
     assert raw.request_id == "req_direct"
@@ -351,6 +356,51 @@ async def test_calls_go_the_direct_road_with_no_httpx_request_built_first(
     await http.aclose()
     assert (roads, hooked) == (["direct", "httpx"], ["GET"])
     assert answers.seen[0] == answers.seen[1]  # the same request either way
+
+
+async def test_the_request_an_answer_names_is_built_only_when_asked_for(
+    wire: tuple[Answers, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers, url = wire
+    sent: list[Any] = []
+    direct = AioHttpTransport.send_wire
+
+    async def send_wire(self: AioHttpTransport, request: Any) -> httpx.Response:
+        sent.append(request)
+        return await direct(self, request)
+
+    monkeypatch.setattr(AioHttpTransport, "send_wire", send_wire)
+    async with over_aiohttp(url) as client:
+        await client.features.check(company_id="c1", feature_code="ai_credit")
+        assert sent[0]._built is None  # answered and parsed: no httpx.Request made
+        raw = await client.with_raw_response.features.check(
+            company_id="c1", feature_code="ai_credit"
+        )
+        request = raw.http_request  # a raw response names its request: made for it, once
+        assert sent[1]._built is request
+        assert raw.http_response.request is request
+        assert request.headers["authorization"] == f"Bearer {KEY}"
+        assert request.url.path == "/api/v1/features.check"
+        answers.body = b"{}"  # not a tRPC answer: the error names the request
+        with pytest.raises(APIResponseValidationError) as info:
+            await client.features.check(company_id="c1", feature_code="ai_credit")
+    failed = info.value.response
+    assert failed is not None
+    assert failed.request.url.params["input"] == '{"companyId":"c1","featureCode":"ai_credit"}'
+
+
+async def test_clients_sharing_one_aiohttp_client_send_their_own_headers(
+    wire: tuple[Answers, str],
+) -> None:
+    answers, url = wire
+    http = DefaultAioHttpClient()
+    first = AsyncChatarminOS(api_key="os_sk_first", base_url=url, http_client=http)
+    second = AsyncChatarminOS(api_key="os_sk_second", base_url=url, http_client=http)
+    for client in (first, second, first, second.with_options(max_retries=0), first):
+        await client.features.check(company_id="c1", feature_code="ai_credit")
+    await http.aclose()
+    keys = [dict(seen)["authorization"].split()[1] for seen in answers.seen]
+    assert keys == ["os_sk_first", "os_sk_second", "os_sk_first", "os_sk_second", "os_sk_first"]
 
 
 async def test_a_gzip_answer_is_decoded_once(wire: tuple[Answers, str]) -> None:

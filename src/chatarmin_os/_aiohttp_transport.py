@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -107,17 +107,48 @@ def _httpx_error(exc: BaseException, request: httpx.Request) -> httpx.TransportE
 _MAPPED: tuple[type[BaseException], ...] = tuple(source for source, _ in _EXCEPTIONS)
 
 
+class _AnswerResponse(httpx.Response):
+    """An ``httpx.Response`` of an aiohttp answer whose ``request`` is made only when read.
+
+    The SDK's direct road (:meth:`AioHttpTransport.send_wire`) sends an encoded request
+    without an ``httpx.Request``; most answers never need one (an error, a raw response or
+    ``response.url`` does), so it is built from the wire request on first use.
+    """
+
+    _wire: WireRequest | None = None
+
+    @property
+    def request(self) -> httpx.Request:
+        """The request this answers (built from the SDK's encoded request when first read)."""
+        if self._request is None and self._wire is not None:
+            self._request = self._wire.sent
+        return httpx.Response.request.fget(self)  # type: ignore[attr-defined, no-any-return]
+
+    @request.setter
+    def request(self, value: httpx.Request) -> None:
+        self._request = value
+
+
+def _headers(raw: Sequence[tuple[bytes, bytes]]) -> httpx.Headers:
+    """``httpx.Headers(raw)`` for aiohttp's raw header pairs (bytes already: nothing to
+    check), without normalising each name and value through httpx's helpers."""
+    headers = httpx.Headers()
+    headers._list = [(name, name.lower(), value) for name, value in raw]
+    return headers
+
+
 def _response(
-    answer: aiohttp.ClientResponse, body: bytes, request: httpx.Request | None
+    answer: aiohttp.ClientResponse, body: bytes, request: httpx.Request | WireRequest
 ) -> httpx.Response:
-    """The ``httpx.Response`` of an aiohttp answer read whole (decoded by httpx when
-    ``aread()`` is called, if it came compressed)."""
+    """The ``httpx.Response`` of an aiohttp answer read whole; ``request`` is the httpx
+    request it answers, or the SDK's encoded one (an ``httpx.Request`` is then made only
+    if asked for). A compressed body is decoded by httpx when ``aread()`` is called; any
+    other is read and closed already (``aread()`` and ``aclose()`` have nothing to do)."""
     version = answer.version
-    response = httpx.Response(
+    response = _AnswerResponse(
         answer.status,
-        headers=answer.raw_headers,
         stream=httpx.ByteStream(body),
-        request=request,
+        request=request if isinstance(request, httpx.Request) else None,
         extensions={
             "http_version": f"HTTP/{version.major}.{version.minor}".encode()
             if version is not None
@@ -125,8 +156,12 @@ def _response(
             "reason_phrase": (answer.reason or "").encode(),
         },
     )
+    if not isinstance(request, httpx.Request):
+        response._wire = request
+    response.headers = _headers(answer.raw_headers)
     if "content-encoding" not in answer.headers:
         response._content = body  # nothing to decode: read already
+        response.is_stream_consumed = response.is_closed = True
     return response
 
 
@@ -174,6 +209,7 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
         self._closer: AsyncGenerator[None, None] | None = None
         self._slots: asyncio.Semaphore | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+        self._last_headers: tuple[httpx.Headers, list[tuple[str, str]]] | None = None
         reset_after_fork(self)
 
     def _after_fork_in_child(self) -> None:
@@ -247,6 +283,16 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
         )
         return _response(answer, body, request)
 
+    def _items_of(self, headers: httpx.Headers) -> list[tuple[str, str]]:
+        """``headers.multi_items()``, kept for the last headers object seen: the SDK sends the
+        same (never changed) headers object call after call."""
+        last = self._last_headers
+        if last is not None and last[0] is headers:
+            return last[1]
+        items = headers.multi_items()
+        self._last_headers = (headers, items)
+        return items
+
     async def send_wire(self, wire: WireRequest) -> httpx.Response:
         """Send the SDK's encoded request without making an ``httpx.Request`` of it first
         (the client's pool takes this road when it would send straight to this transport:
@@ -255,12 +301,12 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
         answer, body = await self._exchange(
             wire.method,
             wire.url_text,
-            wire.headers.multi_items(),
+            self._items_of(wire.headers),
             wire.content,
             wire.extensions,
             lambda: wire.sent,
         )
-        return _response(answer, body, wire.sent)
+        return _response(answer, body, wire)
 
     async def _exchange(
         self,

@@ -192,9 +192,20 @@ def dumps_plain(value: Any) -> str:
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+_URI_SAFE = "-_.!~*'()"
+# ASCII characters encodeURIComponent escapes, each to its %XX (one str.translate pass).
+_ASCII_ESCAPES = {
+    code: f"%{code:02X}"
+    for code in range(128)
+    if not (chr(code).isascii() and chr(code).isalnum()) and chr(code) not in _URI_SAFE
+}
+
+
 def encode_uri_component(text: str) -> str:
     """Percent-encode ``text`` exactly as JavaScript's ``encodeURIComponent`` does."""
-    return quote(text, safe="-_.!~*'()")
+    if text.isascii():
+        return text.translate(_ASCII_ESCAPES)
+    return quote(text, safe=_URI_SAFE)
 
 
 def _escape_key(key: str) -> str:

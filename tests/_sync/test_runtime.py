@@ -243,6 +243,20 @@ def test_a_callers_client_with_hooks_auth_and_params_goes_through_send() -> None
     assert request.headers["authorization"] == f"Bearer {API_KEY}"  # ours wins
 
 
+def test_cookies_set_on_your_client_later_are_sent_and_removed_ones_are_not() -> None:
+    handler = Recorder(httpx.Response(200, json=UNMETERED_ACCESS_ANSWER))
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    client = ChatarminOS(api_key=API_KEY, base_url=BASE_URL, http_client=http)
+    client.features.check(company_id="c1", feature_code="ai_credit")
+    http.cookies.set("gateway", "s2", domain="os.example.test")
+    client.features.check(company_id="c1", feature_code="ai_credit")
+    http.cookies.delete("gateway")  # removed one by one: the jar is empty again
+    client.features.check(company_id="c1", feature_code="ai_credit")
+    http.cookies.clear()
+    client.features.check(company_id="c1", feature_code="ai_credit")
+    assert [r.headers.get("cookie") for r in handler.requests] == [None, "gateway=s2", None, None]
+
+
 def test_a_plain_client_of_yours_keeps_its_headers_as_they_change() -> None:
     handler = Recorder(httpx.Response(200, json=UNMETERED_ACCESS_ANSWER))
     http = httpx.Client(transport=httpx.MockTransport(handler), headers={"X-Team": "a"})

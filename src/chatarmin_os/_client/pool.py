@@ -87,10 +87,18 @@ def is_plain(client: Any) -> bool:
             and not hooks["response"]
             and not client.follow_redirects
             and not client._params
-            and not client._cookies.jar
+            and not _has_cookies(client._cookies.jar)
         )
     except (AttributeError, KeyError, TypeError):  # another library: take the public road
         return False
+
+
+def _has_cookies(jar: Any) -> bool:
+    """Whether a cookie jar may hold a cookie: the stdlib ``CookieJar``'s own dict looked at
+    (``len()`` walks every cookie); a jar emptied cookie by cookie still counts (the
+    client's ``send`` is then used, which is always right)."""
+    cookies = getattr(jar, "_cookies", None)
+    return bool(cookies) if isinstance(cookies, dict) else len(jar) > 0
 
 
 class HTTPPoolCore(PoolCore, Generic[_H]):

@@ -99,22 +99,25 @@ class CachedCalls:
         (``with_raw_response``) is never answered by the cache: a query is sent past it.
         """
         cache = self._cache
-        if cache is not None:
-            if options:
-                call_options(options)  # refused before the cache answers
-            query = _QUERIES.get(path)
-            if query is not None:
-                if raw_call_active():
-                    checked = payload if check is None else check(payload)
-                    return self._call(path, checked, parse, options=options)
-                found = cache.hit(query, payload)
-                if found is not MISS:
-                    hit: _T = found
-                    return hit
-        return self._call_through_cache(path, payload, parse, check, idempotent, options)
+        if cache is None:  # the common case: no cache, no coroutine in between
+            checked = payload if check is None else check(payload)
+            return self._call(path, checked, parse, idempotent=idempotent, options=options)
+        if options:
+            call_options(options)  # refused before the cache answers
+        query = _QUERIES.get(path)
+        if query is not None:
+            if raw_call_active():
+                checked = payload if check is None else check(payload)
+                return self._call(path, checked, parse, options=options)
+            found = cache.hit(query, payload)
+            if found is not MISS:
+                hit: _T = found
+                return hit
+        return self._call_through_cache(cache, path, payload, parse, check, idempotent, options)
 
     def _call_through_cache(
         self,
+        cache: EntitlementCache,
         path: str,
         payload: Mapping[str, Any],
         parse: Callable[[Any], _T],
@@ -124,9 +127,6 @@ class CachedCalls:
     ) -> _T:
         """:meth:`_call_cached` when no fresh answer is cached (the hit path holds no cells)."""
         checked = payload if check is None else check(payload)
-        cache = self._cache
-        if cache is None:
-            return self._call(path, checked, parse, idempotent=idempotent, options=options)
 
         def send() -> _T:
             return self._call(path, checked, parse, idempotent=idempotent, options=options)
