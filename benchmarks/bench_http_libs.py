@@ -16,6 +16,13 @@ measured inside its own process):
 * the same GET sent raw (no SDK) with aiohttp, httpx and, when installed, httpx2: what each
   library costs by itself.
 
+The Node server's own CPU time per call is measured too (Linux, all its threads): one Node
+event loop answers every runner, so ``1 / (its CPU per call)`` is roughly the most calls/s any
+client gets from it on this machine, however cheap the client (V8's helper threads make it
+an estimate, not a bound). On a 2-core machine the client and the server also share the
+cores: near that ceiling, a client's ratio over the official one says as much about the
+machine as about the client.
+
 ``--quick`` is a smoke run for CI (few calls; the numbers mean nothing). Needs Node.js and the
 conformance dependencies (``npm ci`` in tests/conformance, done here when missing).
 """
@@ -171,22 +178,40 @@ def main() -> None:
     waves, rounds = (2, 1) if args.quick else (args.waves, args.rounds)
     server = ReferenceServer.start("json")
     rates: dict[str, list[float]] = {name: [] for name in [OFFICIAL, *RUNNERS]}
+    server_cpu: dict[str, list[float]] = {name: [] for name in rates}
+    calls = (waves + 1) * CONCURRENT  # the warm-up wave included: the server answers it too
+
+    def measured(name: str, run: Callable[[], float]) -> None:
+        # The router records every call (and each request): emptied before every
+        # measurement, so none runs against a bigger heap than another.
+        server.reset()
+        before = server.cpu_seconds()
+        rates[name].append(run())
+        after = server.cpu_seconds()
+        if before is not None and after is not None:
+            server_cpu[name].append((after - before) / calls * 1e6)
+
     try:
         for _ in range(rounds):
-            # The router records every call (and each request): emptied before every
-            # measurement, so none runs against a bigger heap than another.
-            server.reset()
-            rates[OFFICIAL].append(node_rate(server.base_url, waves, link="http"))
+            measured(OFFICIAL, lambda: node_rate(server.base_url, waves, link="http"))
             for name, runner in RUNNERS.items():
-                server.reset()
-                rates[name].append(asyncio.run(runner(server.base_url, waves)))
+                measured(name, lambda runner=runner: asyncio.run(runner(server.base_url, waves)))
     finally:
         server.stop()
     medians = {name: statistics.median(values) for name, values in rates.items()}
     baseline = medians[OFFICIAL]
     print(f"{CONCURRENT} concurrent unbatched features.check, {waves} waves, median of {rounds}")
     for name, rate in medians.items():
-        print(f"  {name:40} {rate:8.0f} calls/s  {rate / baseline:5.2f}x official")
+        cpu = server_cpu[name]
+        served = f"  server {statistics.median(cpu):4.0f} us CPU/call" if cpu else ""
+        print(f"  {name:40} {rate:8.0f} calls/s  {rate / baseline:5.2f}x official{served}")
+    aio_cpu = server_cpu["AsyncChatarminOS, DefaultAioHttpClient"]
+    if aio_cpu and not args.quick:  # a smoke run's few calls: clock ticks, not costs
+        ceiling = 1e6 / statistics.median(aio_cpu)
+        print(
+            f"  one core spending the server's CPU per call on each of the SDK's calls "
+            f"answers ~{ceiling:.0f} calls/s ({ceiling / baseline:4.2f}x official)"
+        )
     if httpx2 is None:
         print("  (httpx2 not installed: not measured)")
     if httpx2 is not None:

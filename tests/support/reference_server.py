@@ -10,6 +10,7 @@ Nothing here imports pytest: a missing Node.js raises :class:`NodeUnavailable`.
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import subprocess
@@ -246,6 +247,19 @@ class ReferenceServer:
             raise RuntimeError(f"the reference server ({self.mode}) is not running")
         response = self._http.post(f"{self.origin}/__output", json={"path": path, "output": output})
         response.raise_for_status()
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the server process has used so far (user + system, all its threads), or
+        ``None`` where ``/proc`` cannot tell (not Linux, or not running)."""
+        process = self._process
+        if process is None:
+            return None
+        try:
+            with open(f"/proc/{process.pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def reset(self) -> None:
         """``POST /__reset``: forget the recorded calls, requests and canned outputs set."""
