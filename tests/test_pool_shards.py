@@ -127,21 +127,21 @@ def test_limits_are_shared_between_the_shards() -> None:
     # (httpcore caps keep-alive at max_connections: None shares as "no more than that")
 
 
-def test_our_pools_are_ten_shards_of_ten_connections_kept_alive() -> None:
-    assert (MAX_CONNECTIONS, SHARDS) == (100, 10)
+def test_our_pools_are_25_shards_of_4_connections_kept_alive() -> None:
+    assert (MAX_CONNECTIONS, SHARDS) == (100, 25)
     for make in (default_async_client, default_sync_client):
         client: Any = make()
         transport = client._transport
         assert type(transport).__name__ in ("AsyncShardedTransport", "ShardedTransport")
         lib = library.of(client)
         assert lib is library.preferred()
-        assert len(transport._shards) == 10
+        assert len(transport._shards) == 25
         assert all(
             type(shard) in (lib.AsyncHTTPTransport, lib.HTTPTransport)
             for shard in transport._shards
         )
         pool = transport._shards[0]._pool  # the library's own pool: its limits as we set them
-        assert (pool._max_connections, pool._max_keepalive_connections) == (10, 10)
+        assert (pool._max_connections, pool._max_keepalive_connections) == (4, 4)
         assert pool._keepalive_expiry == KEEPALIVE_EXPIRY
 
 
