@@ -74,6 +74,7 @@ REPLACEMENTS: dict[str, str] = {
     "alet_others_run": "let_others_run",
     "AsyncSleeper": "Sleeper",
     "current_loop": "no_loop",
+    "async_network_backend": "sync_network_backend",
     "AsyncBackground": "Background",
     "AsyncWork": "Work",
     "AsyncEvent": "Event",

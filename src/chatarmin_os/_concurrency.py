@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
@@ -230,6 +231,32 @@ def current_loop() -> object | None:
             return trio.lowlevel.current_trio_token()  # type: ignore[no-any-return]
         except RuntimeError:
             return None
+    return None
+
+
+def async_network_backend(lib: ModuleType) -> object | None:
+    """The network backend the SDK's own async pools made with ``lib`` (httpx or httpx2) use:
+    :class:`~chatarmin_os._asyncio_network.AsyncioBackend` on asyncio's own loops and uvloop's,
+    ``None`` (the library's own, through anyio) under trio, another loop or outside one."""
+    asyncio = sys.modules.get("asyncio")
+    loop = None if asyncio is None else asyncio._get_running_loop()
+    if asyncio is None or loop is None:
+        return None
+    if not isinstance(loop, asyncio.BaseEventLoop) and not type(loop).__module__.startswith(
+        "uvloop"
+    ):
+        return None  # a loop we have not tried: the library's own way
+    import importlib
+
+    from ._asyncio_network import AsyncioBackend
+
+    return AsyncioBackend(
+        importlib.import_module("httpcore2" if lib.__name__ == "httpx2" else "httpcore")
+    )
+
+
+def sync_network_backend(lib: ModuleType) -> object | None:
+    """The sync twin of :func:`async_network_backend`: blocking pools keep the library's own."""
     return None
 
 

@@ -36,7 +36,7 @@ from .._client import library
 from .._client.outcomes import BodyDecodingError
 from .._client.pool import HTTPPoolCore, InProcessAnswer, PoolCore, is_plain
 from .._client.request import WireRequest
-from .._concurrency import current_loop
+from .._concurrency import async_network_backend, current_loop
 from .._exceptions import ChatarminOSError
 from .._types import AsyncHTTPClient, HTTPResponse
 
@@ -113,7 +113,12 @@ class AsyncShardedTransport(httpx.AsyncBaseTransport):
             max_keepalive_connections=share(limits.max_keepalive_connections),
             keepalive_expiry=limits.keepalive_expiry,
         )
-        return cls([lib.AsyncHTTPTransport(verify=verify, limits=each) for _ in range(shards)])
+        pools = [lib.AsyncHTTPTransport(verify=verify, limits=each) for _ in range(shards)]
+        network = async_network_backend(lib)
+        if network is not None:  # asyncio's own network layer (see _asyncio_network.py)
+            for pool in pools:
+                pool._pool._network_backend = network
+        return cls(pools)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through the pool with the fewest requests in flight."""

@@ -38,7 +38,7 @@ from .._client import library
 from .._client.outcomes import BodyDecodingError
 from .._client.pool import HTTPPoolCore, InProcessAnswer, PoolCore, is_plain
 from .._client.request import WireRequest
-from .._concurrency import no_loop
+from .._concurrency import no_loop, sync_network_backend
 from .._exceptions import ChatarminOSError
 from .._types import HTTPClient, HTTPResponse
 
@@ -115,7 +115,12 @@ class ShardedTransport(httpx.BaseTransport):
             max_keepalive_connections=share(limits.max_keepalive_connections),
             keepalive_expiry=limits.keepalive_expiry,
         )
-        return cls([lib.HTTPTransport(verify=verify, limits=each) for _ in range(shards)])
+        pools = [lib.HTTPTransport(verify=verify, limits=each) for _ in range(shards)]
+        network = sync_network_backend(lib)
+        if network is not None:  # asyncio's own network layer (see _asyncio_network.py)
+            for pool in pools:
+                pool._pool._network_backend = network
+        return cls(pools)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through the pool with the fewest requests in flight."""
