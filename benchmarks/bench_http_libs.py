@@ -23,6 +23,10 @@ an estimate, not a bound). On a 2-core machine the client and the server also sh
 cores: near that ceiling, a client's ratio over the official one says as much about the
 machine as about the client.
 
+When ``wrk`` (a load generator in C) is installed, it is run against the same server too
+(one thread, 100 keep-alive connections, no waves: the server is never left waiting): the
+most calls/s this server answers on this machine, whatever the client.
+
 ``--quick`` is a smoke run for CI (few calls; the numbers mean nothing). Needs Node.js and the
 conformance dependencies (``npm ci`` in tests/conformance, done here when missing).
 """
@@ -33,7 +37,10 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -156,6 +163,21 @@ async def raw_httpx2(base_url: str, waves: int) -> float:
     return await raw_httpx_like(base_url, waves, httpx2)
 
 
+def wrk_rate(wrk: str, url: str, seconds: int = 3) -> float:
+    """Calls/s ``wrk`` gets from the server: one thread, 100 connections, ``seconds`` long."""
+    out = subprocess.run(
+        [wrk, "-t1", f"-c{CONCURRENT}", f"-d{seconds}s", "-H", f"Authorization: Bearer {KEY}", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None:
+        raise RuntimeError(f"wrk printed no rate:\n{out}")
+    return float(found.group(1))
+
+
+WRK = "wrk (C load generator, no waves)"
 SDK_HTTPX2 = "SDK through httpx2 (default pool)"
 RUNNERS: dict[str, Callable[[str, int], Awaitable[float]]] = {}
 if httpx2 is not None:
@@ -191,9 +213,16 @@ def main() -> None:
         if before is not None and after is not None:
             server_cpu[name].append((after - before) / calls * 1e6)
 
+    wrk = None if args.quick else shutil.which("wrk")
+    if wrk is not None:
+        rates[WRK], server_cpu[WRK] = [], []
     try:
         for _ in range(rounds):
             measured(OFFICIAL, lambda: node_rate(server.base_url, waves, link="http"))
+            if wrk is not None:
+                url = check_url(server.base_url, "f0_0")
+                server.reset()
+                rates[WRK].append(wrk_rate(wrk, url))
             for name, runner in RUNNERS.items():
                 measured(name, lambda runner=runner: asyncio.run(runner(server.base_url, waves)))
     finally:
