@@ -226,37 +226,38 @@ async def test_a_large_answer_arrives_whole(core: ModuleType, which: int) -> Non
         big_server.close()
 
 
-@pytest.mark.parametrize("server", [never_answer], indirect=True)
+BIG_BODY = b"x" * (32 * 1024 * 1024)  # more than the socket buffers take
+
+
+@pytest.mark.parametrize(
+    ("server", "method", "content", "timeout", "error"),
+    [
+        (never_answer, "GET", None, {"read": 0.1}, "ReadTimeout"),
+        (never_read, "POST", BIG_BODY, {"write": 0.2}, "WriteTimeout"),
+        (reset_mid_answer, "GET", None, {}, "ReadError"),
+    ],
+    ids=["no answer in time", "body not read in time", "reset mid answer"],
+    indirect=["server"],
+)
 @pytest.mark.parametrize("which", [0, 1], ids=["asyncio", "anyio"])
-async def test_read_timeout(server: Server, core: ModuleType, which: int) -> None:
-    async with core.AsyncConnectionPool(network_backend=backends(core.__name__)[which]) as pool:
-        with pytest.raises(core.ReadTimeout):
-            await pool.request(
-                "GET", f"http://127.0.0.1:{server.port}/", extensions={"timeout": {"read": 0.1}}
-            )
-
-
-@pytest.mark.parametrize("server", [never_read], indirect=True)
-@pytest.mark.parametrize("which", [0, 1], ids=["asyncio", "anyio"])
-async def test_write_timeout(server: Server, core: ModuleType, which: int) -> None:
-    async with core.AsyncConnectionPool(network_backend=backends(core.__name__)[which]) as pool:
-        with pytest.raises(core.WriteTimeout):
-            await pool.request(
-                "POST",
-                f"http://127.0.0.1:{server.port}/",
-                content=b"x" * (32 * 1024 * 1024),  # more than the socket buffers take
-                extensions={"timeout": {"write": 0.2}},
-            )
-
-
-@pytest.mark.parametrize("server", [reset_mid_answer], indirect=True)
-@pytest.mark.parametrize("which", [0, 1], ids=["asyncio", "anyio"])
-async def test_a_reset_mid_answer_is_a_read_error(
-    server: Server, core: ModuleType, which: int
+async def test_failures(
+    server: Server,
+    core: ModuleType,
+    which: int,
+    method: str,
+    content: bytes | None,
+    timeout: dict[str, float],
+    error: str,
 ) -> None:
     async with core.AsyncConnectionPool(network_backend=backends(core.__name__)[which]) as pool:
-        with pytest.raises((core.ReadError, core.RemoteProtocolError)):
-            await pool.request("GET", f"http://127.0.0.1:{server.port}/")
+        with pytest.raises(Exception) as info:
+            await pool.request(
+                method,
+                f"http://127.0.0.1:{server.port}/",
+                content=content,
+                extensions={"timeout": timeout},
+            )
+    assert type(info.value) is getattr(core, error)
 
 
 @pytest.mark.parametrize("which", [0, 1], ids=["asyncio", "anyio"])
