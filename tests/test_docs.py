@@ -164,6 +164,10 @@ def test_the_built_search_index_names_every_public_name() -> None:
     # Sphinx roles in docstrings are shown as code, never as ":class:" text.
     shown = [entry["location"] for entry in entries if re.search(r":\w+:`?<code>", entry["text"])]
     assert shown == []
+    # A model's private attributes (``_request_id``) are not listed among its fields.
+    private = re.compile(r"<p>Fields:</p>\s*<ul>(?:(?!</ul>).)*?<li>\s*<code>_", re.S)
+    listed = [entry["location"] for entry in entries if private.search(entry["text"])]
+    assert listed == []
 
 
 def test_sphinx_roles_become_inline_code() -> None:

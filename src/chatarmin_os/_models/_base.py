@@ -45,7 +45,7 @@ class BaseModel(pydantic.BaseModel):
         defer_build=True,
     )
 
-    _request_id: str | None = None
+    _request_id: str | None = pydantic.PrivateAttr(default=None)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, pydantic.BaseModel):
