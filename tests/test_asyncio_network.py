@@ -48,6 +48,7 @@ class Server:
         self.port = self.sock.getsockname()[1]
         self.connections = 0
         self.closed = threading.Semaphore(0)  # released each time a connection is closed
+        self.got = threading.Semaphore(0)  # released by a handler that got its request
         self._serve = serve
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
@@ -182,6 +183,31 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused(server: S
             await client.features.check(company_id="c1", feature_code="ai_credit")
             await asyncio.to_thread(server.closed.acquire)  # closed before the next call
     assert server.connections == 3
+
+
+def first_never_answers(connection: socket.socket, server: Server) -> None:
+    if server.connections == 1:
+        read_head(connection)
+        server.got.release()  # the first request is in
+        server.closed.acquire()  # never answered
+        return
+    keep_answering(connection, server)
+
+
+@pytest.mark.parametrize("server", [first_never_answers], indirect=True)
+async def test_a_call_cancelled_mid_answer_leaves_the_pool_usable(server: Server) -> None:
+    base_url = f"http://127.0.0.1:{server.port}"
+    async with AsyncChatarminOS(api_key=KEY, base_url=base_url, max_retries=0) as client:
+        stuck = asyncio.ensure_future(
+            client.features.check(company_id="c1", feature_code="ai_credit")
+        )
+        await asyncio.to_thread(server.got.acquire)  # waiting for its answer now
+        stuck.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stuck
+        access = await client.features.check(company_id="c1", feature_code="ai_credit")
+    assert access.current_usage == 1
+    assert server.connections == 2  # the cancelled call's connection was not reused
 
 
 @pytest.mark.parametrize("server", [never_answer], indirect=True)
