@@ -338,6 +338,7 @@ async def test_calls_go_the_direct_road_with_no_httpx_request_built_first(
     # The answer's headers as httpx's own transport gives them; read and closed already.
     assert response.headers.raw == httpx.Headers(response.headers.raw).raw
     assert response.headers["x-request-id"] == "req_direct"
+    assert response.headers.encoding == "ascii"
     assert response.is_closed and response.is_stream_consumed
     assert response.request.url == httpx.URL(
         f"{url}/features.check?input=%7B%22companyId%22%3A%22c1%22%2C%22featureCode%22%3A%22ai_credit%22%7D"
@@ -387,6 +388,22 @@ async def test_the_request_an_answer_names_is_built_only_when_asked_for(
     failed = info.value.response
     assert failed is not None
     assert failed.request.url.params["input"] == '{"companyId":"c1","featureCode":"ai_credit"}'
+
+
+async def test_answer_headers_that_are_not_ascii_decode_as_httpx_decodes_them(
+    wire: tuple[Answers, str],
+) -> None:
+    answers, url = wire
+    answers.headers = {"X-Request-Id": "req_é", "X-Note": "café"}
+    async with over_aiohttp(url) as client:
+        raw = await client.with_raw_response.features.check(
+            company_id="c1", feature_code="ai_credit"
+        )
+    headers = raw.http_response.headers
+    reference = httpx.Headers(headers.raw)
+    assert (headers.encoding, headers["x-note"]) == (reference.encoding, reference["x-note"])
+    assert headers["x-note"] == "café"
+    assert raw.request_id == "req_é"
 
 
 async def test_clients_sharing_one_aiohttp_client_send_their_own_headers(

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncGenerator, Callable, Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -134,6 +135,8 @@ def _headers(raw: Sequence[tuple[bytes, bytes]]) -> httpx.Headers:
     check), without normalising each name and value through httpx's helpers."""
     headers = httpx.Headers()
     headers._list = [(name, name.lower(), value) for name, value in raw]
+    if b"".join(chain.from_iterable(raw)).isascii():
+        headers.encoding = "ascii"  # what httpx would work out on the first lookup
     return headers
 
 
