@@ -148,10 +148,11 @@ def _response(
     if asked for). A compressed body is decoded by httpx when ``aread()`` is called; any
     other is read and closed already (``aread()`` and ``aclose()`` have nothing to do)."""
     version = answer.version
+    built = request if isinstance(request, httpx.Request) else None
     response = _AnswerResponse(
         answer.status,
         stream=httpx.ByteStream(body),
-        request=request if isinstance(request, httpx.Request) else None,
+        request=built,
         extensions={
             "http_version": f"HTTP/{version.major}.{version.minor}".encode()
             if version is not None
@@ -159,8 +160,8 @@ def _response(
             "reason_phrase": (answer.reason or "").encode(),
         },
     )
-    if not isinstance(request, httpx.Request):
-        response._wire = request
+    if built is None:
+        response._wire = request  # type: ignore[assignment]
     response.headers = _headers(answer.raw_headers)
     if "content-encoding" not in answer.headers:
         response._content = body  # nothing to decode: read already

@@ -10,7 +10,7 @@ the socket takes needs no timer, and a timer is set only while a read or a drain
 It behaves as httpcore's anyio backend does, exception for exception (``ConnectTimeout``,
 ``ConnectError``, ``ReadTimeout``, ``ReadError``, ``WriteTimeout``, ``WriteError`` of the
 library given), including the check for a dropped idle connection (``is_readable`` asks the
-socket, as anyio's does). Used only by the pools the SDK makes itself, only under asyncio
+socket with the library's own helper, as its anyio backend does). Used only by the pools the SDK makes itself, only under asyncio
 (trio keeps httpcore's own backend), which never connect to a Unix socket; see
 ``_async/_http.py``.
 """
@@ -28,21 +28,6 @@ __all__ = ["AsyncioBackend"]
 
 _HIGH_WATER = 256 * 1024
 """Bytes received and not yet read past which the socket is not read (until they are)."""
-
-
-def _is_readable(sock: Any) -> bool:
-    """Whether ``sock`` has data or an end of stream waiting (a dropped idle connection)."""
-    try:
-        fileno = sock.fileno()
-    except (AttributeError, OSError):
-        return True
-    if fileno < 0:
-        return True
-    import select
-
-    poller = select.poll()
-    poller.register(fileno, select.POLLIN)
-    return bool(poller.poll(0))
 
 
 class _Protocol(asyncio.Protocol):
@@ -213,7 +198,8 @@ class AsyncioStream:
             protocol = self._protocol
             if protocol.chunks or protocol.eof or transport.is_closing():
                 return True
-            return _is_readable(transport.get_extra_info("socket"))
+            # What the library's own backend asks (an end of stream not yet delivered).
+            return self._core._utils.is_socket_readable(transport.get_extra_info("socket"))
         return None
 
 
