@@ -26,7 +26,6 @@ import httpx
 import pytest
 import trio
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from chatarmin_os import (
     APIConnectionError,
@@ -41,6 +40,7 @@ from chatarmin_os import (
 )
 from chatarmin_os._aiohttp_transport import AioHttpTransport
 from chatarmin_os.testing import ChatarminOSServer
+from tests.support.aiohttp_server import serving
 from tests.support.canned import UNMETERED_ACCESS_ANSWER
 from tests.support.helpers import Sleeps
 from tests.support.needs import start_reference_server
@@ -289,14 +289,8 @@ async def wire() -> AsyncIterator[tuple[Answers, str]]:
         answers.seen.append([(name.lower(), value) for name, value in request.headers.items()])
         return web.Response(body=answers.body, headers=answers.headers)
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield answers, str(server.make_url("/api/v1"))
-    finally:
-        await server.close()
+    async with serving(handle, "/api/v1") as url:
+        yield answers, url
 
 
 async def test_the_same_headers_as_httpx_sends(wire: tuple[Answers, str]) -> None:

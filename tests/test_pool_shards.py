@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from chatarmin_os import AsyncChatarminOS
 from chatarmin_os._async._http import (
@@ -27,6 +26,7 @@ from chatarmin_os._async._http import (
 )
 from chatarmin_os._client import library
 from chatarmin_os._sync._http import ShardedTransport, default_sync_client
+from tests.support.aiohttp_server import serving
 from tests.support.canned import UNMETERED_ACCESS_ANSWER
 
 KEY = "os_sk_shards"
@@ -162,14 +162,8 @@ async def peers() -> AsyncIterator[tuple[list[object], str]]:
             full.clear()  # the next burst waits for its own 100
         return web.Response(body=body, content_type="application/json")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield seen, str(server.make_url("/api"))
-    finally:
-        await server.close()
+    async with serving(handle, "/api") as url:
+        yield seen, url
 
 
 async def test_a_second_burst_of_100_reuses_the_first_bursts_100_connections(
