@@ -71,13 +71,20 @@ def ledger_on(url: str, product: str, **kwargs: Any) -> tuple[Ledger, Counted]:
     return ledger, counted
 
 
+def two_processes(url: str) -> tuple[Ledger, Ledger]:
+    """Two ledgers of one new product on one Redis (two processes' view of it); the first
+    has loaded the server's figures: a limit of 10, nothing used."""
+    product = os.urandom(6).hex()
+    mine, _ = ledger_on(url, product)
+    theirs, _ = ledger_on(url, product)
+    mine.load(SLOT, limit=10, usage=0, enabled=True)
+    return mine, theirs
+
+
 def test_a_commit_waits_for_the_next_round_trip_and_its_hold_counts_meanwhile(
     redis_server: RedisServer,
 ) -> None:
-    product = os.urandom(6).hex()
-    mine, _ = ledger_on(redis_server.url, product)
-    theirs, _ = ledger_on(redis_server.url, product)  # another process, the same Redis
-    mine.load(SLOT, limit=10, usage=0, enabled=True)
+    mine, theirs = two_processes(redis_server.url)
     assert mine.hold(SLOT, "a", 2) == (HoldVerdict("held", remaining=8, limit=10), True)
     mine.commit_soon(SLOT, "a", 2, "key-a", in_redis=True)
     assert len(mine.pending) == 1
@@ -178,10 +185,7 @@ def test_calls_pending_too_long_or_too_many_are_due() -> None:
 def test_an_answer_that_came_before_the_commit_sends_both_at_once(
     redis_server: RedisServer,
 ) -> None:
-    product = os.urandom(6).hex()
-    ledger, _ = ledger_on(redis_server.url, product)
-    theirs, _ = ledger_on(redis_server.url, product)
-    ledger.load(SLOT, limit=10, usage=0, enabled=True)
+    ledger, theirs = two_processes(redis_server.url)
     ledger.hold(SLOT, "a", 2)
     ledger.committing("key-a")
     ledger.answered(SLOT, "key-a", ("counted", 2))  # the buffer settled its batch already
@@ -219,10 +223,7 @@ def test_a_sender_taking_the_pending_calls_keeps_their_order(redis_server: Redis
 def test_a_forked_child_leaves_the_parents_pending_calls_to_the_parent(
     redis_server: RedisServer,
 ) -> None:
-    product = os.urandom(6).hex()
-    ledger, _ = ledger_on(redis_server.url, product)
-    theirs, _ = ledger_on(redis_server.url, product)
-    ledger.load(SLOT, limit=10, usage=0, enabled=True)
+    ledger, theirs = two_processes(redis_server.url)
     ledger.hold(SLOT, "a", 2)
     ledger.commit_soon(SLOT, "a", 2, "key-a", in_redis=True)
     pid = os.fork()
