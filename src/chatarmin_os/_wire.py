@@ -197,7 +197,7 @@ _URI_SAFE = "-_.!~*'()"
 _ASCII_ESCAPES = {
     code: f"%{code:02X}"
     for code in range(128)
-    if not (chr(code).isascii() and chr(code).isalnum()) and chr(code) not in _URI_SAFE
+    if not chr(code).isalnum() and chr(code) not in _URI_SAFE
 }
 
 
